@@ -1,0 +1,46 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isSessionId } from './session-id.js';
+
+/** `id.signature`: the id, a dot, and 43 base64url characters of HMAC-SHA256. */
+const MAX_SIGNED_LENGTH = 43 + 1 + 43;
+
+/**
+ * Signs ids with HMAC-SHA256. Rotation: the first secret signs, every secret verifies, so a
+ * secret can be replaced without signing anyone out.
+ */
+export class SessionIdSigner {
+  private readonly keys: readonly Buffer[];
+
+  constructor(secrets: readonly string[]) {
+    this.keys = secrets.map((secret) => Buffer.from(secret, 'utf8'));
+  }
+
+  sign(id: string): string {
+    return `${id}.${this.mac(this.keys[0], id).toString('base64url')}`;
+  }
+
+  /**
+   * The id inside a signed value, or null when the value is malformed or no secret signed it.
+   * Cheap checks come first, so garbage costs no HMAC; comparisons are constant-time.
+   */
+  unsign(signed: string): string | null {
+    if (signed.length !== MAX_SIGNED_LENGTH) return null;
+    const dot = signed.indexOf('.');
+    const id = signed.slice(0, dot);
+    if (dot < 0 || !isSessionId(id)) return null;
+    // Compared as text, not decoded bytes: base64url has spare bits in its last character, and
+    // a signature altered there must not verify.
+    const given = Buffer.from(signed.slice(dot + 1), 'latin1');
+    let valid = false;
+    for (const key of this.keys) {
+      const expected = Buffer.from(this.mac(key, id).toString('base64url'), 'latin1');
+      // Every key is tried so timing does not tell which secret matched.
+      if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true;
+    }
+    return valid ? id : null;
+  }
+
+  private mac(key: Buffer, id: string): Buffer {
+    return createHmac('sha256', key).update(id).digest();
+  }
+}

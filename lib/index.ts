@@ -1,0 +1,31 @@
+export { SessionModule } from './session.module.js';
+export { SESSION_ASYNC_OPTIONS_TYPE, SESSION_OPTIONS_TYPE } from './session.module-definition.js';
+export type { SessionModuleExtras } from './session.module-definition.js';
+export { SessionCookieOptions, SessionModuleOptions, parseDuration, resolveSessionOptions } from './session.options.js';
+export type { Duration, ResolvedSessionOptions } from './session.options.js';
+export { AllowAnonymous, InjectSessionOptions, InjectSessionStore, Session } from './session.decorators.js';
+export { SessionGuard } from './session.guard.js';
+export { SessionService } from './session.service.js';
+export type { UserSessionView } from './session.service.js';
+export { SessionMiddleware } from './session.middleware.js';
+export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './session.state.js';
+export { ALLOW_ANONYMOUS_KEY, RESERVED_FIELDS, SESSION_OPTIONS } from './session.constants.js';
+export {
+  SessionConfigError,
+  SessionError,
+  SessionFieldNotJsonError,
+  SessionReservedFieldError,
+  SessionStoreUnavailableError,
+  SessionStoreUnsupportedError,
+} from './session.errors.js';
+export { generateSessionId, isSessionId, maskSessionId, SessionIdSigner } from './crypto/index.js';
+export { createSessionStore, MemoryStore, MemoryStoreConfig, SessionStore } from './stores/index.js';
+export type {
+  MemoryStoreOptions,
+  SessionChange,
+  SessionFields,
+  SessionFieldValue,
+  SessionSummary,
+  StoredSession,
+  StoreConfig,
+} from './stores/index.js';

@@ -1,0 +1,31 @@
+/** Injection token of the options after validation and defaults (a {@link ResolvedSessionOptions}). */
+export const SESSION_OPTIONS = 'SESSION:OPTIONS';
+
+/** Metadata key set by `@AllowAnonymous()`. */
+export const ALLOW_ANONYMOUS_KEY = 'SESSION:ALLOW_ANONYMOUS';
+
+/**
+ * Names that data fields may never take: the Session object's own members (so property-style
+ * data can never shadow a method Passport or a controller calls) and the prototype keys (so no
+ * input can reach an object's prototype).
+ */
+export const RESERVED_FIELDS: ReadonlySet<string> = new Set([
+  'id',
+  'isNew',
+  'regenerate',
+  'rotateId',
+  'destroy',
+  'reload',
+  'save',
+  'touch',
+  'toJSON',
+  'cookie',
+  '__proto__',
+  'constructor',
+  'prototype',
+]);
+
+/** Store types the options accept, and those this version builds. */
+export const STORE_TYPES = ['memory', 'file', 'redis', 'postgres', 'cookie'] as const;
+export type StoreType = (typeof STORE_TYPES)[number];
+export const AVAILABLE_STORE_TYPES: ReadonlySet<StoreType> = new Set(['memory']);

@@ -1,0 +1,133 @@
+import { ServiceUnavailableException } from '@nestjs/common';
+
+/**
+ * Every message the library shows lives here, so wording stays consistent and each one says what
+ * failed and how to fix it. Error classes are small subclasses with a stable `code`.
+ */
+
+const GENERATE_SECRET = `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`;
+
+const show = (value: unknown): string => {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+};
+
+export const SessionMessages = {
+  optionsNotObject: (value: unknown) =>
+    `options must be an object such as { secret: '...' } (got ${show(value)}).`,
+  secretMissing: () =>
+    `option "secret" is required: a string of at least 32 characters, or an array of them for rotation. Generate one with: ${GENERATE_SECRET}`,
+  secretTooShort: (path: string, length: number) =>
+    `option "${path}" must be at least 32 characters (got ${length}). Generate one with: ${GENERATE_SECRET}`,
+  secretType: (value: unknown) =>
+    `option "secret" must be a string or a non-empty array of strings (got ${show(value)}). Generate one with: ${GENERATE_SECRET}`,
+  duration: (path: string, value: unknown) =>
+    `option "${path}" must be a positive duration: milliseconds as a number (e.g. 1800000) or a string such as '30m', '12h', '7d' (got ${show(value)}).`,
+  durationOrFalse: (path: string, value: unknown) =>
+    `option "${path}" must be a positive duration (a number of milliseconds or a string such as '12h'), or false to disable it (got ${show(value)}).`,
+  oneOf: (path: string, value: unknown, allowed: readonly unknown[]) =>
+    `option "${path}" must be one of ${allowed.map(show).join(', ')} (got ${show(value)}).`,
+  boolean: (path: string, value: unknown) => `option "${path}" must be true or false (got ${show(value)}).`,
+  nonEmptyString: (path: string, value: unknown) =>
+    `option "${path}" must be a non-empty string (got ${show(value)}).`,
+  cookieName: (value: unknown) =>
+    `option "cookie.name" must be a valid cookie name: letters, digits and !#$%&'*+-.^_\`|~ only (got ${show(value)}).`,
+  cookiePath: (value: unknown) => `option "cookie.path" must start with "/" (got ${show(value)}).`,
+  positiveInteger: (path: string, value: unknown) =>
+    `option "${path}" must be a positive whole number (got ${show(value)}).`,
+  sameSiteNoneNeedsSecure: (secure: unknown) =>
+    `option "cookie.sameSite" is 'none', which browsers accept only on Secure cookies, but "cookie.secure" is ${show(secure)}. Set cookie.secure to true (and serve over HTTPS), or use sameSite 'lax'.`,
+  partitionedNeedsSecure: (secure: unknown) =>
+    `option "cookie.partitioned" needs a Secure cookie, but "cookie.secure" is ${show(secure)}. Set cookie.secure to true.`,
+  touchAfterTooLong: (touchAfter: number, idle: number) =>
+    `option "touchAfter" (${touchAfter} ms) must be shorter than "idleTimeout" (${idle} ms), or sessions would expire between touches. Lower touchAfter or raise idleTimeout.`,
+  absoluteShorterThanIdle: (absolute: number, idle: number) =>
+    `option "absoluteTimeout" (${absolute} ms) is shorter than "idleTimeout" (${idle} ms), so the idle timeout could never apply. Raise absoluteTimeout, lower idleTimeout, or set absoluteTimeout to false.`,
+  storeType: (value: unknown, types: readonly string[]) =>
+    `option "store.type" must be one of ${types.map(show).join(', ')} (got ${show(value)}). Or pass an instance of a class that extends SessionStore.`,
+  storeNotAvailable: (type: string) =>
+    `option "store.type" is ${show(type)}, which this version of nestjs-session-sync does not provide yet. Use { type: 'memory' }, or pass your own SessionStore instance.`,
+  storeShape: (value: unknown) =>
+    `option "store" must be a store config such as { type: 'memory' } or an instance of a class that extends SessionStore (got ${show(value)}).`,
+  unknownOption: (path: string) =>
+    `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
+  configInvalid: (problems: string[]) =>
+    `SessionModule: ${problems.length === 1 ? problems[0] : `${problems.length} problems with the options:\n  - ${problems.join('\n  - ')}`}`,
+
+  reservedField: (name: string) =>
+    `Session field "${name}" is reserved (it names a Session method or property, or would touch the prototype). Store your value under another name.`,
+  storeUnavailable: (kind: string) =>
+    `The session store (${kind}) is not answering, so this request cannot use its session. Try again shortly.`,
+  unsupported: (kind: string, operation: string) =>
+    `The ${kind} session store cannot ${operation}. Choose a server-side store (memory, file, redis or postgres) for this.`,
+  notSignedIn: () => 'Sign-in required: this route needs a signed-in session.',
+  fieldNotJson: (name: string) =>
+    `Session field "${name}" cannot be stored: its value is not JSON-serialisable. Store plain objects, arrays, strings, numbers, booleans or null.`,
+} as const;
+
+/** Base class of the library's errors; `code` is stable, the message may change. */
+export class SessionError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A bad option: thrown at start-up, before the application serves anything. */
+export class SessionConfigError extends SessionError {
+  constructor(readonly problems: string[]) {
+    super('SESSION_CONFIG', SessionMessages.configInvalid(problems));
+  }
+}
+
+/** Writing a field whose name is reserved (`id`, `save`, `__proto__`…). */
+export class SessionReservedFieldError extends SessionError {
+  constructor(readonly field: string) {
+    super('SESSION_RESERVED_FIELD', SessionMessages.reservedField(field));
+  }
+}
+
+/** A field whose value JSON cannot carry (a BigInt, a cycle). */
+export class SessionFieldNotJsonError extends SessionError {
+  constructor(readonly field: string) {
+    super('SESSION_FIELD_NOT_JSON', SessionMessages.fieldNotJson(field));
+  }
+}
+
+/** The store did not answer; the HTTP layer turns this into a 503. */
+export class SessionStoreUnavailableError extends SessionError {
+  constructor(
+    readonly storeKind: string,
+    readonly cause?: unknown,
+  ) {
+    super('SESSION_STORE_UNAVAILABLE', SessionMessages.storeUnavailable(storeKind));
+  }
+}
+
+/** An operation a store declares it cannot honour (listing users' sessions on a cookie store…). */
+export class SessionStoreUnsupportedError extends SessionError {
+  constructor(storeKind: string, operation: string) {
+    super('SESSION_STORE_UNSUPPORTED', SessionMessages.unsupported(storeKind, operation));
+  }
+}
+
+/**
+ * The HTTP answer to a store that does not answer: a 503 whose JSON body says so. An
+ * HttpException, so Nest's exception layer renders it wherever it is thrown.
+ */
+export function storeUnavailableResponse(storeKind: string): ServiceUnavailableException {
+  return new ServiceUnavailableException({
+    statusCode: 503,
+    error: 'Service Unavailable',
+    code: 'SESSION_STORE_UNAVAILABLE',
+    message: SessionMessages.storeUnavailable(storeKind),
+  });
+}

@@ -1,0 +1,105 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { NestMiddleware } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import { maskSessionId, SessionIdSigner } from './crypto/index.js';
+import { InjectSessionOptions } from './session.decorators.js';
+import { SessionError, storeUnavailableResponse } from './session.errors.js';
+import { appendSetCookie, cookieHeaderOf, exposeSession, hookResponse, isSecureRequest } from './session.http.js';
+import type { SessionRequest } from './session.http.js';
+import type { ResolvedSessionOptions } from './session.options.js';
+import { SessionState } from './session.state.js';
+import { SessionStore } from './stores/session-store.js';
+import type { StoredSession } from './stores/session-store.js';
+import { CookieTransport } from './transports/cookie.transport.js';
+
+/**
+ * The request pipeline, top to bottom:
+ *   resolve the id → load the session → (guards, handler) → diff → commit → set the cookie.
+ * It runs as middleware so the session is loaded before guards; the commit runs when the
+ * response ends, before its first byte leaves, so whatever the client does next sees it.
+ */
+@Injectable()
+export class SessionMiddleware implements NestMiddleware {
+  private readonly logger = new Logger('SessionModule');
+  private readonly transport: CookieTransport;
+  private readonly signer: SessionIdSigner;
+
+  constructor(
+    @InjectSessionOptions() private readonly options: ResolvedSessionOptions,
+    private readonly store: SessionStore,
+  ) {
+    this.transport = new CookieTransport(options.cookie);
+    this.signer = new SessionIdSigner(options.secrets);
+  }
+
+  async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
+    // 1. Resolve the id. No cookie: no store access. A bad signature: anonymous, no store access.
+    const raw = this.transport.read(cookieHeaderOf(req));
+    const presentedId = raw ? this.signer.unsign(raw) : null;
+    const now = Date.now();
+
+    // 2. Load. A store that does not answer fails only the code that reads the session.
+    let loaded: StoredSession | null = null;
+    if (presentedId) {
+      try {
+        loaded = await this.load(presentedId, now);
+      } catch (error) {
+        this.logger.warn(`Could not load session ${maskSessionId(presentedId)}: ${String(error)}`);
+        exposeSession(req, () => {
+          throw storeUnavailableResponse(this.store.kind);
+        });
+        return next();
+      }
+    }
+    const state = new SessionState(this.store, this.options, loaded, now);
+    exposeSession(req, state.proxy);
+
+    // 3–5. After the handler: diff and commit before the response leaves, then set the cookie.
+    hookResponse(res, {
+      beforeEnd: () => state.commit(),
+      beforeHeaders: () => this.writeCookie(req, res, state, presentedId, raw !== undefined),
+      onError: (error) => this.commitFailed(error, state),
+    });
+    next();
+  }
+
+  /** The stored session, unless the timeouts in force now say it is over. */
+  private async load(id: string, now: number): Promise<StoredSession | null> {
+    const session = await this.store.get(id);
+    if (!session) return null;
+    // Checked here too so that shortening a timeout takes effect on sessions already stored.
+    const { idleTimeout, absoluteTimeout } = this.options;
+    const idleOver = session.lastSeenAt + idleTimeout <= now;
+    const absoluteOver = absoluteTimeout !== false && session.createdAt + absoluteTimeout <= now;
+    return idleOver || absoluteOver ? null : session;
+  }
+
+  private writeCookie(
+    req: SessionRequest,
+    res: ServerResponse,
+    state: SessionState,
+    presentedId: string | null,
+    credentialPresented: boolean,
+  ): void {
+    const decision = state.cookieDecision(presentedId, credentialPresented);
+    if (decision.action === 'none') return;
+    const { secure } = this.options.cookie;
+    const isSecure = secure === 'auto' ? isSecureRequest(req) : secure;
+    appendSetCookie(
+      res,
+      decision.action === 'set' ? this.transport.set(this.signer.sign(decision.id), isSecure) : this.transport.clear(isSecure),
+    );
+    // A response that hands out a session credential must never be cached by anyone.
+    res.setHeader('Cache-Control', 'no-store');
+  }
+
+  private commitFailed(error: unknown, state: SessionState): { status: number; body: object } {
+    if (error instanceof SessionError && error.code === 'SESSION_FIELD_NOT_JSON') {
+      this.logger.error(error.message);
+      return { status: 500, body: { statusCode: 500, error: 'Internal Server Error', message: error.message } };
+    }
+    this.logger.warn(`Could not save session ${maskSessionId(state.id)}: ${String(error)}`);
+    const unavailable = storeUnavailableResponse(this.store.kind);
+    return { status: unavailable.getStatus(), body: unavailable.getResponse() as object };
+  }
+}

@@ -1,0 +1,267 @@
+import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, ValidateBy, validateSync } from 'class-validator';
+import type { ValidationArguments, ValidationError } from 'class-validator';
+import ms from 'ms';
+import { AVAILABLE_STORE_TYPES, STORE_TYPES } from './session.constants.js';
+import { SessionConfigError, SessionMessages } from './session.errors.js';
+import { SessionStore } from './stores/session-store.js';
+import { MemoryStoreConfig, STORE_CONFIG_CLASSES } from './stores/store-config.js';
+import type { StoreConfig } from './stores/store-config.js';
+
+/** A duration: milliseconds, or a string `ms` understands (`'30m'`, `'12h'`, `'7d'`). */
+export type Duration = number | string;
+
+/** Written in messages where the option's full path goes; filled in by {@link problemsOf}. */
+const PATH = '{path}';
+
+/** Milliseconds for a duration, or undefined when the value is not one (or not above `min`). */
+export function parseDuration(value: unknown, min = 1): number | undefined {
+  const parsed = typeof value === 'number' ? value : typeof value === 'string' ? ms(value as ms.StringValue) : NaN;
+  return typeof parsed === 'number' && Number.isFinite(parsed) && parsed >= min ? Math.floor(parsed) : undefined;
+}
+
+/** A class-validator rule whose message is built from the value, with the option path filled in later. */
+const Rule = (name: string, test: (value: unknown) => boolean, message: (value: unknown) => string) =>
+  ValidateBy({
+    name,
+    validator: {
+      validate: (value: unknown) => test(value),
+      defaultMessage: (args?: ValidationArguments) => message(args?.value),
+    },
+  });
+
+const IsDuration = (min = 1) =>
+  Rule('isDuration', (v) => parseDuration(v, min) !== undefined, (v) => SessionMessages.duration(PATH, v));
+
+const message = (build: (value: unknown) => string) => ({ message: (args: ValidationArguments) => build(args.value) });
+
+/** RFC 6265 token characters: what a cookie name may be made of. */
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The session cookie. */
+export class SessionCookieOptions {
+  /** Cookie name. @default 'sid' */
+  @IsOptional()
+  @Matches(COOKIE_NAME, message(SessionMessages.cookieName))
+  name?: string;
+
+  /** @default '/' */
+  @IsOptional()
+  @Matches(/^\//, message(SessionMessages.cookiePath))
+  path?: string;
+
+  /** Keeps the cookie out of reach of page scripts. @default true */
+  @IsOptional()
+  @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
+  httpOnly?: boolean;
+
+  /**
+   * `'auto'` marks the cookie Secure when the request came over HTTPS, as the platform sees it
+   * (behind a TLS-terminating proxy, set Express's `trust proxy`).
+   * @default 'auto'
+   */
+  @IsOptional()
+  @IsIn([true, false, 'auto'], message((v) => SessionMessages.oneOf(PATH, v, [true, false, 'auto'])))
+  secure?: boolean | 'auto';
+
+  /** `'none'` needs `secure: true`. @default 'lax' */
+  @IsOptional()
+  @IsIn(['lax', 'strict', 'none'], message((v) => SessionMessages.oneOf(PATH, v, ['lax', 'strict', 'none'])))
+  sameSite?: 'lax' | 'strict' | 'none';
+
+  /** @default undefined (the host that set it) */
+  @IsOptional()
+  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  @MinLength(1, message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  domain?: string;
+
+  /** CHIPS partitioned cookie; needs `secure: true`. @default false */
+  @IsOptional()
+  @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
+  partitioned?: boolean;
+
+  /**
+   * Lifetime of the cookie in the browser. Unset: a browser-session cookie, while the server
+   * enforces the idle and absolute timeouts. When set, the cookie is re-sent whenever the
+   * session's expiry is extended.
+   * @default undefined
+   */
+  @IsOptional()
+  @IsDuration()
+  maxAge?: Duration;
+}
+
+/**
+ * Options of `SessionModule.forRoot()` / `forRootAsync()`, validated when the module starts.
+ *
+ * @example
+ * ```ts
+ * SessionModule.forRoot({ secret: process.env.SESSION_SECRET!, idleTimeout: '20m' })
+ * ```
+ */
+export class SessionModuleOptions {
+  /**
+   * Signs session ids: a string of at least 32 characters, or several for rotation (the first
+   * signs, all verify).
+   */
+  @Rule('isSecret', isSecret, secretProblem)
+  secret!: string | string[];
+
+  /** A store config object, or an instance of a class extending {@link SessionStore}. @default { type: 'memory' } */
+  @IsOptional()
+  @Rule('isStore', (v) => v instanceof SessionStore || isStoreConfig(v), storeProblem)
+  store?: StoreConfig | SessionStore;
+
+  /** @default { name: 'sid', path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax' } */
+  @IsOptional()
+  @Rule('isObject', isPlainObject, (v) => SessionMessages.optionsNotObject(v))
+  cookie?: SessionCookieOptions;
+
+  /** Where the id travels. @default 'cookie' */
+  @IsOptional()
+  @IsIn(['cookie'], message((v) => SessionMessages.oneOf(PATH, v, ['cookie'])))
+  transport?: 'cookie';
+
+  /** Sliding expiry: a session unused this long is gone. @default '30m' */
+  @IsOptional()
+  @IsDuration()
+  idleTimeout?: Duration;
+
+  /** Hard limit from creation, whatever the activity; `false` disables it. @default '12h' */
+  @IsOptional()
+  @Rule('isDurationOrFalse', (v) => v === false || parseDuration(v) !== undefined, (v) =>
+    SessionMessages.durationOrFalse(PATH, v),
+  )
+  absoluteTimeout?: Duration | false;
+
+  /** An unmodified session refreshes its expiry in the store at most this often. @default idleTimeout / 10 */
+  @IsOptional()
+  @IsDuration(0)
+  touchAfter?: Duration;
+
+  /** Store (and send a cookie for) sessions nobody wrote to. @default false */
+  @IsOptional()
+  @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
+  saveUninitialized?: boolean;
+
+  /** The data field naming the signed-in user: the guard and the per-user index read it. @default 'userId' */
+  @IsOptional()
+  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  @MinLength(1, message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  userKey?: string;
+}
+
+/** The options after validation, with every default filled in and durations in milliseconds. */
+export interface ResolvedSessionOptions {
+  readonly secrets: readonly string[];
+  readonly store: StoreConfig | SessionStore;
+  readonly cookie: {
+    readonly name: string;
+    readonly path: string;
+    readonly httpOnly: boolean;
+    readonly secure: boolean | 'auto';
+    readonly sameSite: 'lax' | 'strict' | 'none';
+    readonly domain?: string;
+    readonly partitioned: boolean;
+    readonly maxAge?: number;
+  };
+  readonly transport: 'cookie';
+  readonly idleTimeout: number;
+  readonly absoluteTimeout: number | false;
+  readonly touchAfter: number;
+  readonly saveUninitialized: boolean;
+  readonly userKey: string;
+}
+
+/**
+ * Validates options and merges the defaults, once, at start-up.
+ * @throws SessionConfigError naming every bad option, its value and the fix.
+ */
+export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
+  if (!isPlainObject(raw)) throw new SessionConfigError([SessionMessages.optionsNotObject(raw)]);
+  const options = Object.assign(new SessionModuleOptions(), raw);
+  const problems = problemsOf(options);
+  const cookieRaw = isPlainObject(options.cookie) ? options.cookie : {};
+  problems.push(...problemsOf(Object.assign(new SessionCookieOptions(), cookieRaw), 'cookie.'));
+  if (isStoreConfig(options.store)) problems.push(...problemsOf(storeConfigInstance(options.store), 'store.'));
+  if (problems.length) throw new SessionConfigError(problems);
+
+  const cookie = {
+    name: cookieRaw.name ?? 'sid',
+    path: cookieRaw.path ?? '/',
+    httpOnly: cookieRaw.httpOnly ?? true,
+    secure: cookieRaw.secure ?? 'auto',
+    sameSite: cookieRaw.sameSite ?? 'lax',
+    domain: cookieRaw.domain,
+    partitioned: cookieRaw.partitioned ?? false,
+    maxAge: cookieRaw.maxAge === undefined ? undefined : parseDuration(cookieRaw.maxAge),
+  } as const;
+  const idleTimeout = parseDuration(options.idleTimeout ?? '30m')!;
+  const absoluteTimeout = options.absoluteTimeout === false ? false : parseDuration(options.absoluteTimeout ?? '12h')!;
+  const touchAfter = options.touchAfter === undefined ? Math.floor(idleTimeout / 10) : parseDuration(options.touchAfter, 0)!;
+
+  if (cookie.sameSite === 'none' && cookie.secure !== true) problems.push(SessionMessages.sameSiteNoneNeedsSecure(cookie.secure));
+  if (cookie.partitioned && cookie.secure !== true) problems.push(SessionMessages.partitionedNeedsSecure(cookie.secure));
+  if (touchAfter >= idleTimeout) problems.push(SessionMessages.touchAfterTooLong(touchAfter, idleTimeout));
+  if (absoluteTimeout !== false && absoluteTimeout < idleTimeout)
+    problems.push(SessionMessages.absoluteShorterThanIdle(absoluteTimeout, idleTimeout));
+  if (problems.length) throw new SessionConfigError(problems);
+
+  return {
+    secrets: typeof options.secret === 'string' ? [options.secret] : [...options.secret],
+    store: options.store ?? { type: 'memory' },
+    cookie,
+    transport: 'cookie',
+    idleTimeout,
+    absoluteTimeout,
+    touchAfter,
+    saveUninitialized: options.saveUninitialized ?? false,
+    userKey: options.userKey ?? 'userId',
+  };
+}
+
+/** class-validator errors as our messages, with `{path}` filled in and unknown keys named. */
+function problemsOf(target: object, prefix = ''): string[] {
+  const errors: ValidationError[] = validateSync(target, { whitelist: true, forbidNonWhitelisted: true });
+  return errors.flatMap((error) =>
+    Object.entries(error.constraints ?? {}).map(([constraint, text]) =>
+      constraint === 'whitelistValidation'
+        ? SessionMessages.unknownOption(prefix + error.property)
+        : text.split(PATH).join(prefix + error.property),
+    ),
+  );
+}
+
+function isPlainObject(value: unknown): value is Record<string, any> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function isSecret(value: unknown): boolean {
+  const secrets = Array.isArray(value) ? value : [value];
+  return secrets.length > 0 && secrets.every((s) => typeof s === 'string' && s.length >= 32);
+}
+
+function secretProblem(value: unknown): string {
+  if (value === undefined || value === null || value === '') return SessionMessages.secretMissing();
+  if (typeof value === 'string') return SessionMessages.secretTooShort('secret', value.length);
+  if (!Array.isArray(value) || value.length === 0 || value.some((s) => typeof s !== 'string'))
+    return SessionMessages.secretType(value);
+  const index = value.findIndex((s: string) => s.length < 32);
+  return SessionMessages.secretTooShort(`secret[${index}]`, value[index].length);
+}
+
+function isStoreConfig(value: unknown): value is StoreConfig {
+  return isPlainObject(value) && AVAILABLE_STORE_TYPES.has(value.type);
+}
+
+function storeProblem(value: unknown): string {
+  if (!isPlainObject(value)) return SessionMessages.storeShape(value);
+  if ((STORE_TYPES as readonly unknown[]).includes(value.type)) return SessionMessages.storeNotAvailable(value.type);
+  return SessionMessages.storeType(value.type, [...AVAILABLE_STORE_TYPES]);
+}
+
+function storeConfigInstance(config: StoreConfig): object {
+  const ConfigClass = STORE_CONFIG_CLASSES[config.type] ?? MemoryStoreConfig;
+  return Object.assign(new ConfigClass(), config);
+}

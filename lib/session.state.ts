@@ -1,0 +1,370 @@
+import { RESERVED_FIELDS } from './session.constants.js';
+import { SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
+import type { ResolvedSessionOptions } from './session.options.js';
+import { generateSessionId } from './crypto/index.js';
+import type { SessionChange, SessionFields, SessionStore, StoredSession } from './stores/session-store.js';
+
+/**
+ * The data of a session. Empty here; applications describe their fields by declaration merging:
+ *
+ * @example
+ * ```ts
+ * declare module 'nestjs-session-sync' {
+ *   interface SessionData {
+ *     userId?: string;
+ *     visits?: number;
+ *   }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface SessionData {}
+
+/** Node-style callback accepted by every Session method (Passport calls `regenerate(cb)`). */
+export type SessionCallback = (err?: unknown) => void;
+
+export interface RegenerateOptions {
+  /** Keep the data and move it to the new id (fixation protection on sign-in). @default false */
+  keepData?: boolean;
+}
+
+/** The members every session has besides its data fields. Their names are reserved. */
+export interface SessionMethods {
+  /** The session id. Never log it: use `maskSessionId()`. */
+  readonly id: string;
+  /** True when this request started the session (it was not in the store before). */
+  readonly isNew: boolean;
+  /** New id and empty data; the old session is destroyed at once (express-session semantics). */
+  regenerate(options?: RegenerateOptions, callback?: SessionCallback): Promise<void>;
+  regenerate(callback: SessionCallback): Promise<void>;
+  /** New id, same data: call it on sign-in. The old id is dead once the response is sent. */
+  rotateId(callback?: SessionCallback): Promise<void>;
+  /** Destroys the session in the store now; the response clears the cookie. */
+  destroy(callback?: SessionCallback): Promise<void>;
+  /** Reads the session again from the store, dropping unsaved changes. */
+  reload(callback?: SessionCallback): Promise<void>;
+  /** Writes the changes so far now, rather than before the response is sent. */
+  save(callback?: SessionCallback): Promise<void>;
+  /** Asks for the expiry to be extended even though nothing changed. */
+  touch(callback?: SessionCallback): Promise<void>;
+  /** The data fields as a plain object (a copy). */
+  toJSON(): Record<string, unknown>;
+}
+
+/** What `@Session()` and `req.session` give: the data fields and the methods. */
+export type SessionObject = SessionMethods & SessionData;
+
+/** What the request pipeline decided about the cookie once the session is committed. */
+export type CookieDecision = { action: 'set'; id: string } | { action: 'clear' } | { action: 'none' };
+
+const serialize = (field: string, value: unknown): string | undefined => {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    throw new SessionFieldNotJsonError(field);
+  }
+};
+
+/** Copies JSON-shaped data into a null-prototype object, so no key can reach a prototype. */
+const copyFields = (target: SessionFields, source: SessionFields): void => {
+  for (const key of Object.keys(source)) {
+    Object.defineProperty(target, key, { value: source[key], writable: true, enumerable: true, configurable: true });
+  }
+};
+
+/**
+ * One request's view of one session, and the only place that decides what to write.
+ *
+ * Change tracking: the first time a field is touched through the proxy (read, written or
+ * deleted), its JSON is remembered; at commit only those fields are compared again. So a nested
+ * mutation (`session.cart.items.push(x)`) is seen, and a request that touches two fields of a
+ * fifty-field session serializes two fields, not fifty.
+ *
+ * Identity: `storedId` is where the session lives in the store now (null: not stored) and `id`
+ * is where it will live after commit. They differ only while an id rotation is pending, which
+ * the commit turns into one `store.rotate()`.
+ */
+export class SessionState {
+  /** The proxy handed to application code as `req.session` / `@Session()`. */
+  readonly proxy: SessionObject;
+
+  private readonly data: SessionFields = Object.create(null);
+  private readonly originals = new Map<string, string | undefined>();
+  private currentId: string | null;
+  private storedId: string | null;
+  private created: boolean;
+  private createdAt: number;
+  private lastSeenAt: number;
+  private expiresAt: number;
+  private saveRequested = false;
+  private touchRequested = false;
+  /** The store expiry was extended by this request (a cookie with Max-Age follows it). */
+  private extended = false;
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly options: ResolvedSessionOptions,
+    loaded: StoredSession | null,
+    now: number,
+  ) {
+    this.currentId = loaded?.id ?? null;
+    this.storedId = loaded?.id ?? null;
+    this.created = loaded === null;
+    this.createdAt = loaded?.createdAt ?? now;
+    this.lastSeenAt = loaded?.lastSeenAt ?? now;
+    this.expiresAt = loaded?.expiresAt ?? 0;
+    if (loaded) copyFields(this.data, loaded.data);
+    this.proxy = this.createProxy();
+  }
+
+  /** The id the client holds after this request; a new session's id is made on first need. */
+  get id(): string {
+    this.currentId ??= generateSessionId();
+    return this.currentId;
+  }
+
+  get isNew(): boolean {
+    return this.created;
+  }
+
+  /** What is in the store right now under the id the client will hold. */
+  get isStored(): boolean {
+    return this.storedId !== null && this.storedId === this.currentId;
+  }
+
+  // ---- Session methods -------------------------------------------------------------------
+
+  async regenerate(options: RegenerateOptions = {}): Promise<void> {
+    if (options.keepData) return this.rotateId();
+    await this.destroy();
+  }
+
+  async rotateId(): Promise<void> {
+    // The old id stays in storedId until commit moves the data in one store.rotate().
+    this.currentId = generateSessionId();
+  }
+
+  async destroy(): Promise<void> {
+    const live = this.storedId;
+    this.storedId = null;
+    this.currentId = null;
+    this.created = true;
+    this.createdAt = Date.now();
+    this.clearData();
+    if (live) await this.store.destroy(live);
+  }
+
+  async reload(): Promise<void> {
+    if (this.storedId === null) {
+      this.clearData();
+      return;
+    }
+    const loaded = await this.store.get(this.storedId);
+    this.clearData();
+    if (!loaded) {
+      // Destroyed elsewhere meanwhile: become a fresh session rather than resurrect it.
+      this.storedId = null;
+      this.currentId = null;
+      this.created = true;
+      return;
+    }
+    copyFields(this.data, loaded.data);
+    this.createdAt = loaded.createdAt;
+    this.lastSeenAt = loaded.lastSeenAt;
+    this.expiresAt = loaded.expiresAt;
+  }
+
+  async save(): Promise<void> {
+    this.saveRequested = true;
+    await this.commit();
+  }
+
+  async touch(): Promise<void> {
+    this.touchRequested = true;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return JSON.parse(JSON.stringify(this.data)) as Record<string, unknown>;
+  }
+
+  // ---- Commit ------------------------------------------------------------------------------
+
+  /**
+   * Writes what this request changed, in one store round trip: create, rotate, a delta commit,
+   * or a touch when one is due. Safe to call more than once (explicit `save()`, then the end of
+   * the request): the second call writes only what changed since.
+   */
+  async commit(now = Date.now()): Promise<void> {
+    const { set, unset } = this.diff();
+    const changed = Object.keys(set).length > 0 || unset.length > 0;
+    const expiresAt = this.expiryFrom(now);
+
+    if (this.storedId === null) {
+      if (!changed && !this.saveRequested && !this.options.saveUninitialized) return;
+      await this.store.create(this.record(now, expiresAt));
+      this.storedId = this.id;
+    } else if (this.storedId !== this.currentId) {
+      if (!(await this.store.rotate(this.storedId, this.record(now, expiresAt)))) return this.lost();
+      this.storedId = this.id;
+    } else if (changed) {
+      const change: SessionChange = { set, unset, expiresAt, lastSeenAt: now };
+      if (this.originals.has(this.options.userKey)) change.userId = this.userId();
+      if (!(await this.store.commit(this.storedId, change))) return this.lost();
+    } else if (this.touchRequested || this.touchDue(now, expiresAt)) {
+      if (!(await this.store.touch(this.storedId, expiresAt, now))) return this.lost();
+    } else {
+      return;
+    }
+    this.settle(now, expiresAt);
+  }
+
+  /** The cookie the response must carry, decided after commit. */
+  cookieDecision(presentedId: string | null, credentialPresented: boolean): CookieDecision {
+    if (this.isStored) {
+      const id = this.id;
+      if (id !== presentedId || (this.extended && this.options.cookie.maxAge !== undefined)) return { action: 'set', id };
+      return { action: 'none' };
+    }
+    return credentialPresented ? { action: 'clear' } : { action: 'none' };
+  }
+
+  // ---- Internals ---------------------------------------------------------------------------
+
+  private diff(): { set: SessionFields; unset: string[] } {
+    const set: SessionFields = Object.create(null);
+    const unset: string[] = [];
+    for (const [field, original] of this.originals) {
+      const value = this.data[field];
+      const current = value === undefined ? undefined : serialize(field, value);
+      if (current === original) continue;
+      if (current === undefined) unset.push(field);
+      else Object.defineProperty(set, field, { value, enumerable: true, writable: true, configurable: true });
+    }
+    return { set, unset };
+  }
+
+  /** Fields are now as stored: future diffs start from here. */
+  private settle(now: number, expiresAt: number): void {
+    for (const field of this.originals.keys()) {
+      const value = this.data[field];
+      this.originals.set(field, value === undefined ? undefined : serialize(field, value));
+    }
+    this.extended = this.extended || expiresAt > this.expiresAt;
+    this.lastSeenAt = now;
+    this.expiresAt = expiresAt;
+    this.saveRequested = false;
+    this.touchRequested = false;
+  }
+
+  /** The session was destroyed by another request meanwhile: it stays dead. */
+  private lost(): void {
+    this.storedId = null;
+    this.currentId = null;
+    this.created = true;
+    this.clearData();
+  }
+
+  private record(now: number, expiresAt: number): StoredSession {
+    return { id: this.id, data: this.data, createdAt: this.createdAt, lastSeenAt: now, expiresAt, userId: this.userId() };
+  }
+
+  /** Sliding idle expiry, capped by the absolute deadline counted from creation. */
+  private expiryFrom(now: number): number {
+    const idle = now + this.options.idleTimeout;
+    const { absoluteTimeout } = this.options;
+    return absoluteTimeout === false ? idle : Math.min(idle, this.createdAt + absoluteTimeout);
+  }
+
+  private touchDue(now: number, expiresAt: number): boolean {
+    return now - this.lastSeenAt >= this.options.touchAfter && expiresAt > this.expiresAt;
+  }
+
+  private userId(): string | null {
+    const value = this.data[this.options.userKey];
+    return value === undefined || value === null || value === '' ? null : String(value);
+  }
+
+  /** Empties the data and makes "empty" the baseline that later changes are measured from. */
+  private clearData(): void {
+    for (const key of Object.keys(this.data)) delete this.data[key];
+    this.originals.clear();
+  }
+
+  private remember(field: string): void {
+    if (this.originals.has(field)) return;
+    const value = this.data[field];
+    this.originals.set(field, value === undefined ? undefined : serialize(field, value));
+  }
+
+  private createProxy(): SessionObject {
+    const state = this;
+    const members: Record<string, () => unknown> = {
+      id: () => state.id,
+      isNew: () => state.isNew,
+      regenerate: () => withCallback((options?: RegenerateOptions) => state.regenerate(options), true),
+      rotateId: () => withCallback(() => state.rotateId()),
+      destroy: () => withCallback(() => state.destroy()),
+      reload: () => withCallback(() => state.reload()),
+      save: () => withCallback(() => state.save()),
+      touch: () => withCallback(() => state.touch()),
+      toJSON: () => () => state.toJSON(),
+    };
+    const writable = (key: string | symbol): string => {
+      if (typeof key === 'symbol' || RESERVED_FIELDS.has(key)) throw new SessionReservedFieldError(String(key));
+      state.remember(key);
+      return key;
+    };
+    return new Proxy(this.data, {
+      get(target, key) {
+        if (typeof key === 'symbol') return undefined;
+        if (Object.hasOwn(members, key)) return members[key]();
+        if (RESERVED_FIELDS.has(key)) return undefined;
+        state.remember(key);
+        return target[key];
+      },
+      set(target, key, value) {
+        const field = writable(key);
+        if (value === undefined) delete target[field];
+        else Object.defineProperty(target, field, { value, writable: true, enumerable: true, configurable: true });
+        return true;
+      },
+      deleteProperty(target, key) {
+        delete target[writable(key)];
+        return true;
+      },
+      defineProperty(target, key, descriptor) {
+        const field = writable(key);
+        return Reflect.defineProperty(target, field, { ...descriptor, enumerable: true, configurable: true });
+      },
+      getOwnPropertyDescriptor(target, key) {
+        if (typeof key === 'string') state.remember(key);
+        return Reflect.getOwnPropertyDescriptor(target, key);
+      },
+      has(target, key) {
+        return (typeof key === 'string' && Object.hasOwn(members, key)) || Reflect.has(target, key);
+      },
+      setPrototypeOf() {
+        throw new SessionReservedFieldError('__proto__');
+      },
+    }) as unknown as SessionObject;
+  }
+}
+
+/**
+ * Gives a method both calling styles: it returns a Promise, and if the last argument is a
+ * function it is called Node-style (and the Promise then never rejects, so no unhandled
+ * rejection follows a callback that already got the error).
+ */
+function withCallback<A>(method: (arg?: A) => Promise<void>, takesOptions = false) {
+  return (...args: unknown[]): Promise<void> => {
+    const last = args[args.length - 1];
+    const callback = typeof last === 'function' ? (last as SessionCallback) : undefined;
+    const arg = takesOptions && typeof args[0] === 'object' && args[0] !== null ? (args[0] as A) : undefined;
+    const result = Promise.resolve().then(() => method(arg));
+    if (!callback) return result;
+    return result.then(
+      () => callback(),
+      (err: unknown) => callback(err),
+    );
+  };
+}

@@ -1,0 +1,278 @@
+import type { OnApplicationShutdown } from '@nestjs/common';
+import { SessionConfigError, SessionFieldNotJsonError, SessionMessages } from '../session.errors.js';
+import {
+  SessionStore,
+  type SessionChange,
+  type SessionFields,
+  type SessionSummary,
+  type StoredSession,
+} from './session-store.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * Most sessions held at once; beyond it the least recently used session is evicted.
+   * @default unlimited
+   */
+  maxSessions?: number;
+  /**
+   * How often, in milliseconds, expired sessions are swept from memory.
+   * @default 60000
+   */
+  sweepInterval?: number;
+}
+
+/**
+ * One session as held in memory. Data is kept per field as JSON text, the same model as a Redis
+ * hash, so nothing a caller holds can reach into the store and every store round-trips alike.
+ */
+interface Entry {
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  userId: string | null;
+  fields: Map<string, string>;
+}
+
+const DEFAULT_SWEEP_INTERVAL = 60_000;
+/** setInterval silently turns longer delays into 1 ms, which would sweep continuously. */
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/**
+ * Keeps sessions in the memory of one process: the default store, for development, tests and
+ * single-node deployments. Sessions do not survive a restart and are not shared between nodes;
+ * use the Redis or PostgreSQL store when the application runs on more than one.
+ *
+ * Expiry is enforced on every read, and a background sweeper (which never keeps the process
+ * alive) reclaims the memory of sessions nobody reads again. With `maxSessions`, the least
+ * recently used session is evicted first.
+ *
+ * @example
+ * ```ts
+ * SessionModule.forRoot({
+ *   secret: process.env.SESSION_SECRET!,
+ *   store: new MemoryStore({ maxSessions: 10_000 }),
+ * });
+ * ```
+ */
+export class MemoryStore extends SessionStore implements OnApplicationShutdown {
+  readonly kind = 'memory';
+
+  /** Insertion order doubles as recency: the first entry is the least recently used. */
+  private readonly entries = new Map<string, Entry>();
+  private readonly idsByUser = new Map<string, Set<string>>();
+  private readonly maxSessions: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    super();
+    const { maxSessions = Infinity, sweepInterval = DEFAULT_SWEEP_INTERVAL } = options;
+    const problems: string[] = [];
+    if (maxSessions !== Infinity && !(Number.isInteger(maxSessions) && maxSessions > 0)) {
+      problems.push(SessionMessages.positiveInteger('store.maxSessions', maxSessions));
+    }
+    if (!(Number.isInteger(sweepInterval) && sweepInterval > 0 && sweepInterval <= MAX_TIMER_DELAY)) {
+      problems.push(SessionMessages.positiveInteger('store.sweepInterval', sweepInterval));
+    }
+    if (problems.length > 0) throw new SessionConfigError(problems);
+
+    this.maxSessions = maxSessions;
+    this.timer = setInterval(() => this.sweep(), sweepInterval);
+    // A store must never be the reason a process cannot exit.
+    this.timer.unref();
+  }
+
+  /** Entries currently held, including expired ones the sweeper has not reclaimed yet. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async get(id: string): Promise<StoredSession | null> {
+    const entry = this.live(id);
+    if (!entry) return null;
+    this.markUsed(id, entry);
+    return {
+      id,
+      data: decodeFields(entry.fields),
+      createdAt: entry.createdAt,
+      lastSeenAt: entry.lastSeenAt,
+      expiresAt: entry.expiresAt,
+      userId: entry.userId,
+    };
+  }
+
+  async create(session: StoredSession): Promise<void> {
+    this.put(session);
+  }
+
+  async commit(id: string, change: SessionChange): Promise<boolean> {
+    // Encode before touching the entry, so a value JSON cannot carry leaves the session as it was.
+    const encoded = encodeFields(change.set);
+    const entry = this.live(id);
+    if (!entry) return false;
+
+    for (const name of change.unset) entry.fields.delete(name);
+    for (const [name, json] of encoded) {
+      if (json === undefined) entry.fields.delete(name);
+      else entry.fields.set(name, json);
+    }
+    entry.expiresAt = change.expiresAt;
+    entry.lastSeenAt = change.lastSeenAt;
+    if (change.userId !== undefined && change.userId !== entry.userId) {
+      this.unindex(id, entry.userId);
+      entry.userId = change.userId;
+      this.index(id, entry.userId);
+    }
+    this.markUsed(id, entry);
+    return true;
+  }
+
+  async rotate(oldId: string, next: StoredSession): Promise<boolean> {
+    const fields = encodeFields(next.data);
+    if (!this.live(oldId)) return false;
+    this.remove(oldId);
+    this.put(next, fields);
+    return true;
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.remove(id);
+  }
+
+  async listByUser(userId: string): Promise<SessionSummary[]> {
+    const sessions: SessionSummary[] = [];
+    for (const id of this.idsOf(userId)) {
+      const entry = this.live(id);
+      if (!entry) continue;
+      sessions.push({ id, createdAt: entry.createdAt, lastSeenAt: entry.lastSeenAt, expiresAt: entry.expiresAt });
+    }
+    return sessions.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async destroyByUser(userId: string, exceptId?: string): Promise<number> {
+    let destroyed = 0;
+    for (const id of this.idsOf(userId)) {
+      if (id === exceptId) continue;
+      // Expired sessions are removed too, but only sessions a user could still use are counted.
+      if (this.live(id)) destroyed += 1;
+      this.remove(id);
+    }
+    return destroyed;
+  }
+
+  /**
+   * Removes every expired session now. The sweeper calls this on its interval; tests and
+   * applications with their own scheduling may call it directly.
+   * @returns how many sessions were removed.
+   */
+  sweep(): number {
+    const now = Date.now();
+    let removed = 0;
+    for (const [id, entry] of this.entries) {
+      if (entry.expiresAt > now) continue;
+      this.remove(id);
+      removed += 1;
+    }
+    return removed;
+  }
+
+  /** Stops the sweeper. Sessions stay readable; expiry is still enforced on read. */
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The entry if it exists and has not expired; an expired one is removed on the way. */
+  private live(id: string): Entry | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.remove(id);
+      return undefined;
+    }
+    return entry;
+  }
+
+  private put(session: StoredSession, fields = encodeFields(session.data)): void {
+    const data = new Map<string, string>();
+    for (const [name, json] of fields) if (json !== undefined) data.set(name, json);
+
+    // A reused id replaces the old session entirely, index entry included.
+    this.remove(session.id);
+    this.entries.set(session.id, {
+      createdAt: session.createdAt,
+      lastSeenAt: session.lastSeenAt,
+      expiresAt: session.expiresAt,
+      userId: session.userId,
+      fields: data,
+    });
+    this.index(session.id, session.userId);
+    this.evictOverflow();
+  }
+
+  private remove(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.unindex(id, entry.userId);
+  }
+
+  private markUsed(id: string, entry: Entry): void {
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+  }
+
+  private evictOverflow(): void {
+    while (this.entries.size > this.maxSessions) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) return;
+      this.remove(oldest.value);
+    }
+  }
+
+  /** A snapshot, so callers may remove sessions while they walk it. */
+  private idsOf(userId: string): string[] {
+    return [...(this.idsByUser.get(userId) ?? [])];
+  }
+
+  private index(id: string, userId: string | null): void {
+    if (userId === null) return;
+    let ids = this.idsByUser.get(userId);
+    if (!ids) this.idsByUser.set(userId, (ids = new Set()));
+    ids.add(id);
+  }
+
+  private unindex(id: string, userId: string | null): void {
+    if (userId === null) return;
+    const ids = this.idsByUser.get(userId);
+    if (!ids) return;
+    ids.delete(id);
+    // Without this, every user who ever signed in would keep an empty set alive.
+    if (ids.size === 0) this.idsByUser.delete(userId);
+  }
+}
+
+/**
+ * Each field as JSON text. `undefined` (and anything else JSON drops, such as a function) becomes
+ * `undefined`, meaning "no such field", exactly as `JSON.stringify` of the whole object would.
+ */
+function encodeFields(fields: SessionFields): Array<[string, string | undefined]> {
+  return Object.keys(fields).map((name) => {
+    try {
+      return [name, JSON.stringify(fields[name])] as [string, string | undefined];
+    } catch {
+      throw new SessionFieldNotJsonError(name);
+    }
+  });
+}
+
+/**
+ * A fresh object per read. It has no prototype, so a field named `__proto__` or `constructor`
+ * is plain own data: it can neither swap the object's prototype nor shadow an inherited member.
+ * Nested values come from JSON.parse, which already defines such keys as own properties.
+ */
+function decodeFields(fields: Map<string, string>): SessionFields {
+  const data: SessionFields = Object.create(null);
+  for (const [name, json] of fields) data[name] = JSON.parse(json);
+  return data;
+}

@@ -1,0 +1,5 @@
+export {
+  describeSessionStoreConformance,
+  type ConformanceCapability,
+  type ConformanceSetup,
+} from './store-conformance.js';

@@ -1,0 +1,585 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SessionStoreUnsupportedError } from '../session.errors.js';
+import type { SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
+
+/** A capability a store may declare it cannot honour. */
+export type ConformanceCapability = 'listByUser' | 'destroyByUser' | 'concurrentFieldMerge';
+
+/** How {@link describeSessionStoreConformance} obtains and releases the store under test. */
+export interface ConformanceSetup {
+  /** Creates the store under test (called once in beforeAll). */
+  createStore: () => SessionStore | Promise<SessionStore>;
+  /** Releases it (afterAll). Default: calls onApplicationShutdown() if the store has it. */
+  closeStore?: (store: SessionStore) => void | Promise<void>;
+  /**
+   * Capabilities this store declares it cannot honour; each such case is asserted to reject with
+   * SessionStoreUnsupportedError instead of being skipped.
+   */
+  unsupported?: ConformanceCapability[];
+}
+
+/** Long enough to outlive any case, so only the expiry cases ever see a session expire. */
+const LIFETIME = 10 * 60_000;
+/** Short enough to wait out, long enough for a networked store to finish writing it first. */
+const SHORT_LIFETIME = 150;
+
+const newId = (): string => randomBytes(32).toString('base64url');
+const newUserId = (): string => `user-${randomBytes(9).toString('base64url')}`;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
+  const now = Date.now();
+  return {
+    id: newId(),
+    data: { visits: 1 },
+    createdAt: now,
+    lastSeenAt: now,
+    expiresAt: now + LIFETIME,
+    userId: null,
+    ...overrides,
+  };
+}
+
+/**
+ * The behaviour every session store must keep (SPEC §3), as one jest suite. Built-in stores run
+ * it, and so should a custom store: call it at the top level of a spec file.
+ *
+ * Every case uses fresh random ids and user ids and cleans up nothing it does not own, so the
+ * suite can run against a shared store (one Redis for many suites) without flushing it.
+ *
+ * Declared gaps are tested, not skipped: with `unsupported: ['listByUser']` or
+ * `['destroyByUser']`, the suite asserts that the call rejects with
+ * `SessionStoreUnsupportedError`. `'concurrentFieldMerge'` is a property rather than a call, so
+ * nothing can reject: for a store that declares it (the cookie store, which rewrites the whole
+ * session), the case "keeps both fields when writers change different fields at once" is
+ * replaced by one asserting that, of two successive writes to one field, the last one wins.
+ *
+ * @example
+ * ```ts
+ * // test/stores/my.store.spec.ts
+ * import { describeSessionStoreConformance } from 'nestjs-session-sync/testing';
+ * import { MyStore } from '../../src/my.store.js';
+ *
+ * describeSessionStoreConformance('MyStore', {
+ *   createStore: () => new MyStore({ url: process.env.MY_URL }),
+ *   closeStore: (store) => (store as MyStore).close(),
+ * });
+ * ```
+ */
+export function describeSessionStoreConformance(name: string, setup: ConformanceSetup): void {
+  const unsupported = new Set(setup.unsupported ?? []);
+  const supports = (capability: ConformanceCapability): boolean => !unsupported.has(capability);
+
+  describe(`${name} conformance`, () => {
+    let store: SessionStore;
+
+    beforeAll(async () => {
+      store = await setup.createStore();
+    });
+
+    afterAll(async () => {
+      if (!store) return;
+      if (setup.closeStore) {
+        await setup.closeStore(store);
+        return;
+      }
+      const closable = store as SessionStore & { onApplicationShutdown?: () => unknown };
+      if (typeof closable.onApplicationShutdown === 'function') await closable.onApplicationShutdown();
+    });
+
+    /** Creates a session and hands it back as stored, so each case starts from a known state. */
+    async function created(overrides: Partial<StoredSession> = {}): Promise<StoredSession> {
+      const session = newSession(overrides);
+      await store.create(session);
+      return session;
+    }
+
+    describe('reading and creating', () => {
+      it('returns null for an id it has never seen', async () => {
+        await expect(store.get(newId())).resolves.toBeNull();
+      });
+
+      it('returns a created session with the same data, times and user', async () => {
+        const session = await created({
+          data: { userId: 'u1', cart: ['a', 'b'] },
+          createdAt: Date.now() - 5_000,
+          lastSeenAt: Date.now() - 1_000,
+          userId: newUserId(),
+        });
+
+        const stored = await store.get(session.id);
+
+        expect(stored).not.toBeNull();
+        expect(stored!.id).toBe(session.id);
+        expect(stored!.data).toEqual(session.data);
+        expect(stored!.createdAt).toBe(session.createdAt);
+        expect(stored!.lastSeenAt).toBe(session.lastSeenAt);
+        expect(stored!.expiresAt).toBe(session.expiresAt);
+        expect(stored!.userId).toBe(session.userId);
+      });
+
+      it('returns a session created without a user with userId null', async () => {
+        const session = await created({ userId: null });
+
+        await expect(store.get(session.id)).resolves.toMatchObject({ userId: null });
+      });
+
+      it('copies data in and out, so mutating what was passed or returned changes nothing stored', async () => {
+        const data: SessionFields = { profile: { name: 'Ada', roles: ['admin'] }, visits: 1 };
+        const session = await created({ data });
+
+        data.visits = 99;
+        (data.profile as { name: string; roles: string[] }).roles.push('root');
+        const first = await store.get(session.id);
+        expect(first!.data).toEqual({ profile: { name: 'Ada', roles: ['admin'] }, visits: 1 });
+
+        first!.data.visits = 42;
+        (first!.data.profile as { name: string }).name = 'Mallory';
+        delete first!.data.profile;
+        const second = await store.get(session.id);
+        expect(second!.data).toEqual({ profile: { name: 'Ada', roles: ['admin'] }, visits: 1 });
+
+        const set: SessionFields = { cart: { items: ['apple'] } };
+        await store.commit(session.id, { set, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+        (set.cart as { items: string[] }).items.push('pear');
+        const third = await store.get(session.id);
+        expect(third!.data.cart).toEqual({ items: ['apple'] });
+      });
+
+      it('round-trips every JSON type: nested objects, arrays, unicode strings, numbers, booleans and null', async () => {
+        const data: SessionFields = {
+          nested: { a: { b: { c: [1, { d: 'deep' }] } }, empty: {} },
+          list: [1, 'two', true, null, { three: 3 }, [], [[4]]],
+          unicode: 'héllo — 日本語 — 🎉 — \u2028\u2029 — "quotes" \\ back\nslash',
+          emptyString: '',
+          zero: 0,
+          negative: -17.25,
+          large: Number.MAX_SAFE_INTEGER,
+          small: 5e-324,
+          exponent: 1e21,
+          yes: true,
+          no: false,
+          nothing: null,
+        };
+        const session = await created({ data });
+
+        const stored = await store.get(session.id);
+        expect(stored!.data).toEqual(data);
+
+        const next = { ...data, unicode: '✓ changed', list: [{ x: [null] }] };
+        await store.commit(session.id, {
+          set: { unicode: next.unicode, list: next.list },
+          unset: [],
+          expiresAt: session.expiresAt,
+          lastSeenAt: Date.now(),
+        });
+        await expect(store.get(session.id)).resolves.toMatchObject({ data: next });
+      });
+
+      it('keeps fields named __proto__, constructor and prototype as plain data, polluting no prototype', async () => {
+        const hostile = JSON.parse(
+          '{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":2}},"prototype":{"polluted":3},"toString":"plain"}',
+        ) as SessionFields;
+        const session = await created({ data: hostile });
+
+        const stored = await store.get(session.id);
+        expectHostileFieldsAsData(stored!.data);
+
+        await store.commit(session.id, {
+          set: JSON.parse('{"__proto__":{"polluted":4},"nested":{"__proto__":{"polluted":5}}}') as SessionFields,
+          unset: [],
+          expiresAt: session.expiresAt,
+          lastSeenAt: Date.now(),
+        });
+        const after = await store.get(session.id);
+        expect(Object.getOwnPropertyDescriptor(after!.data, '__proto__')?.value).toEqual({ polluted: 4 });
+        const nested = after!.data.nested as object;
+        expect(Object.getOwnPropertyDescriptor(nested, '__proto__')?.value).toEqual({ polluted: 5 });
+        expect(Object.getPrototypeOf(nested)).toBe(Object.prototype);
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      });
+    });
+
+    describe('commit', () => {
+      it('writes set fields, removes unset fields, leaves other fields untouched and moves the expiry', async () => {
+        const session = await created({ data: { keep: 'me', change: 1, drop: true } });
+        const expiresAt = session.expiresAt + 60_000;
+        const lastSeenAt = session.lastSeenAt + 1_000;
+
+        const committed = await store.commit(session.id, {
+          set: { change: 2, added: { x: 1 } },
+          unset: ['drop'],
+          expiresAt,
+          lastSeenAt,
+        });
+
+        expect(committed).toBe(true);
+        const stored = await store.get(session.id);
+        expect(stored!.data).toEqual({ keep: 'me', change: 2, added: { x: 1 } });
+        expect(stored!.expiresAt).toBe(expiresAt);
+        expect(stored!.lastSeenAt).toBe(lastSeenAt);
+        expect(stored!.createdAt).toBe(session.createdAt);
+      });
+
+      if (supports('concurrentFieldMerge')) {
+        it('keeps every field when twenty writers change different fields at once', async () => {
+          const session = await created({ data: { base: true } });
+          const writers = Array.from({ length: 20 }, (_, i) => i);
+
+          const results = await Promise.all(
+            writers.map((i) =>
+              store.commit(session.id, {
+                set: { [`field${i}`]: i },
+                unset: [],
+                expiresAt: session.expiresAt,
+                lastSeenAt: Date.now(),
+              }),
+            ),
+          );
+
+          expect(results).toEqual(writers.map(() => true));
+          const expected: SessionFields = { base: true };
+          for (const i of writers) expected[`field${i}`] = i;
+          await expect(store.get(session.id)).resolves.toMatchObject({ data: expected });
+        });
+      } else {
+        it('keeps the last write when one field is written twice in a row (concurrent field merge is declared unsupported)', async () => {
+          const session = await created({ data: { theme: 'light' } });
+          const change = { unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() };
+
+          await expect(store.commit(session.id, { ...change, set: { theme: 'dark' } })).resolves.toBe(true);
+          await expect(store.commit(session.id, { ...change, set: { theme: 'blue' } })).resolves.toBe(true);
+
+          await expect(store.get(session.id)).resolves.toMatchObject({ data: { theme: 'blue' } });
+        });
+      }
+
+      it('lets one writer win when twenty write the same field at once, and the session stays readable', async () => {
+        const session = await created({ data: { other: 'kept' } });
+        const writers = Array.from({ length: 20 }, (_, i) => i);
+
+        await Promise.all(
+          writers.map((i) =>
+            store.commit(session.id, {
+              set: { shared: i },
+              unset: [],
+              expiresAt: session.expiresAt,
+              lastSeenAt: Date.now(),
+            }),
+          ),
+        );
+
+        const stored = await store.get(session.id);
+        expect(stored).not.toBeNull();
+        expect(writers).toContain(stored!.data.shared);
+        expect(stored!.data.other).toBe('kept');
+      });
+
+      it('returns false and never brings back a destroyed session', async () => {
+        const session = await created();
+        await store.destroy(session.id);
+
+        const committed = await store.commit(session.id, {
+          set: { revived: true },
+          unset: [],
+          expiresAt: Date.now() + LIFETIME,
+          lastSeenAt: Date.now(),
+        });
+
+        expect(committed).toBe(false);
+        await expect(store.get(session.id)).resolves.toBeNull();
+      });
+
+      it('returns false and creates nothing for an id that was never created', async () => {
+        const id = newId();
+
+        const committed = await store.commit(id, {
+          set: { invented: true },
+          unset: [],
+          expiresAt: Date.now() + LIFETIME,
+          lastSeenAt: Date.now(),
+          userId: newUserId(),
+        });
+
+        expect(committed).toBe(false);
+        await expect(store.get(id)).resolves.toBeNull();
+      });
+    });
+
+    describe('expiry', () => {
+      it('never returns an expired session, and refuses to commit, touch or rotate it', async () => {
+        const session = await created({ expiresAt: Date.now() + SHORT_LIFETIME, data: { secret: 'x' } });
+        await sleep(SHORT_LIFETIME * 2);
+
+        await expect(store.get(session.id)).resolves.toBeNull();
+        const later = Date.now() + LIFETIME;
+        await expect(
+          store.commit(session.id, { set: { revived: true }, unset: [], expiresAt: later, lastSeenAt: Date.now() }),
+        ).resolves.toBe(false);
+        await expect(store.touch(session.id, later, Date.now())).resolves.toBe(false);
+        const next = newSession({ data: { secret: 'x' } });
+        await expect(store.rotate(session.id, next)).resolves.toBe(false);
+
+        await expect(store.get(session.id)).resolves.toBeNull();
+        await expect(store.get(next.id)).resolves.toBeNull();
+      });
+
+      it('returns a session until its expiry, when the expiry was extended by a commit', async () => {
+        const session = await created({ expiresAt: Date.now() + SHORT_LIFETIME });
+
+        await store.commit(session.id, { set: {}, unset: [], expiresAt: Date.now() + LIFETIME, lastSeenAt: Date.now() });
+        await sleep(SHORT_LIFETIME * 2);
+
+        await expect(store.get(session.id)).resolves.not.toBeNull();
+      });
+    });
+
+    describe('touch', () => {
+      it('extends expiresAt and lastSeenAt without changing data', async () => {
+        const session = await created({ data: { visits: 3, cart: ['a'] } });
+        const expiresAt = session.expiresAt + 60_000;
+        const lastSeenAt = session.lastSeenAt + 2_000;
+
+        await expect(store.touch(session.id, expiresAt, lastSeenAt)).resolves.toBe(true);
+
+        const stored = await store.get(session.id);
+        expect(stored!.data).toEqual({ visits: 3, cart: ['a'] });
+        expect(stored!.expiresAt).toBe(expiresAt);
+        expect(stored!.lastSeenAt).toBe(lastSeenAt);
+        expect(stored!.createdAt).toBe(session.createdAt);
+      });
+
+      it('returns false and creates nothing for a missing id', async () => {
+        const id = newId();
+
+        await expect(store.touch(id, Date.now() + LIFETIME, Date.now())).resolves.toBe(false);
+        await expect(store.get(id)).resolves.toBeNull();
+      });
+    });
+
+    describe('rotate', () => {
+      it('moves data and user to the new id, and the old id is dead', async () => {
+        const userId = newUserId();
+        const old = await created({ data: { cart: ['a'], userId }, userId });
+        const next = newSession({ data: { cart: ['a'], userId }, userId, createdAt: old.createdAt });
+
+        await expect(store.rotate(old.id, next)).resolves.toBe(true);
+
+        await expect(store.get(old.id)).resolves.toBeNull();
+        const stored = await store.get(next.id);
+        expect(stored!.data).toEqual({ cart: ['a'], userId });
+        expect(stored!.userId).toBe(userId);
+        expect(stored!.createdAt).toBe(old.createdAt);
+        expect(stored!.expiresAt).toBe(next.expiresAt);
+        const lateWrite = await store.commit(old.id, {
+          set: { stale: true },
+          unset: [],
+          expiresAt: Date.now() + LIFETIME,
+          lastSeenAt: Date.now(),
+        });
+        expect(lateWrite).toBe(false);
+        await expect(store.get(old.id)).resolves.toBeNull();
+      });
+
+      it('returns false and creates nothing under the new id when the old id was destroyed', async () => {
+        const old = await created();
+        await store.destroy(old.id);
+        const next = newSession();
+
+        await expect(store.rotate(old.id, next)).resolves.toBe(false);
+
+        await expect(store.get(next.id)).resolves.toBeNull();
+        await expect(store.get(old.id)).resolves.toBeNull();
+      });
+    });
+
+    describe('destroy', () => {
+      it('removes the session', async () => {
+        const session = await created();
+
+        await store.destroy(session.id);
+
+        await expect(store.get(session.id)).resolves.toBeNull();
+      });
+
+      it('is idempotent: destroying twice, or an id it never saw, does not throw', async () => {
+        const session = await created();
+
+        await expect(store.destroy(session.id)).resolves.toBeUndefined();
+        await expect(store.destroy(session.id)).resolves.toBeUndefined();
+        await expect(store.destroy(newId())).resolves.toBeUndefined();
+      });
+    });
+
+    describe('per-user index', () => {
+      if (supports('listByUser')) {
+        it("lists only that user's live sessions, oldest first, with their times", async () => {
+          const userId = newUserId();
+          const now = Date.now();
+          const newer = await created({ userId, createdAt: now - 1_000, lastSeenAt: now - 500 });
+          const older = await created({ userId, createdAt: now - 9_000, lastSeenAt: now - 100 });
+          await created({ userId: newUserId() });
+          await created({ userId: null });
+
+          const listed = await store.listByUser(userId);
+
+          expect(listed).toEqual([
+            { id: older.id, createdAt: older.createdAt, lastSeenAt: older.lastSeenAt, expiresAt: older.expiresAt },
+            { id: newer.id, createdAt: newer.createdAt, lastSeenAt: newer.lastSeenAt, expiresAt: newer.expiresAt },
+          ]);
+        });
+
+        it('lists nothing for a user without sessions', async () => {
+          await expect(store.listByUser(newUserId())).resolves.toEqual([]);
+        });
+
+        it('moves a session to another user when a commit changes userId, and keeps it when userId is undefined', async () => {
+          const first = newUserId();
+          const second = newUserId();
+          const session = await created({ userId: first });
+
+          await store.commit(session.id, { set: { n: 1 }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+          expect(ids(await store.listByUser(first))).toEqual([session.id]);
+
+          await store.commit(session.id, {
+            set: {},
+            unset: [],
+            expiresAt: session.expiresAt,
+            lastSeenAt: Date.now(),
+            userId: second,
+          });
+
+          expect(await store.listByUser(first)).toEqual([]);
+          expect(ids(await store.listByUser(second))).toEqual([session.id]);
+          await expect(store.get(session.id)).resolves.toMatchObject({ userId: second });
+        });
+
+        it('drops a session from the index when a commit sets userId to null', async () => {
+          const userId = newUserId();
+          const session = await created({ userId });
+
+          await store.commit(session.id, {
+            set: {},
+            unset: [],
+            expiresAt: session.expiresAt,
+            lastSeenAt: Date.now(),
+            userId: null,
+          });
+
+          expect(await store.listByUser(userId)).toEqual([]);
+          await expect(store.get(session.id)).resolves.toMatchObject({ userId: null });
+        });
+
+        it('indexes a session when a commit signs it in', async () => {
+          const userId = newUserId();
+          const session = await created({ userId: null });
+
+          await store.commit(session.id, {
+            set: { userId },
+            unset: [],
+            expiresAt: session.expiresAt,
+            lastSeenAt: Date.now(),
+            userId,
+          });
+
+          expect(ids(await store.listByUser(userId))).toEqual([session.id]);
+        });
+
+        it('does not list destroyed or expired sessions', async () => {
+          const userId = newUserId();
+          const live = await created({ userId });
+          const destroyed = await created({ userId });
+          await created({ userId, expiresAt: Date.now() + SHORT_LIFETIME });
+          await store.destroy(destroyed.id);
+          await sleep(SHORT_LIFETIME * 2);
+
+          expect(ids(await store.listByUser(userId))).toEqual([live.id]);
+        });
+
+        it('lists a rotated session under its new id only', async () => {
+          const userId = newUserId();
+          const old = await created({ userId });
+          const next = newSession({ userId, createdAt: old.createdAt });
+
+          await store.rotate(old.id, next);
+
+          expect(ids(await store.listByUser(userId))).toEqual([next.id]);
+        });
+      } else {
+        it('rejects listByUser with SessionStoreUnsupportedError, as it declares', async () => {
+          await expect(store.listByUser(newUserId())).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
+        });
+      }
+
+      if (supports('destroyByUser')) {
+        it('destroys the other sessions of a user and returns their count, sparing the excepted one', async () => {
+          const userId = newUserId();
+          const current = await created({ userId, data: { here: true } });
+          const others = [await created({ userId }), await created({ userId })];
+          const stranger = await created({ userId: newUserId() });
+
+          await expect(store.destroyByUser(userId, current.id)).resolves.toBe(2);
+
+          await expect(store.get(current.id)).resolves.toMatchObject({ data: { here: true }, userId });
+          for (const other of others) await expect(store.get(other.id)).resolves.toBeNull();
+          await expect(store.get(stranger.id)).resolves.not.toBeNull();
+          if (supports('listByUser')) expect(ids(await store.listByUser(userId))).toEqual([current.id]);
+        });
+
+        it('destroys every session of a user when no session is excepted', async () => {
+          const userId = newUserId();
+          const sessions = [await created({ userId }), await created({ userId })];
+
+          await expect(store.destroyByUser(userId)).resolves.toBe(2);
+
+          for (const session of sessions) await expect(store.get(session.id)).resolves.toBeNull();
+          await expect(store.destroyByUser(userId)).resolves.toBe(0);
+        });
+
+        it('does not count sessions already destroyed or moved to another user', async () => {
+          const userId = newUserId();
+          const destroyed = await created({ userId });
+          const moved = await created({ userId });
+          await store.destroy(destroyed.id);
+          await store.commit(moved.id, {
+            set: {},
+            unset: [],
+            expiresAt: moved.expiresAt,
+            lastSeenAt: Date.now(),
+            userId: newUserId(),
+          });
+
+          await expect(store.destroyByUser(userId)).resolves.toBe(0);
+          await expect(store.get(moved.id)).resolves.not.toBeNull();
+        });
+      } else {
+        it('rejects destroyByUser with SessionStoreUnsupportedError, as it declares', async () => {
+          await expect(store.destroyByUser(newUserId())).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
+        });
+      }
+    });
+
+    describe('health', () => {
+      it('answers ping', async () => {
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+    });
+  });
+}
+
+function ids(sessions: Array<{ id: string }>): string[] {
+  return sessions.map((session) => session.id);
+}
+
+function expectHostileFieldsAsData(data: SessionFields): void {
+  expect(Object.keys(data).sort()).toEqual(['__proto__', 'constructor', 'prototype', 'toString']);
+  expect(Object.getOwnPropertyDescriptor(data, '__proto__')?.value).toEqual({ polluted: 1 });
+  expect(Object.getOwnPropertyDescriptor(data, 'constructor')?.value).toEqual({ prototype: { polluted: 2 } });
+  expect(Object.getOwnPropertyDescriptor(data, 'prototype')?.value).toEqual({ polluted: 3 });
+  expect(Object.getOwnPropertyDescriptor(data, 'toString')?.value).toBe('plain');
+  // The object's own prototype must not have been swapped for the stored value.
+  expect([Object.prototype, null]).toContain(Object.getPrototypeOf(data));
+  expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  expect((Object.prototype as unknown as Record<string, unknown>).polluted).toBeUndefined();
+}

@@ -1,0 +1,40 @@
+import { parseCookie, stringifySetCookie } from 'cookie';
+import type { ResolvedSessionOptions } from '../session.options.js';
+
+/**
+ * Longest cookie value worth looking at: a signed id is 87 characters. Anything longer is not
+ * ours and is dropped before any parsing or crypto work.
+ */
+const MAX_VALUE_LENGTH = 128;
+
+/** Reads the session cookie from a `Cookie` header and writes `Set-Cookie` values for it. */
+export class CookieTransport {
+  constructor(private readonly cookie: ResolvedSessionOptions['cookie']) {}
+
+  /**
+   * The raw session cookie value: undefined when the request carries none (no store access
+   * follows), '' when it carries one we cannot use (the response then clears it).
+   */
+  read(cookieHeader: string | undefined): string | undefined {
+    if (!cookieHeader || !cookieHeader.includes(this.cookie.name)) return undefined;
+    const value = parseCookie(cookieHeader)[this.cookie.name];
+    if (value === undefined) return undefined;
+    return value.length > MAX_VALUE_LENGTH ? '' : value;
+  }
+
+  /** `Set-Cookie` for a signed id. */
+  set(signedId: string, secure: boolean): string {
+    const maxAge = this.cookie.maxAge === undefined ? undefined : Math.floor(this.cookie.maxAge / 1000);
+    return this.serialize(signedId, secure, maxAge);
+  }
+
+  /** `Set-Cookie` that removes the cookie from the browser. */
+  clear(secure: boolean): string {
+    return this.serialize('', secure, 0, new Date(0));
+  }
+
+  private serialize(value: string, secure: boolean, maxAge?: number, expires?: Date): string {
+    const { name, path, domain, httpOnly, sameSite, partitioned } = this.cookie;
+    return stringifySetCookie({ name, value, path, domain, httpOnly, sameSite, partitioned, secure, maxAge, expires });
+  }
+}

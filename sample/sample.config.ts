@@ -1,0 +1,46 @@
+import { Logger } from '@nestjs/common';
+import type { SessionModuleOptions } from '../lib/index.js';
+
+/** Used only when SESSION_SECRET is unset, so `npm start` works out of the box. Never in production. */
+export const DEV_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
+
+type Env = Record<string, string | undefined>;
+
+/** Reads a duration variable: plain digits are milliseconds, anything else goes to `ms`. */
+const duration = (value: string | undefined): string | number | undefined =>
+  value === undefined || value === '' ? undefined : /^\d+$/.test(value) ? Number(value) : value;
+
+/**
+ * The sample's whole configuration comes from the environment (SPEC §4), so the same build can
+ * run as many nodes. Bad values are not checked here: SessionModule's validation names them.
+ */
+export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
+  const secret = env.SESSION_SECRET?.split(',').map((s) => s.trim()) ?? [warnDevSecret()];
+  const options: SessionModuleOptions = {
+    secret: secret.length === 1 ? secret[0] : secret,
+    store: storeFromEnv(env) as SessionModuleOptions['store'],
+    idleTimeout: duration(env.SESSION_IDLE_TIMEOUT),
+    absoluteTimeout: env.SESSION_ABSOLUTE_TIMEOUT === 'false' ? false : duration(env.SESSION_ABSOLUTE_TIMEOUT),
+    transport: env.SESSION_TRANSPORT as SessionModuleOptions['transport'],
+  };
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SessionModuleOptions;
+}
+
+function storeFromEnv(env: Env): object {
+  const type = env.SESSION_STORE ?? 'memory';
+  switch (type) {
+    case 'file':
+      return { type, directory: env.SESSION_DIR ?? './.sessions' };
+    case 'redis':
+      return { type, url: env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: env.REDIS_PREFIX ?? 'sess:' };
+    case 'postgres':
+      return { type, connectionString: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' };
+    default:
+      return { type };
+  }
+}
+
+function warnDevSecret(): string {
+  new Logger('Sample').warn('SESSION_SECRET is not set: using a development secret. Set SESSION_SECRET in production.');
+  return DEV_SECRET;
+}
