@@ -54,6 +54,8 @@ export const SessionMessages = {
     `option "store.type" is ${show(type)}, which this version of nestjs-session-sync does not provide yet. Use { type: 'memory' }, or pass your own SessionStore instance.`,
   storeShape: (value: unknown) =>
     `option "store" must be a store config such as { type: 'memory' } or an instance of a class that extends SessionStore (got ${show(value)}).`,
+  optionNotAvailable: (path: string, value: unknown) =>
+    `option "${path}" (${show(value)}) is not provided by this version of nestjs-session-sync yet. Remove it from the options.`,
   unknownOption: (path: string) =>
     `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
   configInvalid: (problems: string[]) =>

@@ -10,6 +10,13 @@ import type { StoreConfig } from './stores/store-config.js';
 /** A duration: milliseconds, or a string `ms` understands (`'30m'`, `'12h'`, `'7d'`). */
 export type Duration = number | string;
 
+/** Options of the full contract that this version does not provide yet: refused by name. */
+const NOT_YET_AVAILABLE: Readonly<Record<string, (value: unknown) => boolean>> = {
+  maxSessionsPerUser: () => true,
+  onMaxSessions: () => true,
+  transport: (value) => value === 'header' || value === 'both',
+};
+
 /** Written in messages where the option's full path goes; filled in by {@link problemsOf}. */
 const PATH = '{path}';
 
@@ -178,6 +185,8 @@ export interface ResolvedSessionOptions {
  */
 export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   if (!isPlainObject(raw)) throw new SessionConfigError([SessionMessages.optionsNotObject(raw)]);
+  const notYet = Object.keys(NOT_YET_AVAILABLE).filter((key) => key in raw && NOT_YET_AVAILABLE[key](raw[key]));
+  if (notYet.length) throw new SessionConfigError(notYet.map((key) => SessionMessages.optionNotAvailable(key, raw[key])));
   const options = Object.assign(new SessionModuleOptions(), raw);
   const problems = problemsOf(options);
   const cookieRaw = isPlainObject(options.cookie) ? options.cookie : {};

@@ -23,6 +23,8 @@ export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
     absoluteTimeout: env.SESSION_ABSOLUTE_TIMEOUT === 'false' ? false : duration(env.SESSION_ABSOLUTE_TIMEOUT),
     transport: env.SESSION_TRANSPORT as SessionModuleOptions['transport'],
   };
+  // Passed on as given so that the module's validation answers for it (refused in this version).
+  if (env.SESSION_MAX_PER_USER) Object.assign(options, { maxSessionsPerUser: Number(env.SESSION_MAX_PER_USER) });
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SessionModuleOptions;
 }
 
