@@ -1,4 +1,4 @@
-import { ServiceUnavailableException } from '@nestjs/common';
+import { BadRequestException, ServiceUnavailableException } from '@nestjs/common';
 
 /**
  * Every message the library shows lives here, so wording stays consistent and each one says what
@@ -18,6 +18,8 @@ const show = (value: unknown): string => {
 };
 
 export const SessionMessages = {
+  objectOption: (path: string, example: string, value: unknown) =>
+    `option "${path}" must be an object such as ${example} (got ${show(value)}).`,
   optionsNotObject: (value: unknown) =>
     `options must be an object such as { secret: '...' } (got ${show(value)}).`,
   secretMissing: () =>
@@ -90,10 +92,17 @@ export class SessionConfigError extends SessionError {
   }
 }
 
-/** Writing a field whose name is reserved (`id`, `save`, `__proto__`…). */
-export class SessionReservedFieldError extends SessionError {
+/**
+ * Writing a field whose name is reserved (`id`, `save`, `__proto__`…). An HTTP 400, because the
+ * name often comes from input (a JSON body copied into the session): the client gets a clear
+ * answer, never a 500.
+ */
+export class SessionReservedFieldError extends BadRequestException {
+  readonly code = 'SESSION_RESERVED_FIELD';
+
   constructor(readonly field: string) {
-    super('SESSION_RESERVED_FIELD', SessionMessages.reservedField(field));
+    const message = SessionMessages.reservedField(field);
+    super({ statusCode: 400, error: 'Bad Request', code: 'SESSION_RESERVED_FIELD', message });
   }
 }
 

@@ -57,7 +57,7 @@ export class SessionMiddleware implements NestMiddleware {
     // 3–5. After the handler: diff and commit before the response leaves, then set the cookie.
     hookResponse(res, {
       beforeEnd: () => state.commit(),
-      beforeHeaders: () => this.writeCookie(req, res, state, presentedId, raw !== undefined),
+      beforeHeaders: () => this.writeCookie(req, res, state, presentedId),
       onError: (error) => this.commitFailed(error, state),
     });
     next();
@@ -79,9 +79,8 @@ export class SessionMiddleware implements NestMiddleware {
     res: ServerResponse,
     state: SessionState,
     presentedId: string | null,
-    credentialPresented: boolean,
   ): void {
-    const decision = state.cookieDecision(presentedId, credentialPresented);
+    const decision = state.cookieDecision(presentedId);
     if (decision.action === 'none') return;
     const { secure } = this.options.cookie;
     const isSecure = secure === 'auto' ? isSecureRequest(req) : secure;

@@ -120,7 +120,7 @@ export class SessionModuleOptions {
 
   /** @default { name: 'sid', path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax' } */
   @IsOptional()
-  @Rule('isObject', isPlainObject, (v) => SessionMessages.optionsNotObject(v))
+  @Rule('isObject', isPlainObject, (v) => SessionMessages.objectOption(PATH, "{ name: 'sid' }", v))
   cookie?: SessionCookieOptions;
 
   /** Where the id travels. @default 'cookie' */
@@ -187,10 +187,11 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   if (!isPlainObject(raw)) throw new SessionConfigError([SessionMessages.optionsNotObject(raw)]);
   const notYet = Object.keys(NOT_YET_AVAILABLE).filter((key) => key in raw && NOT_YET_AVAILABLE[key](raw[key]));
   if (notYet.length) throw new SessionConfigError(notYet.map((key) => SessionMessages.optionNotAvailable(key, raw[key])));
-  const options = Object.assign(new SessionModuleOptions(), raw);
-  const problems = problemsOf(options);
-  const cookieRaw = isPlainObject(options.cookie) ? options.cookie : {};
-  problems.push(...problemsOf(Object.assign(new SessionCookieOptions(), cookieRaw), 'cookie.'));
+  const problems: string[] = [];
+  const options = copyOptions(new SessionModuleOptions(), raw, '', problems);
+  problems.push(...problemsOf(options));
+  const cookieRaw: Partial<SessionCookieOptions> = isPlainObject(options.cookie) ? options.cookie : {};
+  problems.push(...problemsOf(copyOptions(new SessionCookieOptions(), cookieRaw, 'cookie.', problems), 'cookie.'));
   if (isStoreConfig(options.store)) problems.push(...problemsOf(storeConfigInstance(options.store), 'store.'));
   if (problems.length) throw new SessionConfigError(problems);
 
@@ -226,6 +227,19 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
     saveUninitialized: options.saveUninitialized ?? false,
     userKey: options.userKey ?? 'userId',
   };
+}
+
+/**
+ * Copies user options onto an options class instance for validation. Prototype keys are
+ * reported as unknown options rather than copied, where they would replace the instance's
+ * prototype and leave class-validator nothing to check.
+ */
+function copyOptions<T extends object>(target: T, source: Record<string, unknown>, prefix: string, problems: string[]): T {
+  for (const key of Object.keys(source)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') problems.push(SessionMessages.unknownOption(prefix + key));
+    else Object.defineProperty(target, key, { value: source[key], enumerable: true, writable: true, configurable: true });
+  }
+  return target;
 }
 
 /** class-validator errors as our messages, with `{path}` filled in and unknown keys named. */
@@ -272,5 +286,5 @@ function storeProblem(value: unknown): string {
 
 function storeConfigInstance(config: StoreConfig): object {
   const ConfigClass = STORE_CONFIG_CLASSES[config.type] ?? MemoryStoreConfig;
-  return Object.assign(new ConfigClass(), config);
+  return copyOptions(new ConfigClass(), config as unknown as Record<string, unknown>, 'store.', []);
 }

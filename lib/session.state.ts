@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { RESERVED_FIELDS } from './session.constants.js';
 import { SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
@@ -57,6 +58,8 @@ export type SessionObject = SessionMethods & SessionData;
 /** What the request pipeline decided about the cookie once the session is committed. */
 export type CookieDecision = { action: 'set'; id: string } | { action: 'clear' } | { action: 'none' };
 
+const logger = new Logger('SessionModule');
+
 const serialize = (field: string, value: unknown): string | undefined => {
   try {
     return JSON.stringify(value);
@@ -100,6 +103,12 @@ export class SessionState {
   private touchRequested = false;
   /** The store expiry was extended by this request (a cookie with Max-Age follows it). */
   private extended = false;
+  /** The last commit failed: the response carries no cookie for a write the store refused. */
+  private commitFailed = false;
+  /** This request destroyed (or regenerated) the session the client held. */
+  private destroyedHere = false;
+  /** Commits run one after another: a `save()` still in flight when the request ends. */
+  private committing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: SessionStore,
@@ -146,6 +155,7 @@ export class SessionState {
 
   async destroy(): Promise<void> {
     const live = this.storedId;
+    this.destroyedHere = true;
     this.storedId = null;
     this.currentId = null;
     this.created = true;
@@ -194,7 +204,16 @@ export class SessionState {
    * or a touch when one is due. Safe to call more than once (explicit `save()`, then the end of
    * the request): the second call writes only what changed since.
    */
-  async commit(now = Date.now()): Promise<void> {
+  commit(now?: number): Promise<void> {
+    const run = this.committing.then(() => this.commitNow(now ?? Date.now()));
+    this.committing = run.then(
+      () => void (this.commitFailed = false),
+      () => void (this.commitFailed = true),
+    );
+    return run;
+  }
+
+  private async commitNow(now: number): Promise<void> {
     const { set, unset } = this.diff();
     const changed = Object.keys(set).length > 0 || unset.length > 0;
     const expiresAt = this.expiryFrom(now);
@@ -218,14 +237,30 @@ export class SessionState {
     this.settle(now, expiresAt);
   }
 
-  /** The cookie the response must carry, decided after commit. */
-  cookieDecision(presentedId: string | null, credentialPresented: boolean): CookieDecision {
-    if (this.isStored) {
-      const id = this.id;
+  /**
+   * The cookie the response must carry. Usually asked after the commit; a streamed response
+   * sends its headers earlier, so the answer is what the pending commit will leave in the store.
+   *
+   * A cookie is cleared only when this request destroyed the session: an id that is merely
+   * unknown may come from a request that raced a sign-in, and clearing it could delete the
+   * cookie that sign-in just set.
+   */
+  cookieDecision(presentedId: string | null): CookieDecision {
+    if (this.commitFailed) return { action: 'none' };
+    const id = this.idAfterCommit();
+    if (id !== null) {
       if (id !== presentedId || (this.extended && this.options.cookie.maxAge !== undefined)) return { action: 'set', id };
       return { action: 'none' };
     }
-    return credentialPresented ? { action: 'clear' } : { action: 'none' };
+    return this.destroyedHere && presentedId !== null ? { action: 'clear' } : { action: 'none' };
+  }
+
+  /** The id the store holds for this client once the commit is done, or null for none. */
+  private idAfterCommit(): string | null {
+    if (this.storedId !== null) return this.id;
+    const { set, unset } = this.diff();
+    const willCreate = Object.keys(set).length > 0 || unset.length > 0 || this.saveRequested || this.options.saveUninitialized;
+    return willCreate ? this.id : null;
   }
 
   // ---- Internals ---------------------------------------------------------------------------
@@ -279,9 +314,11 @@ export class SessionState {
     return now - this.lastSeenAt >= this.options.touchAfter && expiresAt > this.expiresAt;
   }
 
+  /** The user for the per-user index: a string or number id; anything else indexes nothing. */
   private userId(): string | null {
     const value = this.data[this.options.userKey];
-    return value === undefined || value === null || value === '' ? null : String(value);
+    if (typeof value === 'string') return value === '' ? null : value;
+    return typeof value === 'number' && Number.isFinite(value) ? String(value) : null;
   }
 
   /** Empties the data and makes "empty" the baseline that later changes are measured from. */
@@ -362,9 +399,13 @@ function withCallback<A>(method: (arg?: A) => Promise<void>, takesOptions = fals
     const arg = takesOptions && typeof args[0] === 'object' && args[0] !== null ? (args[0] as A) : undefined;
     const result = Promise.resolve().then(() => method(arg));
     if (!callback) return result;
-    return result.then(
-      () => callback(),
-      (err: unknown) => callback(err),
-    );
+    // Callers that pass a callback (Passport) do not await the Promise, so an error thrown by
+    // the callback itself is logged here instead of becoming an unhandled rejection.
+    return result
+      .then(
+        () => callback(),
+        (err: unknown) => callback(err),
+      )
+      .catch((err: unknown) => logger.error(`A session method's callback threw: ${String(err)}`));
   };
 }

@@ -27,10 +27,13 @@ export class SessionIdSigner {
     if (signed.length !== MAX_SIGNED_LENGTH) return null;
     const dot = signed.indexOf('.');
     const id = signed.slice(0, dot);
-    if (dot < 0 || !isSessionId(id)) return null;
+    const signature = signed.slice(dot + 1);
+    // The signature has the id's alphabet and length, so the same check rules out anything
+    // else before the comparison (which works on bytes, not characters).
+    if (dot < 0 || !isSessionId(id) || !isSessionId(signature)) return null;
     // Compared as text, not decoded bytes: base64url has spare bits in its last character, and
     // a signature altered there must not verify.
-    const given = Buffer.from(signed.slice(dot + 1), 'latin1');
+    const given = Buffer.from(signature, 'latin1');
     let valid = false;
     for (const key of this.keys) {
       const expected = Buffer.from(this.mac(key, id).toString('base64url'), 'latin1');

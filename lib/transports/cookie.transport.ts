@@ -24,7 +24,8 @@ export class CookieTransport {
 
   /** `Set-Cookie` for a signed id. */
   set(signedId: string, secure: boolean): string {
-    const maxAge = this.cookie.maxAge === undefined ? undefined : Math.floor(this.cookie.maxAge / 1000);
+    // Rounded up: a Max-Age of 0 would delete the cookie.
+    const maxAge = this.cookie.maxAge === undefined ? undefined : Math.ceil(this.cookie.maxAge / 1000);
     return this.serialize(signedId, secure, maxAge);
   }
 

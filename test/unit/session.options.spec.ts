@@ -1,0 +1,349 @@
+import { describe, expect, it } from '@jest/globals';
+import { SessionConfigError } from '../../lib/session.errors.js';
+import { resolveSessionOptions } from '../../lib/session.options.js';
+import { MemoryStore } from '../../lib/stores/memory.store.js';
+
+const SECRET = 'a'.repeat(32);
+const OLD_SECRET = 'b'.repeat(40);
+
+/** The SessionConfigError that resolving these options throws (fails the test if none is thrown). */
+function configErrorOf(options: unknown): SessionConfigError {
+  try {
+    resolveSessionOptions(options);
+  } catch (error) {
+    expect(error).toBeInstanceOf(SessionConfigError);
+    return error as SessionConfigError;
+  }
+  throw new Error(`resolveSessionOptions accepted ${JSON.stringify(options)}`);
+}
+
+describe('resolveSessionOptions()', () => {
+  describe('defaults', () => {
+    it('fills in every default when only a secret is given', () => {
+      const options = resolveSessionOptions({ secret: SECRET });
+
+      expect(options.secrets).toEqual([SECRET]);
+      expect(options.cookie).toEqual({
+        name: 'sid',
+        path: '/',
+        httpOnly: true,
+        secure: 'auto',
+        sameSite: 'lax',
+        domain: undefined,
+        partitioned: false,
+        maxAge: undefined,
+      });
+      expect(options.transport).toBe('cookie');
+      expect(options.idleTimeout).toBe(30 * 60_000);
+      expect(options.absoluteTimeout).toBe(12 * 60 * 60_000);
+      expect(options.touchAfter).toBe(180_000);
+      expect(options.saveUninitialized).toBe(false);
+      expect(options.userKey).toBe('userId');
+      expect(options.store).toEqual({ type: 'memory' });
+    });
+
+    it('derives touchAfter as a tenth of the idle timeout it was given', () => {
+      expect(resolveSessionOptions({ secret: SECRET, idleTimeout: '10m' }).touchAfter).toBe(60_000);
+    });
+
+    it('keeps the cookie defaults it was not told to change', () => {
+      const { cookie } = resolveSessionOptions({ secret: SECRET, cookie: { name: 'app.sid', sameSite: 'strict' } });
+
+      expect(cookie).toMatchObject({ name: 'app.sid', sameSite: 'strict', path: '/', httpOnly: true, secure: 'auto' });
+    });
+  });
+
+  describe('durations', () => {
+    it('accepts milliseconds as numbers', () => {
+      const options = resolveSessionOptions({ secret: SECRET, idleTimeout: 60_000, absoluteTimeout: 3_600_000, touchAfter: 5_000 });
+
+      expect(options.idleTimeout).toBe(60_000);
+      expect(options.absoluteTimeout).toBe(3_600_000);
+      expect(options.touchAfter).toBe(5_000);
+    });
+
+    it("accepts duration strings such as '30m', '2h' and '10s'", () => {
+      const options = resolveSessionOptions({
+        secret: SECRET,
+        idleTimeout: '30m',
+        absoluteTimeout: '2h',
+        touchAfter: '10s',
+        cookie: { maxAge: '1h' },
+      });
+
+      expect(options.idleTimeout).toBe(1_800_000);
+      expect(options.absoluteTimeout).toBe(7_200_000);
+      expect(options.touchAfter).toBe(10_000);
+      expect(options.cookie.maxAge).toBe(3_600_000);
+    });
+
+    it('accepts absoluteTimeout false to disable the hard limit', () => {
+      expect(resolveSessionOptions({ secret: SECRET, absoluteTimeout: false }).absoluteTimeout).toBe(false);
+    });
+
+    it('accepts touchAfter 0 (touch on every request)', () => {
+      expect(resolveSessionOptions({ secret: SECRET, touchAfter: 0 }).touchAfter).toBe(0);
+    });
+
+    it.each([
+      ['a negative number', -5, '-5'],
+      ['a negative string', '-5m', '"-5m"'],
+      ['zero', 0, '0'],
+      ['a word ms cannot read', 'soon', '"soon"'],
+      ['a boolean', true, 'true'],
+    ])('rejects idleTimeout as %s, naming the option, the value and the accepted forms', (_what, value, shown) => {
+      const error = configErrorOf({ secret: SECRET, idleTimeout: value });
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toContain('"idleTimeout"');
+      expect(error.message).toContain(`(got ${shown})`);
+      expect(error.message).toContain("'30m'");
+    });
+
+    it('rejects a bad absoluteTimeout and says false is also allowed', () => {
+      const error = configErrorOf({ secret: SECRET, absoluteTimeout: 'soon' });
+
+      expect(error.message).toContain('"absoluteTimeout"');
+      expect(error.message).toContain('"soon"');
+      expect(error.message).toContain('false');
+    });
+
+    it('rejects a bad cookie.maxAge under its full path', () => {
+      const error = configErrorOf({ secret: SECRET, cookie: { maxAge: -1 } });
+
+      expect(error.message).toContain('"cookie.maxAge"');
+      expect(error.message).toContain('(got -1)');
+    });
+
+    it('rejects a touchAfter that is not shorter than idleTimeout, naming both', () => {
+      const error = configErrorOf({ secret: SECRET, idleTimeout: '10m', touchAfter: '10m' });
+
+      expect(error.message).toContain('"touchAfter"');
+      expect(error.message).toContain('"idleTimeout"');
+      expect(error.message).toContain('600000');
+    });
+
+    it('rejects an absoluteTimeout shorter than idleTimeout and suggests false', () => {
+      const error = configErrorOf({ secret: SECRET, idleTimeout: '2h', absoluteTimeout: '1h' });
+
+      expect(error.message).toContain('"absoluteTimeout"');
+      expect(error.message).toContain('3600000');
+      expect(error.message).toContain('7200000');
+      expect(error.message).toContain('false');
+    });
+  });
+
+  describe('secret', () => {
+    it('accepts one string and uses it as the only secret', () => {
+      expect(resolveSessionOptions({ secret: SECRET }).secrets).toEqual([SECRET]);
+    });
+
+    it('accepts an array for rotation and keeps its order (the first signs)', () => {
+      expect(resolveSessionOptions({ secret: [SECRET, OLD_SECRET] }).secrets).toEqual([SECRET, OLD_SECRET]);
+    });
+
+    it('does not share the array it was given', () => {
+      const secrets = [SECRET, OLD_SECRET];
+      const options = resolveSessionOptions({ secret: secrets });
+      secrets.pop();
+
+      expect(options.secrets).toEqual([SECRET, OLD_SECRET]);
+    });
+
+    it('rejects a 12-character secret, saying 32 are needed and how to generate one', () => {
+      const error = configErrorOf({ secret: 'x'.repeat(12) });
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toContain('"secret"');
+      expect(error.message).toContain('32');
+      expect(error.message).toContain('got 12');
+      expect(error.message).toContain('randomBytes');
+    });
+
+    it('rejects one short secret inside an array, naming its index', () => {
+      const error = configErrorOf({ secret: [SECRET, 'short'] });
+
+      expect(error.message).toContain('"secret[1]"');
+      expect(error.message).toContain('got 5');
+      expect(error.message).toContain('randomBytes');
+    });
+
+    it.each([
+      ['absent', {}],
+      ['undefined', { secret: undefined }],
+      ['an empty string', { secret: '' }],
+    ])('rejects a missing secret (%s), saying it is required and how to generate one', (_what, options) => {
+      const error = configErrorOf(options);
+
+      expect(error.message).toContain('"secret" is required');
+      expect(error.message).toContain('randomBytes');
+    });
+
+    it.each([
+      ['a number', 12345678, '12345678'],
+      ['an empty array', [], '[]'],
+      ['an array holding a number', [SECRET, 42], '42'],
+      ['an object', { value: SECRET }, '"value"'],
+    ])('rejects a secret of the wrong type (%s), showing the value', (_what, secret, shown) => {
+      const error = configErrorOf({ secret });
+
+      expect(error.message).toContain('"secret" must be a string or a non-empty array of strings');
+      expect(error.message).toContain(shown);
+    });
+  });
+
+  describe('store', () => {
+    it("accepts { type: 'memory' } with its own options", () => {
+      expect(resolveSessionOptions({ secret: SECRET, store: { type: 'memory', maxSessions: 10 } }).store).toEqual({
+        type: 'memory',
+        maxSessions: 10,
+      });
+    });
+
+    it('accepts an instance of a SessionStore subclass as it is', () => {
+      const store = new MemoryStore();
+      try {
+        expect(resolveSessionOptions({ secret: SECRET, store }).store).toBe(store);
+      } finally {
+        store.onApplicationShutdown();
+      }
+    });
+
+    it('rejects an unknown store type, naming store.type, the value and the choices', () => {
+      const error = configErrorOf({ secret: SECRET, store: { type: 'mongo' } });
+
+      expect(error.message).toContain('"store.type"');
+      expect(error.message).toContain('"mongo"');
+      expect(error.message).toContain('"memory"');
+      expect(error.message).toContain('SessionStore');
+    });
+
+    it('rejects a store type the spec names but this version does not build yet, saying so', () => {
+      const error = configErrorOf({ secret: SECRET, store: { type: 'redis' } });
+
+      expect(error.message).toContain('"store.type"');
+      expect(error.message).toContain('"redis"');
+      expect(error.message).toContain('does not provide yet');
+    });
+
+    it('rejects something that is neither a config object nor a store', () => {
+      const error = configErrorOf({ secret: SECRET, store: 'redis://localhost' });
+
+      expect(error.message).toContain('"store"');
+      expect(error.message).toContain('"redis://localhost"');
+    });
+
+    it('rejects store.maxSessions 0, naming the option and the value', () => {
+      const error = configErrorOf({ secret: SECRET, store: { type: 'memory', maxSessions: 0 } });
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toContain('"store.maxSessions"');
+      expect(error.message).toContain('(got 0)');
+      expect(error.message).toContain('positive whole number');
+    });
+
+    it('rejects an unknown key inside the store config', () => {
+      const error = configErrorOf({ secret: SECRET, store: { type: 'memory', maxSesions: 10 } });
+
+      expect(error.message).toContain('"store.maxSesions" is not a known option');
+    });
+  });
+
+  describe('cookie', () => {
+    it("rejects sameSite 'none' unless secure is true, and says how to fix it", () => {
+      const error = configErrorOf({ secret: SECRET, cookie: { sameSite: 'none' } });
+
+      expect(error.message).toContain('"cookie.sameSite"');
+      expect(error.message).toContain('"cookie.secure" is "auto"');
+      expect(error.message).toContain('Set cookie.secure to true');
+      expect(resolveSessionOptions({ secret: SECRET, cookie: { sameSite: 'none', secure: true } }).cookie.sameSite).toBe('none');
+    });
+
+    it('rejects partitioned unless secure is true', () => {
+      const error = configErrorOf({ secret: SECRET, cookie: { partitioned: true, secure: false } });
+
+      expect(error.message).toContain('"cookie.partitioned"');
+      expect(error.message).toContain('"cookie.secure" is false');
+      expect(resolveSessionOptions({ secret: SECRET, cookie: { partitioned: true, secure: true } }).cookie.partitioned).toBe(true);
+    });
+
+    it('rejects a cookie name that is not an RFC 6265 token', () => {
+      const error = configErrorOf({ secret: SECRET, cookie: { name: 'bad name;' } });
+
+      expect(error.message).toContain('"cookie.name"');
+      expect(error.message).toContain('"bad name;"');
+    });
+
+    it('rejects a cookie path that does not start with "/"', () => {
+      const error = configErrorOf({ secret: SECRET, cookie: { path: 'app' } });
+
+      expect(error.message).toContain('"cookie.path" must start with "/"');
+      expect(error.message).toContain('"app"');
+    });
+
+    it('rejects a sameSite value outside lax, strict and none', () => {
+      const error = configErrorOf({ secret: SECRET, cookie: { sameSite: 'Lax ' } });
+
+      expect(error.message).toContain('"cookie.sameSite"');
+      expect(error.message).toContain('"Lax "');
+    });
+
+    it('rejects an unknown cookie option under its full path', () => {
+      const error = configErrorOf({ secret: SECRET, cookie: { httponly: true } });
+
+      expect(error.message).toContain('"cookie.httponly" is not a known option');
+    });
+
+    it('rejects a cookie option that is not an object, naming "cookie" and the value', () => {
+      const error = configErrorOf({ secret: SECRET, cookie: 'sid' });
+
+      expect(error.message).toContain('"cookie"');
+      expect(error.message).toContain('"sid"');
+    });
+  });
+
+  describe('shape', () => {
+    it('rejects a misspelt top-level option, naming it', () => {
+      const error = configErrorOf({ secret: SECRET, secrte: SECRET });
+
+      expect(error.problems).toEqual([expect.stringContaining('"secrte" is not a known option')]);
+    });
+
+    it.each([['__proto__'], ['constructor']])('names an unknown top-level option even when it is called %s', (key) => {
+      const error = configErrorOf(JSON.parse(`{ "secret": "${SECRET}", "${key}": { "x": 1 } }`));
+
+      expect(error.message).toContain(`"${key}" is not a known option`);
+    });
+
+    it.each([
+      ['undefined', undefined],
+      ['null', null],
+      ['a string', SECRET],
+      ['an array', [SECRET]],
+    ])('rejects options that are not an object (%s)', (_what, options) => {
+      const error = configErrorOf(options);
+
+      expect(error.message).toContain('options must be an object');
+    });
+
+    it('reports several problems together, one per bad option', () => {
+      const error = configErrorOf({
+        secret: 'short',
+        idleTimeout: 'soon',
+        cookie: { name: 'bad name;', path: 'app' },
+        store: { type: 'memory', maxSessions: 0 },
+        secrte: 1,
+      });
+
+      expect(error.problems).toHaveLength(6);
+      expect(error.message).toContain('6 problems');
+      for (const path of ['"secret"', '"idleTimeout"', '"cookie.name"', '"cookie.path"', '"store.maxSessions"', '"secrte"']) {
+        expect(error.message).toContain(path);
+      }
+    });
+
+    it('has a stable error code', () => {
+      expect(configErrorOf({}).code).toBe('SESSION_CONFIG');
+    });
+  });
+});
