@@ -1,4 +1,4 @@
-import { BadRequestException, ServiceUnavailableException } from '@nestjs/common';
+import { BadRequestException, HttpException, ServiceUnavailableException } from '@nestjs/common';
 
 /**
  * Every message the library shows lives here, so wording stays consistent and each one says what
@@ -128,6 +128,14 @@ export class SessionStoreUnsupportedError extends SessionError {
   constructor(storeKind: string, operation: string) {
     super('SESSION_STORE_UNSUPPORTED', SessionMessages.unsupported(storeKind, operation));
   }
+}
+
+/**
+ * What a failed store call becomes for the HTTP layer: our own errors and HTTP exceptions pass
+ * through; anything else came from the store (a driver error, a timeout) and is a 503.
+ */
+export function asHttpError(error: unknown, storeKind: string): unknown {
+  return error instanceof HttpException || error instanceof SessionError ? error : storeUnavailableResponse(storeKind);
 }
 
 /**

@@ -8,6 +8,7 @@ import { appendSetCookie, cookieHeaderOf, exposeSession, hookResponse, isSecureR
 import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionState } from './session.state.js';
+import { boundStoreCalls } from './stores/bounded-store.js';
 import { SessionStore } from './stores/session-store.js';
 import type { StoredSession } from './stores/session-store.js';
 import { CookieTransport } from './transports/cookie.transport.js';
@@ -23,13 +24,12 @@ export class SessionMiddleware implements NestMiddleware {
   private readonly logger = new Logger('SessionModule');
   private readonly transport: CookieTransport;
   private readonly signer: SessionIdSigner;
+  private readonly store: SessionStore;
 
-  constructor(
-    @InjectSessionOptions() private readonly options: ResolvedSessionOptions,
-    private readonly store: SessionStore,
-  ) {
+  constructor(@InjectSessionOptions() private readonly options: ResolvedSessionOptions, store: SessionStore) {
     this.transport = new CookieTransport(options.cookie);
     this.signer = new SessionIdSigner(options.secrets);
+    this.store = boundStoreCalls(store, options.storeTimeout);
   }
 
   async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {

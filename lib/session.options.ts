@@ -145,6 +145,14 @@ export class SessionModuleOptions {
   @IsDuration(0)
   touchAfter?: Duration;
 
+  /**
+   * Longest wait for one store call; past it the request gets a 503 instead of hanging.
+   * @default '3s'
+   */
+  @IsOptional()
+  @IsDuration()
+  storeTimeout?: Duration;
+
   /** Store (and send a cookie for) sessions nobody wrote to. @default false */
   @IsOptional()
   @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
@@ -175,6 +183,7 @@ export interface ResolvedSessionOptions {
   readonly idleTimeout: number;
   readonly absoluteTimeout: number | false;
   readonly touchAfter: number;
+  readonly storeTimeout: number;
   readonly saveUninitialized: boolean;
   readonly userKey: string;
 }
@@ -224,6 +233,7 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
     idleTimeout,
     absoluteTimeout,
     touchAfter,
+    storeTimeout: parseDuration(options.storeTimeout ?? '3s')!,
     saveUninitialized: options.saveUninitialized ?? false,
     userKey: options.userKey ?? 'userId',
   };

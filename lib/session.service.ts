@@ -1,5 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { maskSessionId } from './crypto/index.js';
+import { InjectSessionOptions } from './session.decorators.js';
+import { asHttpError } from './session.errors.js';
+import type { ResolvedSessionOptions } from './session.options.js';
+import { boundStoreCalls } from './stores/bounded-store.js';
 import { SessionStore } from './stores/session-store.js';
 
 /** One of a user's live sessions, as shown to that user. */
@@ -24,11 +28,15 @@ export interface UserSessionView {
  */
 @Injectable()
 export class SessionService {
-  constructor(private readonly store: SessionStore) {}
+  private readonly store: SessionStore;
+
+  constructor(store: SessionStore, @InjectSessionOptions() options: ResolvedSessionOptions) {
+    this.store = boundStoreCalls(store, options.storeTimeout);
+  }
 
   /** The user's live sessions, oldest first, marking the one with `currentId`. */
   async listForUser(userId: string, currentId?: string): Promise<UserSessionView[]> {
-    const sessions = await this.store.listByUser(userId);
+    const sessions = await this.call(() => this.store.listByUser(userId));
     return sessions.map((s) => ({
       id: maskSessionId(s.id),
       createdAt: new Date(s.createdAt).toISOString(),
@@ -39,11 +47,16 @@ export class SessionService {
 
   /** Destroys every session of the user except `currentId` ("log out everywhere else"). */
   async revokeOthers(userId: string, currentId: string): Promise<{ revoked: number }> {
-    return { revoked: await this.store.destroyByUser(userId, currentId) };
+    return { revoked: await this.call(() => this.store.destroyByUser(userId, currentId)) };
   }
 
   /** Destroys every session of the user. */
   async revokeAll(userId: string): Promise<{ revoked: number }> {
-    return { revoked: await this.store.destroyByUser(userId) };
+    return { revoked: await this.call(() => this.store.destroyByUser(userId)) };
+  }
+
+  /** Store failures answer 503 to the request that asked, as everywhere in the module. */
+  private call<T>(operation: () => Promise<T>): Promise<T> {
+    return operation().catch((error: unknown) => Promise.reject(asHttpError(error, this.store.kind)));
   }
 }

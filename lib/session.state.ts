@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { RESERVED_FIELDS } from './session.constants.js';
-import { SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
+import { asHttpError, SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { generateSessionId } from './crypto/index.js';
 import type { SessionChange, SessionFields, SessionStore, StoredSession } from './stores/session-store.js';
@@ -335,15 +335,20 @@ export class SessionState {
 
   private createProxy(): SessionObject {
     const state = this;
+    // A store failure inside a method the handler awaits surfaces as a 503, like a failed load.
+    const method =
+      <A>(run: (arg?: A) => Promise<void>, takesOptions = false) =>
+      () =>
+        withCallback((arg?: A) => run(arg).catch((error: unknown) => Promise.reject(asHttpError(error, state.store.kind))), takesOptions);
     const members: Record<string, () => unknown> = {
       id: () => state.id,
       isNew: () => state.isNew,
-      regenerate: () => withCallback((options?: RegenerateOptions) => state.regenerate(options), true),
-      rotateId: () => withCallback(() => state.rotateId()),
-      destroy: () => withCallback(() => state.destroy()),
-      reload: () => withCallback(() => state.reload()),
-      save: () => withCallback(() => state.save()),
-      touch: () => withCallback(() => state.touch()),
+      regenerate: method((options?: RegenerateOptions) => state.regenerate(options), true),
+      rotateId: method(() => state.rotateId()),
+      destroy: method(() => state.destroy()),
+      reload: method(() => state.reload()),
+      save: method(() => state.save()),
+      touch: method(() => state.touch()),
       toJSON: () => () => state.toJSON(),
     };
     const writable = (key: string | symbol): string => {

@@ -1,4 +1,4 @@
-import { parseCookie, stringifySetCookie } from 'cookie';
+import { parse, serialize } from 'cookie';
 import type { ResolvedSessionOptions } from '../session.options.js';
 
 /**
@@ -17,7 +17,7 @@ export class CookieTransport {
    */
   read(cookieHeader: string | undefined): string | undefined {
     if (!cookieHeader || !cookieHeader.includes(this.cookie.name)) return undefined;
-    const value = parseCookie(cookieHeader)[this.cookie.name];
+    const value = parse(cookieHeader)[this.cookie.name];
     if (value === undefined) return undefined;
     return value.length > MAX_VALUE_LENGTH ? '' : value;
   }
@@ -36,6 +36,6 @@ export class CookieTransport {
 
   private serialize(value: string, secure: boolean, maxAge?: number, expires?: Date): string {
     const { name, path, domain, httpOnly, sameSite, partitioned } = this.cookie;
-    return stringifySetCookie({ name, value, path, domain, httpOnly, sameSite, partitioned, secure, maxAge, expires });
+    return serialize(name, value, { path, domain, httpOnly, sameSite, partitioned, secure, maxAge, expires });
   }
 }

@@ -502,6 +502,74 @@ describe('request pipeline', () => {
       expect(res.body).toEqual({ pong: true });
     });
 
+    it('answers 503 within storeTimeout when the store hangs on the read, instead of holding the request', async () => {
+      const store = new FlakyStore();
+      const app = await start({ store, storeTimeout: 200 });
+      const cookie = await sessionWith(app, { a: 1 });
+      store.hanging = true;
+
+      const res = await app.http().get('/read').set('Cookie', cookieHeader(cookie)).timeout(BOUND);
+
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ statusCode: 503, code: 'SESSION_STORE_UNAVAILABLE' });
+    });
+
+    it('answers 503 within storeTimeout when the store hangs on the commit, and sets no cookie', async () => {
+      const store = new FlakyStore();
+      const app = await start({ store, storeTimeout: 200 });
+      store.hanging = true;
+
+      const res = await app.http().post('/set').send({ a: 1 }).timeout(BOUND);
+
+      expect(res.status).toBe(503);
+      expect(setCookieLine(res)).toBeUndefined();
+    });
+
+    it('answers 503, not 500, when a logout cannot reach the store', async () => {
+      const store = new FlakyStore();
+      const app = await start({ store });
+      const cookie = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+      const id = idOf(cookie);
+      // The load succeeds; the store fails only for destroy(), as it would mid-request.
+      const logout = app.http().post('/logout').set('Cookie', cookieHeader(cookie)).timeout(BOUND);
+      const failing = store.destroy.bind(store);
+      store.destroy = async (sessionId: string) => {
+        store.down = true;
+        try {
+          return await failing(sessionId);
+        } finally {
+          store.down = false;
+        }
+      };
+
+      const res = await logout;
+
+      expect(res.status).toBe(503);
+      expect(await store.get(id)).not.toBeNull();
+    });
+
+    it('answers 503 from SessionService when the store is down', async () => {
+      const store = new FlakyStore();
+      const app = await start({ store });
+      const cookie = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+      store.down = true;
+      const original = store.get.bind(store);
+      // Let the session load so the request reaches the service, which then meets the outage.
+      store.get = async (sessionId: string) => {
+        store.down = false;
+        try {
+          return await original(sessionId);
+        } finally {
+          store.down = true;
+        }
+      };
+
+      const res = await app.http().get('/sessions').set('Cookie', cookieHeader(cookie)).timeout(BOUND);
+
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE' });
+    });
+
     it('resumes by itself when the store comes back, with the session intact', async () => {
       const store = new FlakyStore();
       const app = await start({ store });

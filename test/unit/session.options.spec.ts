@@ -108,6 +108,18 @@ describe('resolveSessionOptions()', () => {
       expect(error.message).toContain('false');
     });
 
+    it("bounds every store call by storeTimeout, '3s' unless set", () => {
+      expect(resolveSessionOptions({ secret: SECRET }).storeTimeout).toBe(3_000);
+      expect(resolveSessionOptions({ secret: SECRET, storeTimeout: '500ms' }).storeTimeout).toBe(500);
+    });
+
+    it('rejects a storeTimeout that is not a positive duration', () => {
+      const error = configErrorOf({ secret: SECRET, storeTimeout: 0 });
+
+      expect(error.message).toContain('"storeTimeout"');
+      expect(error.message).toContain('(got 0)');
+    });
+
     it('rejects a bad cookie.maxAge under its full path', () => {
       const error = configErrorOf({ secret: SECRET, cookie: { maxAge: -1 } });
 

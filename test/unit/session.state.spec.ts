@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { ServiceUnavailableException } from '@nestjs/common';
 import { generateSessionId } from '../../lib/crypto/index.js';
 import { SessionFieldNotJsonError, SessionReservedFieldError } from '../../lib/session.errors.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
@@ -858,21 +859,25 @@ describe('SessionState', () => {
         ['save', (s: AppSession, cb: SessionCallback) => s.save(cb)],
         ['regenerate', (s: AppSession, cb: SessionCallback) => s.regenerate(cb)],
         ['destroy', (s: AppSession, cb: SessionCallback) => s.destroy(cb)],
-      ])('%s(cb) passes the error to the callback, and the returned promise does not reject', async (_name, call) => {
-        const { store, state } = failingState();
+      ])('%s(cb) passes a 503 error to the callback, and the returned promise does not reject', async (_name, call) => {
+        const { state } = failingState();
         app(state).visits = 1;
 
         const { args, returned } = await viaCallback((cb) => call(app(state), cb));
 
-        expect(args).toEqual([store.failure]);
+        expect(args).toHaveLength(1);
+        expect(args[0]).toBeInstanceOf(ServiceUnavailableException);
         await expect(returned).resolves.toBeUndefined();
       });
 
-      it('save() without a callback rejects with the error', async () => {
-        const { store, state } = failingState();
+      it('save() without a callback rejects with a 503 that names the store', async () => {
+        const { state } = failingState();
         app(state).visits = 1;
 
-        await expect(app(state).save()).rejects.toBe(store.failure);
+        const error = await app(state).save().catch((e: unknown) => e);
+
+        expect(error).toBeInstanceOf(ServiceUnavailableException);
+        expect((error as ServiceUnavailableException).getResponse()).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', message: expect.stringContaining('memory') });
       });
     });
   });
