@@ -35,7 +35,7 @@ export class SessionMiddleware implements NestMiddleware {
   async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
     // 1. Resolve the id. No cookie: no store access. A bad signature: anonymous, no store access.
     const raw = this.transport.read(cookieHeaderOf(req));
-    const presentedId = raw ? this.signer.unsign(raw) : null;
+    const presentedId = raw === undefined ? null : this.signer.unsign(raw);
     const now = Date.now();
 
     // 2. Load. A store that does not answer fails only the code that reads the session.

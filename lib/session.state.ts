@@ -136,11 +136,6 @@ export class SessionState {
     return this.created;
   }
 
-  /** What is in the store right now under the id the client will hold. */
-  get isStored(): boolean {
-    return this.storedId !== null && this.storedId === this.currentId;
-  }
-
   // ---- Session methods -------------------------------------------------------------------
 
   async regenerate(options: RegenerateOptions = {}): Promise<void> {

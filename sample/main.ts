@@ -5,7 +5,8 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
 
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forEnv(process.env));
+  // abortOnError: false hands start-up errors (a bad option) to the catch below, printed plainly.
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forEnv(process.env), { abortOnError: false });
   // Behind a TLS-terminating proxy, trust its X-Forwarded-Proto so secure: 'auto' cookies work.
   if (process.env.TRUST_PROXY) app.set('trust proxy', process.env.TRUST_PROXY);
   app.enableShutdownHooks();
@@ -15,7 +16,6 @@ async function bootstrap(): Promise<void> {
 }
 
 bootstrap().catch((error: unknown) => {
-  // Start-up errors (a bad option) are printed plainly, without a stack trace in the way.
   console.error(error instanceof Error ? error.message : error);
   process.exitCode = 1;
 });

@@ -11,15 +11,11 @@ const MAX_VALUE_LENGTH = 128;
 export class CookieTransport {
   constructor(private readonly cookie: ResolvedSessionOptions['cookie']) {}
 
-  /**
-   * The raw session cookie value: undefined when the request carries none (no store access
-   * follows), '' when it carries one we cannot use (the response then clears it).
-   */
+  /** The raw session cookie value, or undefined when the request carries none we could use. */
   read(cookieHeader: string | undefined): string | undefined {
     if (!cookieHeader || !cookieHeader.includes(this.cookie.name)) return undefined;
     const value = parse(cookieHeader)[this.cookie.name];
-    if (value === undefined) return undefined;
-    return value.length > MAX_VALUE_LENGTH ? '' : value;
+    return value !== undefined && value.length <= MAX_VALUE_LENGTH ? value : undefined;
   }
 
   /** `Set-Cookie` for a signed id. */
