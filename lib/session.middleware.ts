@@ -11,7 +11,7 @@ import { SessionState } from './session.state.js';
 import { boundStoreCalls } from './stores/bounded-store.js';
 import { SessionStore } from './stores/session-store.js';
 import type { StoredSession } from './stores/session-store.js';
-import { CookieTransport } from './transports/cookie.transport.js';
+import { CookieTransport } from './transports/index.js';
 
 /**
  * The request pipeline, top to bottom:

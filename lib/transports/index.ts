@@ -1,0 +1,1 @@
+export { CookieTransport } from './cookie.transport.js';
