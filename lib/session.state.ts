@@ -209,7 +209,7 @@ export class SessionState {
   }
 
   private async commitNow(now: number): Promise<void> {
-    const { set, unset } = this.diff();
+    const { set, unset, current } = this.diff();
     const changed = Object.keys(set).length > 0 || unset.length > 0;
     const expiresAt = this.expiryFrom(now);
 
@@ -229,7 +229,7 @@ export class SessionState {
     } else {
       return;
     }
-    this.settle(now, expiresAt);
+    this.settle(now, expiresAt, current);
   }
 
   /**
@@ -260,25 +260,25 @@ export class SessionState {
 
   // ---- Internals ---------------------------------------------------------------------------
 
-  private diff(): { set: SessionFields; unset: string[] } {
+  /** Changed and removed fields, and the JSON of every touched field as it is now. */
+  private diff(): { set: SessionFields; unset: string[]; current: Map<string, string | undefined> } {
     const set: SessionFields = Object.create(null);
     const unset: string[] = [];
+    const current = new Map<string, string | undefined>();
     for (const [field, original] of this.originals) {
       const value = this.data[field];
-      const current = value === undefined ? undefined : serialize(field, value);
-      if (current === original) continue;
-      if (current === undefined) unset.push(field);
+      const json = value === undefined ? undefined : serialize(field, value);
+      current.set(field, json);
+      if (json === original) continue;
+      if (json === undefined) unset.push(field);
       else Object.defineProperty(set, field, { value, enumerable: true, writable: true, configurable: true });
     }
-    return { set, unset };
+    return { set, unset, current };
   }
 
-  /** Fields are now as stored: future diffs start from here. */
-  private settle(now: number, expiresAt: number): void {
-    for (const field of this.originals.keys()) {
-      const value = this.data[field];
-      this.originals.set(field, value === undefined ? undefined : serialize(field, value));
-    }
+  /** Fields are now as stored: future diffs start from `current`. */
+  private settle(now: number, expiresAt: number, current: Map<string, string | undefined>): void {
+    for (const [field, json] of current) this.originals.set(field, json);
     this.extended = this.extended || expiresAt > this.expiresAt;
     this.lastSeenAt = now;
     this.expiresAt = expiresAt;
