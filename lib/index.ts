@@ -1,8 +1,10 @@
 export { SessionModule } from './session.module.js';
 export { SESSION_ASYNC_OPTIONS_TYPE, SESSION_OPTIONS_TYPE } from './session.module-definition.js';
 export type { SessionModuleExtras } from './session.module-definition.js';
-export { SessionCookieOptions, SessionModuleOptions, parseDuration, resolveSessionOptions } from './session.options.js';
-export type { Duration, ResolvedSessionOptions } from './session.options.js';
+export { SessionCookieOptions, SessionModuleOptions, resolveSessionOptions } from './session.options.js';
+export type { ResolvedSessionOptions } from './session.options.js';
+export { parseDuration } from './session.validation.js';
+export type { Duration } from './session.validation.js';
 export { AllowAnonymous, InjectSessionOptions, InjectSessionStore, Session } from './session.decorators.js';
 export { SessionGuard } from './session.guard.js';
 export { SessionService } from './session.service.js';
@@ -19,9 +21,12 @@ export {
   SessionStoreUnsupportedError,
 } from './session.errors.js';
 export { generateSessionId, isSessionId, maskSessionId, SessionIdSigner } from './crypto/index.js';
-export { createSessionStore, MemoryStore, MemoryStoreConfig, SessionStore } from './stores/index.js';
+export { createSessionStore, MemoryStore, MemoryStoreConfig, RedisStore, RedisStoreConfig, SessionStore } from './stores/index.js';
 export type {
   MemoryStoreOptions,
+  RedisClient,
+  RedisEndpoint,
+  RedisStoreOptions,
   SessionChange,
   SessionFields,
   SessionFieldValue,

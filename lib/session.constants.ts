@@ -25,7 +25,6 @@ export const RESERVED_FIELDS: ReadonlySet<string> = new Set([
   'prototype',
 ]);
 
-/** Store types the options accept, and those this version builds. */
+/** Every store type of the contract (this version may build only some: see STORE_CONFIG_CLASSES). */
 export const STORE_TYPES = ['memory', 'file', 'redis', 'postgres', 'cookie'] as const;
 export type StoreType = (typeof STORE_TYPES)[number];
-export const AVAILABLE_STORE_TYPES: ReadonlySet<StoreType> = new Set(['memory']);

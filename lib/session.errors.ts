@@ -58,6 +58,23 @@ export const SessionMessages = {
     `option "store" must be a store config such as { type: 'memory' } or an instance of a class that extends SessionStore (got ${show(value)}).`,
   optionNotAvailable: (path: string, value: unknown) =>
     `option "${path}" (${show(value)}) is not provided by this version of nestjs-session-sync yet. Remove it from the options.`,
+  driverMissing: (store: string, pkg: string) =>
+    `The ${store} session store needs the "${pkg}" package, which is not installed. Install it with: npm install ${pkg}`,
+  noReplicaAck: (timeout: number) =>
+    `no replica acknowledged the write within ${timeout} ms (consistency: 'strong'). Check that the Redis master has a connected replica, or raise store.replicaTimeout.`,
+  endpoints: (path: string, value: unknown) =>
+    `option "${path}" must be a non-empty array of { host, port } objects, e.g. [{ host: '127.0.0.1', port: 26379 }] (got ${show(value)}).`,
+  redisUrl: (value: unknown) =>
+    `option "store.url" must be a redis:// or rediss:// URL such as 'redis://127.0.0.1:6379' (got ${show(value)}).`,
+  redisClient: (value: unknown) =>
+    `option "store.client" must be an ioredis Redis or Cluster instance (got ${show(value)}).`,
+  redisPrefix: (value: unknown) =>
+    `option "store.prefix" must be a string without "{" or "}" (each session key carries its own Cluster hash tag), e.g. 'sess:' (got ${show(value)}).`,
+  redisOneConnection: (given: string[]) =>
+    `options "store.${given.join('", "store.')}" each say how to connect to Redis; give only one of url, client, sentinels or cluster.`,
+  redisSentinelName: () =>
+    `option "store.name" is required with "store.sentinels": the master name the sentinels monitor, e.g. 'mymaster'.`,
+  redisClusterDb: () => `option "store.db" cannot be used with "store.cluster": a Redis Cluster has only database 0.`,
   unknownOption: (path: string) =>
     `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
   configInvalid: (problems: string[]) =>

@@ -1,14 +1,12 @@
-import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, ValidateBy, validateSync } from 'class-validator';
-import type { ValidationArguments, ValidationError } from 'class-validator';
-import ms from 'ms';
-import { AVAILABLE_STORE_TYPES, STORE_TYPES } from './session.constants.js';
+import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, validateSync } from 'class-validator';
+import type { ValidationError } from 'class-validator';
+import { STORE_TYPES } from './session.constants.js';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
+import { IsDuration, isPlainObject, message, parseDuration, PATH, Rule } from './session.validation.js';
+import type { Duration } from './session.validation.js';
 import { SessionStore } from './stores/session-store.js';
-import { MemoryStoreConfig, STORE_CONFIG_CLASSES } from './stores/store-config.js';
+import { AVAILABLE_STORE_TYPES, STORE_CONFIG_CLASSES } from './stores/store-config.js';
 import type { StoreConfig } from './stores/store-config.js';
-
-/** A duration: milliseconds, or a string `ms` understands (`'30m'`, `'12h'`, `'7d'`). */
-export type Duration = number | string;
 
 /** Options of the full contract that this version does not provide yet: refused by name. */
 const NOT_YET_AVAILABLE: Readonly<Record<string, (value: unknown) => boolean>> = {
@@ -16,30 +14,6 @@ const NOT_YET_AVAILABLE: Readonly<Record<string, (value: unknown) => boolean>> =
   onMaxSessions: () => true,
   transport: (value) => value === 'header' || value === 'both',
 };
-
-/** Written in messages where the option's full path goes; filled in by {@link problemsOf}. */
-const PATH = '{path}';
-
-/** Milliseconds for a duration, or undefined when the value is not one (or not above `min`). */
-export function parseDuration(value: unknown, min = 1): number | undefined {
-  const parsed = typeof value === 'number' ? value : typeof value === 'string' ? ms(value as ms.StringValue) : NaN;
-  return typeof parsed === 'number' && Number.isFinite(parsed) && parsed >= min ? Math.floor(parsed) : undefined;
-}
-
-/** A class-validator rule whose message is built from the value, with the option path filled in later. */
-const Rule = (name: string, test: (value: unknown) => boolean, message: (value: unknown) => string) =>
-  ValidateBy({
-    name,
-    validator: {
-      validate: (value: unknown) => test(value),
-      defaultMessage: (args?: ValidationArguments) => message(args?.value),
-    },
-  });
-
-const IsDuration = (min = 1) =>
-  Rule('isDuration', (v) => parseDuration(v, min) !== undefined, (v) => SessionMessages.duration(PATH, v));
-
-const message = (build: (value: unknown) => string) => ({ message: (args: ValidationArguments) => build(args.value) });
 
 /** RFC 6265 token characters: what a cookie name may be made of. */
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -201,7 +175,10 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   problems.push(...problemsOf(options));
   const cookieRaw: Partial<SessionCookieOptions> = isPlainObject(options.cookie) ? options.cookie : {};
   problems.push(...problemsOf(copyOptions(new SessionCookieOptions(), cookieRaw, 'cookie.', problems), 'cookie.'));
-  if (isStoreConfig(options.store)) problems.push(...problemsOf(storeConfigInstance(options.store), 'store.'));
+  if (isStoreConfig(options.store)) {
+    const config = copyOptions(new STORE_CONFIG_CLASSES[options.store.type](), options.store as object as Record<string, unknown>, 'store.', problems);
+    problems.push(...problemsOf(config, 'store.'), ...(config.problems?.() ?? []));
+  }
   if (problems.length) throw new SessionConfigError(problems);
 
   const cookie = {
@@ -264,12 +241,6 @@ function problemsOf(target: object, prefix = ''): string[] {
   );
 }
 
-function isPlainObject(value: unknown): value is Record<string, any> {
-  if (typeof value !== 'object' || value === null) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
 function isSecret(value: unknown): boolean {
   const secrets = Array.isArray(value) ? value : [value];
   return secrets.length > 0 && secrets.every((s) => typeof s === 'string' && s.length >= 32);
@@ -292,9 +263,4 @@ function storeProblem(value: unknown): string {
   if (!isPlainObject(value)) return SessionMessages.storeShape(value);
   if ((STORE_TYPES as readonly unknown[]).includes(value.type)) return SessionMessages.storeNotAvailable(value.type);
   return SessionMessages.storeType(value.type, [...AVAILABLE_STORE_TYPES]);
-}
-
-function storeConfigInstance(config: StoreConfig): object {
-  const ConfigClass = STORE_CONFIG_CLASSES[config.type] ?? MemoryStoreConfig;
-  return copyOptions(new ConfigClass(), config as unknown as Record<string, unknown>, 'store.', []);
 }

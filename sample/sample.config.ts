@@ -34,12 +34,32 @@ function storeFromEnv(env: Env): object {
     case 'file':
       return { type, directory: env.SESSION_DIR ?? './.sessions' };
     case 'redis':
-      return { type, url: env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: env.REDIS_PREFIX ?? 'sess:' };
+      return {
+        type,
+        ...redisConnectionFromEnv(env),
+        prefix: env.REDIS_PREFIX ?? 'sess:',
+        ...(env.SESSION_CONSISTENCY && { consistency: env.SESSION_CONSISTENCY }),
+      };
     case 'postgres':
       return { type, connectionString: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' };
     default:
       return { type };
   }
+}
+
+/** One way to reach Redis: Cluster nodes, else Sentinels, else a URL. */
+function redisConnectionFromEnv(env: Env): object {
+  if (env.REDIS_CLUSTER_NODES) return { cluster: endpoints(env.REDIS_CLUSTER_NODES) };
+  if (env.REDIS_SENTINELS) return { sentinels: endpoints(env.REDIS_SENTINELS), name: env.REDIS_SENTINEL_NAME };
+  return { url: env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+}
+
+/** `host:port,host:port` as endpoint objects (a malformed entry is left for validation to name). */
+function endpoints(list: string): { host: string; port: number }[] {
+  return list.split(',').map((entry) => {
+    const at = entry.trim().lastIndexOf(':');
+    return { host: entry.trim().slice(0, at), port: Number(entry.trim().slice(at + 1)) };
+  });
 }
 
 function warnDevSecret(): string {

@@ -1,4 +1,5 @@
 import { MemoryStore } from './memory.store.js';
+import { RedisStore } from './redis.store.js';
 import { SessionStore } from './session-store.js';
 import type { StoreConfig } from './store-config.js';
 
@@ -6,22 +7,27 @@ export { SessionStore } from './session-store.js';
 export type { SessionChange, SessionFields, SessionFieldValue, SessionSummary, StoredSession } from './session-store.js';
 export { MemoryStore } from './memory.store.js';
 export type { MemoryStoreOptions } from './memory.store.js';
-export { MemoryStoreConfig } from './store-config.js';
-export type { StoreConfig } from './store-config.js';
+export { RedisStore } from './redis.store.js';
+export type { RedisClient, RedisStoreOptions } from './redis.store.js';
+export { AVAILABLE_STORE_TYPES, MemoryStoreConfig, RedisStoreConfig } from './store-config.js';
+export type { RedisEndpoint, StoreConfig } from './store-config.js';
 
 /**
  * Turns a store config object into a store (or passes a store instance through). The module
  * calls it once at start-up; being a plain function, it can also be used and tested on its own.
+ * Asynchronous because a store's driver (ioredis, pg) is loaded only when that store is chosen.
  *
  * @example
  * ```ts
- * const store = createSessionStore({ type: 'memory', maxSessions: 10_000 });
+ * const store = await createSessionStore({ type: 'redis', url: 'redis://127.0.0.1:6379' });
  * ```
  */
-export function createSessionStore(config: StoreConfig | SessionStore): SessionStore {
+export async function createSessionStore(config: StoreConfig | SessionStore): Promise<SessionStore> {
   if (config instanceof SessionStore) return config;
   switch (config.type) {
     case 'memory':
       return new MemoryStore({ maxSessions: config.maxSessions, sweepInterval: config.sweepInterval });
+    case 'redis':
+      return RedisStore.fromConfig(config);
   }
 }

@@ -1,12 +1,17 @@
-import { Equals, IsInt, IsOptional, Min, ValidateBy } from 'class-validator';
-import type { ValidationArguments } from 'class-validator';
+import { Equals, IsIn, IsInt, IsOptional, IsString, Min, MinLength } from 'class-validator';
+import type { Cluster, Redis } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
 import { SessionMessages } from '../session.errors.js';
 import type { StoreType } from '../session.constants.js';
+import { message, PATH, Rule } from '../session.validation.js';
 
 /**
  * Store config objects, one class per store type: each is both the type users write and the
- * class-validator schema their options are checked against at start-up.
+ * class-validator schema their options are checked against at start-up. `problems()` holds the
+ * checks that span several fields.
  */
+
+const positiveInteger = message((v) => SessionMessages.positiveInteger(PATH, v));
 
 /** `{ type: 'memory' }`: one process only, nothing survives a restart. */
 export class MemoryStoreConfig {
@@ -15,25 +20,128 @@ export class MemoryStoreConfig {
 
   /** Evict the least recently used session beyond this many. @default unlimited */
   @IsOptional()
-  @IsInt({ message: (args: ValidationArguments) => SessionMessages.positiveInteger('{path}', args.value) })
-  @Min(1, { message: (args: ValidationArguments) => SessionMessages.positiveInteger('{path}', args.value) })
+  @IsInt(positiveInteger)
+  @Min(1, positiveInteger)
   maxSessions?: number;
 
   /** How often expired sessions are reclaimed, in milliseconds. @default 60000 */
   @IsOptional()
-  @ValidateBy({
-    name: 'isPositiveInteger',
-    validator: {
-      validate: (v: unknown) => Number.isInteger(v) && (v as number) > 0,
-      defaultMessage: (args?: ValidationArguments) => SessionMessages.positiveInteger('{path}', args?.value),
-    },
-  })
+  @Rule('isPositiveInteger', (v) => Number.isInteger(v) && (v as number) > 0, (v) => SessionMessages.positiveInteger(PATH, v))
   sweepInterval?: number;
 }
 
-/** Every store config object this version accepts. */
-export type StoreConfig = MemoryStoreConfig;
+/** A Redis server, sentinel or cluster node. */
+export interface RedisEndpoint {
+  host: string;
+  port: number;
+}
 
-export const STORE_CONFIG_CLASSES: Partial<Record<StoreType, new () => object>> = {
+const isEndpointList = (value: unknown): boolean =>
+  Array.isArray(value) &&
+  value.length > 0 &&
+  value.every(
+    (e) => typeof e?.host === 'string' && e.host.length > 0 && Number.isInteger(e?.port) && e.port > 0 && e.port < 65536,
+  );
+
+/**
+ * `{ type: 'redis' }`: sessions shared by every node, on standalone Redis (`url`), Sentinel
+ * (`sentinels` + `name`) or Cluster (`cluster`), or on a client you pass (`client`).
+ */
+export class RedisStoreConfig {
+  @Equals('redis')
+  type!: 'redis';
+
+  /** `redis://[[user]:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
+  @IsOptional()
+  @Rule('isRedisUrl', (v) => typeof v === 'string' && /^rediss?:\/\/.+/.test(v), SessionMessages.redisUrl)
+  url?: string;
+
+  /** An ioredis `Redis` or `Cluster` you created; the store uses it and never closes it. @default undefined */
+  @IsOptional()
+  @Rule('isRedisClient', (v) => typeof (v as { defineCommand?: unknown })?.defineCommand === 'function', SessionMessages.redisClient)
+  client?: Redis | Cluster;
+
+  /** Sentinels to ask for the current master. @default undefined */
+  @IsOptional()
+  @Rule('isEndpointList', isEndpointList, (v) => SessionMessages.endpoints(PATH, v))
+  sentinels?: RedisEndpoint[];
+
+  /** The master name the sentinels monitor; required with `sentinels`. @default undefined */
+  @IsOptional()
+  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  @MinLength(1, message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  name?: string;
+
+  /** Cluster nodes to start from. @default undefined */
+  @IsOptional()
+  @Rule('isEndpointList', isEndpointList, (v) => SessionMessages.endpoints(PATH, v))
+  cluster?: RedisEndpoint[];
+
+  /** Key prefix. @default 'sess:' */
+  @IsOptional()
+  @Rule('isRedisPrefix', (v) => typeof v === 'string' && !/[{}]/.test(v), SessionMessages.redisPrefix)
+  prefix?: string;
+
+  /**
+   * `'strong'` acknowledges a write only once a replica has it (`WAIT 1`): no acknowledged write
+   * is lost in a failover, at the cost of a replica round trip per write.
+   * @default 'eventual'
+   */
+  @IsOptional()
+  @IsIn(['eventual', 'strong'], message((v) => SessionMessages.oneOf(PATH, v, ['eventual', 'strong'])))
+  consistency?: 'eventual' | 'strong';
+
+  /** With `'strong'`, how long to wait for a replica before the write fails (ms). @default 1000 */
+  @IsOptional()
+  @IsInt(positiveInteger)
+  @Min(1, positiveInteger)
+  replicaTimeout?: number;
+
+  /** Longest wait for one Redis command before it fails (ms). @default 2000 */
+  @IsOptional()
+  @IsInt(positiveInteger)
+  @Min(1, positiveInteger)
+  commandTimeout?: number;
+
+  /** ACL user name. @default undefined */
+  @IsOptional()
+  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  username?: string;
+
+  /** Password (also for the sentinels' master). @default undefined */
+  @IsOptional()
+  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  password?: string;
+
+  /** Database number (not on Cluster). @default 0 */
+  @IsOptional()
+  @IsInt(message((v) => SessionMessages.positiveInteger(PATH, v)))
+  @Min(0, message((v) => SessionMessages.positiveInteger(PATH, v)))
+  db?: number;
+
+  /** TLS: `true`, or Node TLS options (`ca`, `cert`, `servername`…). @default false */
+  @IsOptional()
+  @Rule('isTls', (v) => typeof v === 'boolean' || (typeof v === 'object' && v !== null), (v) => SessionMessages.boolean(PATH, v))
+  tls?: boolean | ConnectionOptions;
+
+  problems(): string[] {
+    const ways = (['url', 'client', 'sentinels', 'cluster'] as const).filter((key) => this[key] !== undefined);
+    const problems: string[] = [];
+    if (ways.length > 1) problems.push(SessionMessages.redisOneConnection(ways));
+    if (this.sentinels !== undefined && this.name === undefined) problems.push(SessionMessages.redisSentinelName());
+    if (this.cluster !== undefined && this.db !== undefined && this.db !== 0) problems.push(SessionMessages.redisClusterDb());
+    return problems;
+  }
+}
+
+/** Every store config object this version accepts. */
+export type StoreConfig = MemoryStoreConfig | RedisStoreConfig;
+
+export const STORE_CONFIG_CLASSES: Record<StoreConfig['type'], new () => object & { problems?(): string[] }> = {
   memory: MemoryStoreConfig,
+  redis: RedisStoreConfig,
 };
+
+/** Store types accepted by this version. */
+export const AVAILABLE_STORE_TYPES: ReadonlySet<StoreType> = new Set(Object.keys(STORE_CONFIG_CLASSES) as StoreType[]);
+

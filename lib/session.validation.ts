@@ -1,0 +1,42 @@
+/**
+ * The building blocks of option validation, shared by the module's options and the store config
+ * classes: class-validator rules whose messages come from session.errors.ts.
+ */
+import { ValidateBy } from 'class-validator';
+import type { ValidationArguments } from 'class-validator';
+import ms from 'ms';
+import { SessionMessages } from './session.errors.js';
+
+/** A duration: milliseconds, or a string `ms` understands (`'30m'`, `'12h'`, `'7d'`). */
+export type Duration = number | string;
+
+/** Written in messages where the option's full path goes; filled in when errors are collected. */
+export const PATH = '{path}';
+
+/** Milliseconds for a duration, or undefined when the value is not one (or not above `min`). */
+export function parseDuration(value: unknown, min = 1): number | undefined {
+  const parsed = typeof value === 'number' ? value : typeof value === 'string' ? ms(value as ms.StringValue) : NaN;
+  return typeof parsed === 'number' && Number.isFinite(parsed) && parsed >= min ? Math.floor(parsed) : undefined;
+}
+
+/** A class-validator rule whose message is built from the value, with the option path filled in later. */
+export const Rule = (name: string, test: (value: unknown) => boolean, message: (value: unknown) => string) =>
+  ValidateBy({
+    name,
+    validator: {
+      validate: (value: unknown) => test(value),
+      defaultMessage: (args?: ValidationArguments) => message(args?.value),
+    },
+  });
+
+export const IsDuration = (min = 1) =>
+  Rule('isDuration', (v) => parseDuration(v, min) !== undefined, (v) => SessionMessages.duration(PATH, v));
+
+/** class-validator's `{ message }` option, built from the value. */
+export const message = (build: (value: unknown) => string) => ({ message: (args: ValidationArguments) => build(args.value) });
+
+export function isPlainObject(value: unknown): value is Record<string, any> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
