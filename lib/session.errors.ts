@@ -82,8 +82,8 @@ export const SessionMessages = {
 
   reservedField: (name: string) =>
     `Session field "${name}" is reserved (it names a Session method or property, or would touch the prototype). Store your value under another name.`,
-  storeUnavailable: (kind: string) =>
-    `The session store (${kind}) is not answering, so this request cannot use its session. Try again shortly.`,
+  storeUnavailable: (kind: string, detail?: string) =>
+    `The session store (${kind}) is not answering${detail ? `: ${detail}` : ''}, so this request cannot use its session. Try again shortly.`,
   unsupported: (kind: string, operation: string) =>
     `The ${kind} session store cannot ${operation}. Choose a server-side store (memory, file, redis or postgres) for this.`,
   notSignedIn: () => 'Sign-in required: this route needs a signed-in session.',
@@ -135,8 +135,9 @@ export class SessionStoreUnavailableError extends SessionError {
   constructor(
     readonly storeKind: string,
     readonly cause?: unknown,
+    detail?: string,
   ) {
-    super('SESSION_STORE_UNAVAILABLE', SessionMessages.storeUnavailable(storeKind));
+    super('SESSION_STORE_UNAVAILABLE', SessionMessages.storeUnavailable(storeKind, detail));
   }
 }
 

@@ -176,8 +176,9 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   const cookieRaw: Partial<SessionCookieOptions> = isPlainObject(options.cookie) ? options.cookie : {};
   problems.push(...problemsOf(copyOptions(new SessionCookieOptions(), cookieRaw, 'cookie.', problems), 'cookie.'));
   if (isStoreConfig(options.store)) {
-    const config = copyOptions(new STORE_CONFIG_CLASSES[options.store.type](), options.store as object as Record<string, unknown>, 'store.', problems);
-    problems.push(...problemsOf(config, 'store.'), ...(config.problems?.() ?? []));
+    const ConfigClass = STORE_CONFIG_CLASSES[options.store.type];
+    const config = copyOptions(new ConfigClass(), options.store as object as Record<string, unknown>, 'store.', problems);
+    problems.push(...problemsOf(config, 'store.'), ...(ConfigClass.problems?.(config) ?? []));
   }
   if (problems.length) throw new SessionConfigError(problems);
 

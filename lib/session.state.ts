@@ -3,6 +3,7 @@ import { RESERVED_FIELDS } from './session.constants.js';
 import { asHttpError, SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { generateSessionId } from './crypto/index.js';
+import { defineField } from './stores/field-codec.js';
 import type { SessionChange, SessionFields, SessionStore, StoredSession } from './stores/session-store.js';
 
 /**
@@ -70,9 +71,7 @@ const serialize = (field: string, value: unknown): string | undefined => {
 
 /** Copies JSON-shaped data into a null-prototype object, so no key can reach a prototype. */
 const copyFields = (target: SessionFields, source: SessionFields): void => {
-  for (const key of Object.keys(source)) {
-    Object.defineProperty(target, key, { value: source[key], writable: true, enumerable: true, configurable: true });
-  }
+  for (const key of Object.keys(source)) defineField(target, key, source[key]);
 };
 
 /**
@@ -271,7 +270,7 @@ export class SessionState {
       current.set(field, json);
       if (json === original) continue;
       if (json === undefined) unset.push(field);
-      else Object.defineProperty(set, field, { value, enumerable: true, writable: true, configurable: true });
+      else defineField(set, field, value);
     }
     return { set, unset, current };
   }
@@ -362,7 +361,7 @@ export class SessionState {
       set(target, key, value) {
         const field = writable(key);
         if (value === undefined) delete target[field];
-        else Object.defineProperty(target, field, { value, writable: true, enumerable: true, configurable: true });
+        else defineField(target, field, value);
         return true;
       },
       deleteProperty(target, key) {

@@ -25,7 +25,7 @@ function withinTime<T>(call: PromiseLike<T>, timeoutMs: number, kind: string, op
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new SessionStoreUnavailableError(kind, new Error(`${operation}() did not answer within ${timeoutMs} ms`))),
+      () => reject(new SessionStoreUnavailableError(kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`)),
       timeoutMs,
     );
   });

@@ -1,5 +1,6 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
-import { SessionConfigError, SessionFieldNotJsonError, SessionMessages } from '../session.errors.js';
+import { SessionConfigError, SessionMessages } from '../session.errors.js';
+import { encodeFields } from './field-codec.js';
 import {
   SessionStore,
   type SessionChange,
@@ -256,15 +257,6 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
  * Each field as JSON text. `undefined` (and anything else JSON drops, such as a function) becomes
  * `undefined`, meaning "no such field", exactly as `JSON.stringify` of the whole object would.
  */
-function encodeFields(fields: SessionFields): Array<[string, string | undefined]> {
-  return Object.keys(fields).map((name) => {
-    try {
-      return [name, JSON.stringify(fields[name])] as [string, string | undefined];
-    } catch {
-      throw new SessionFieldNotJsonError(name);
-    }
-  });
-}
 
 /**
  * A fresh object per read. It has no prototype, so a field named `__proto__` or `constructor`

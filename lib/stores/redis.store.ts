@@ -3,6 +3,7 @@ import type { OnApplicationShutdown } from '@nestjs/common';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { maskSessionId } from '../crypto/index.js';
 import { SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
+import { defineField, encodeFields } from './field-codec.js';
 import { COMMIT_SCRIPT, CREATE_SCRIPT, DESTROY_IF_OWNED_SCRIPT, INDEX_SCRIPT } from './redis.scripts.js';
 import { SessionStore } from './session-store.js';
 import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
@@ -122,35 +123,43 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async create(session: StoredSession): Promise<void> {
+    const fields = hashFields(session);
     if (session.userId !== null) await this.index(session.userId, session.id, session.createdAt, session.expiresAt);
-    await this.write((pipeline) => pipeline.nssCreate(this.key(session.id), session.expiresAt, ...hashFields(session)));
+    await this.write((pipeline) => pipeline.nssCreate(this.key(session.id), session.expiresAt, ...fields));
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
+    const set: string[] = [];
+    const unset = change.unset.map((field) => DATA_PREFIX + field);
+    for (const [field, json] of encodeFields(change.set)) {
+      if (json === undefined) unset.push(DATA_PREFIX + field);
+      else set.push(DATA_PREFIX + field, json);
+    }
+    // The index is written first: a session a user can be signed in with is always listed.
     if (change.userId) await this.index(change.userId, id, change.lastSeenAt, change.expiresAt);
     const mode = change.userId === undefined ? USER_MODE.keep : change.userId === null ? USER_MODE.clear : USER_MODE.set;
-    const set = Object.entries(change.set).flatMap(([field, value]) => [DATA_PREFIX + field, JSON.stringify(value)]);
-    const unset = change.unset.map((field) => DATA_PREFIX + field);
-    const user = await this.write((pipeline) =>
+    const user = await this.write<string | null>((pipeline) =>
       pipeline.nssCommit(this.key(id), change.expiresAt, change.lastSeenAt, mode, change.userId ?? '', set.length / 2, ...set, ...unset),
     );
     if (user === null) return false;
-    // The index must outlive the session; refreshed off the request path, as nothing waits on it.
-    if (user) this.index(user as string, '', 0, change.expiresAt).catch((error) => this.logError(error));
+    // The index must outlive the session. Refreshed off the request path: the index already
+    // lives twice the session's remaining time, so one lost refresh costs nothing.
+    if (user) this.index(user, '', 0, change.expiresAt).catch((error) => this.logError(error));
     return true;
   }
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
+    const fields = hashFields(next);
     if (next.userId !== null) await this.index(next.userId, next.id, next.createdAt, next.expiresAt);
     // Write the new key and delete the old one at once (two slots on a Cluster, so two commands
     // rather than a RENAME). If the old one was already gone, it was destroyed meanwhile: the
     // new key is removed again, so the session stays dead.
     const [, deleted] = await Promise.all([
-      this.write((pipeline) => pipeline.nssCreate(this.key(next.id), next.expiresAt, ...hashFields(next))),
+      this.write((pipeline) => pipeline.nssCreate(this.key(next.id), next.expiresAt, ...fields)),
       this.write((pipeline) => pipeline.del(this.key(oldId))),
     ]);
     if (deleted === 1) return true;
-    await this.client.del(this.key(next.id));
+    await this.write((pipeline) => pipeline.del(this.key(next.id)));
     return false;
   }
 
@@ -189,11 +198,18 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     if (!this.ownsClient || this.closed) return;
     this.closed = true;
     if (this.client.status === 'end') return;
+    // quit() resolves on the server's OK, before the socket is closed: wait for 'end' too, but
+    // not forever (a client that never connected may not emit it).
+    const ended = new Promise<void>((resolve) => {
+      this.client.once('end', resolve);
+      setTimeout(resolve, 1000).unref();
+    });
     try {
       await this.client.quit();
     } catch {
       this.client.disconnect();
     }
+    await ended;
   }
 
   // ---- Internals ---------------------------------------------------------------------------
@@ -206,8 +222,10 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     return `${this.prefix}user:{${userId}}`;
   }
 
+  /** Adds `id` to the user's index (or, with '', only extends it) to live twice the session's remaining time. */
   private index(userId: string, id: string, score: number, expiresAt: number): Promise<number> {
-    return this.client.nssIndex(this.indexKey(userId), id, score, Math.max(1, expiresAt - Date.now()));
+    const ttl = Math.max(1, 2 * (expiresAt - Date.now()));
+    return this.write((pipeline) => pipeline.nssIndex(this.indexKey(userId), id, score, ttl));
   }
 
   /**
@@ -221,7 +239,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     const results = (await pipeline.exec()) ?? [];
     for (const [error] of results) if (error) throw error;
     if (this.strong && (results[1]?.[1] as number) < 1) {
-      throw new SessionStoreUnavailableError(this.kind, new Error(SessionMessages.noReplicaAck(this.replicaTimeout)));
+      throw new SessionStoreUnavailableError(this.kind, undefined, SessionMessages.noReplicaAck(this.replicaTimeout));
     }
     return results[0]?.[1] as T;
   }
@@ -250,24 +268,24 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 function hashFields(session: StoredSession): string[] {
   const fields = [META.created, String(session.createdAt), META.lastSeen, String(session.lastSeenAt), META.expires, String(session.expiresAt)];
   if (session.userId !== null) fields.push(META.user, session.userId);
-  for (const [field, value] of Object.entries(session.data)) {
-    if (value !== undefined) fields.push(DATA_PREFIX + field, JSON.stringify(value));
-  }
+  for (const [field, json] of encodeFields(session.data)) if (json !== undefined) fields.push(DATA_PREFIX + field, json);
   return fields;
 }
 
+/** A millisecond timestamp as stored, or NaN for anything else ('' included). */
+const timestamp = (value: string | undefined): number => (value !== undefined && /^\d{1,16}$/.test(value) ? Number(value) : NaN);
+
 /** A stored hash as a session; undefined when it is not one of ours (bad metadata or JSON). */
 function parseSession(id: string, hash: Record<string, string>): StoredSession | undefined {
-  const createdAt = Number(hash[META.created]);
-  const lastSeenAt = Number(hash[META.lastSeen]);
-  const expiresAt = Number(hash[META.expires]);
+  const createdAt = timestamp(hash[META.created]);
+  const lastSeenAt = timestamp(hash[META.lastSeen]);
+  const expiresAt = timestamp(hash[META.expires]);
   if (![createdAt, lastSeenAt, expiresAt].every(Number.isFinite)) return undefined;
   const data: SessionFields = Object.create(null);
   for (const [field, json] of Object.entries(hash)) {
     if (!field.startsWith(DATA_PREFIX)) continue;
     try {
-      const value: unknown = JSON.parse(json);
-      Object.defineProperty(data, field.slice(DATA_PREFIX.length), { value, enumerable: true, writable: true, configurable: true });
+      defineField(data, field.slice(DATA_PREFIX.length), JSON.parse(json));
     } catch {
       return undefined;
     }

@@ -7,8 +7,8 @@ import { message, PATH, Rule } from '../session.validation.js';
 
 /**
  * Store config objects, one class per store type: each is both the type users write and the
- * class-validator schema their options are checked against at start-up. `problems()` holds the
- * checks that span several fields.
+ * class-validator schema their options are checked against at start-up. A static `problems()`
+ * holds the checks that span several fields.
  */
 
 const positiveInteger = message((v) => SessionMessages.positiveInteger(PATH, v));
@@ -124,12 +124,13 @@ export class RedisStoreConfig {
   @Rule('isTls', (v) => typeof v === 'boolean' || (typeof v === 'object' && v !== null), (v) => SessionMessages.boolean(PATH, v))
   tls?: boolean | ConnectionOptions;
 
-  problems(): string[] {
-    const ways = (['url', 'client', 'sentinels', 'cluster'] as const).filter((key) => this[key] !== undefined);
+  /** Checks that span several fields. */
+  static problems(config: RedisStoreConfig): string[] {
+    const ways = (['url', 'client', 'sentinels', 'cluster'] as const).filter((key) => config[key] !== undefined);
     const problems: string[] = [];
     if (ways.length > 1) problems.push(SessionMessages.redisOneConnection(ways));
-    if (this.sentinels !== undefined && this.name === undefined) problems.push(SessionMessages.redisSentinelName());
-    if (this.cluster !== undefined && this.db !== undefined && this.db !== 0) problems.push(SessionMessages.redisClusterDb());
+    if (config.sentinels !== undefined && config.name === undefined) problems.push(SessionMessages.redisSentinelName());
+    if (config.cluster !== undefined && config.db !== undefined && config.db !== 0) problems.push(SessionMessages.redisClusterDb());
     return problems;
   }
 }
@@ -137,7 +138,13 @@ export class RedisStoreConfig {
 /** Every store config object this version accepts. */
 export type StoreConfig = MemoryStoreConfig | RedisStoreConfig;
 
-export const STORE_CONFIG_CLASSES: Record<StoreConfig['type'], new () => object & { problems?(): string[] }> = {
+/** A store config class: its decorators validate one field each, `problems()` the rest. */
+interface StoreConfigClass {
+  new (): object;
+  problems?(config: object): string[];
+}
+
+export const STORE_CONFIG_CLASSES: Record<StoreConfig['type'], StoreConfigClass> = {
   memory: MemoryStoreConfig,
   redis: RedisStoreConfig,
 };

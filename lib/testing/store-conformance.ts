@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SessionStoreUnsupportedError } from '../session.errors.js';
+import { SessionFieldNotJsonError, SessionStoreUnsupportedError } from '../session.errors.js';
 import type { SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
 
 /** A capability a store may declare it cannot honour. */
@@ -304,6 +304,29 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
 
         expect(committed).toBe(false);
         await expect(store.get(id)).resolves.toBeNull();
+      });
+
+      it('removes a field committed as undefined, as JSON would drop it, and the session stays readable', async () => {
+        const session = await created({ data: { keep: 1, drop: 2 } });
+
+        await store.commit(session.id, { set: { drop: undefined }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+
+        expect((await store.get(session.id))?.data).toEqual({ keep: 1 });
+      });
+
+      it('rejects a value JSON cannot carry with SessionFieldNotJsonError naming the field, writing nothing', async () => {
+        const session = await created({ data: { keep: 1 } });
+
+        const committing = store.commit(session.id, {
+          set: { other: 'x', big: BigInt(1) },
+          unset: ['keep'],
+          expiresAt: session.expiresAt,
+          lastSeenAt: Date.now(),
+        });
+
+        await expect(committing).rejects.toBeInstanceOf(SessionFieldNotJsonError);
+        await expect(committing).rejects.toMatchObject({ field: 'big' });
+        expect((await store.get(session.id))?.data).toEqual({ keep: 1 });
       });
     });
 

@@ -359,3 +359,116 @@ describe('resolveSessionOptions()', () => {
     });
   });
 });
+
+describe('redis store config', () => {
+  const storeOf = (store: Record<string, unknown>): unknown => resolveSessionOptions({ secret: SECRET, store: { type: 'redis', ...store } }).store;
+  const redisErrorOf = (store: Record<string, unknown>): SessionConfigError => configErrorOf({ secret: SECRET, store: { type: 'redis', ...store } });
+  const SENTINELS = [{ host: '127.0.0.1', port: 26379 }, { host: '127.0.0.1', port: 26380 }];
+  const CLUSTER = [{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }];
+
+  describe('accepted shapes', () => {
+    it.each([
+      ['a url', { url: 'redis://127.0.0.1:6380/2' }],
+      ['a rediss:// url with credentials', { url: 'rediss://user:pass@redis.internal:6380' }],
+      ['sentinels with a master name', { sentinels: SENTINELS, name: 'mymaster' }],
+      ['cluster nodes', { cluster: CLUSTER }],
+      ['cluster nodes with db 0', { cluster: CLUSTER, db: 0 }],
+      ['no connection option (the default url)', {}],
+      ['a prefix', { url: 'redis://127.0.0.1:6380', prefix: 'app:sess:' }],
+      ['an empty prefix', { url: 'redis://127.0.0.1:6380', prefix: '' }],
+      ["consistency 'strong' with a replicaTimeout", { sentinels: SENTINELS, name: 'mymaster', consistency: 'strong', replicaTimeout: 500 }],
+      ["consistency 'eventual'", { cluster: CLUSTER, consistency: 'eventual' }],
+      ['a db', { url: 'redis://127.0.0.1:6380', db: 3 }],
+      ['tls true', { url: 'rediss://127.0.0.1:6380', tls: true }],
+      ['tls options', { cluster: CLUSTER, tls: { servername: 'redis.internal' } }],
+      ['a commandTimeout, username and password', { url: 'redis://127.0.0.1:6380', commandTimeout: 500, username: 'app', password: 's3cret' }],
+    ])('accepts %s, and passes the config on unchanged', (_what, store) => {
+      expect(storeOf(store)).toEqual({ type: 'redis', ...store });
+    });
+
+    it('accepts an ioredis client instance, and passes that same instance on', async () => {
+      const { Redis } = await import('ioredis');
+      // Never connected: lazyConnect, and no command is sent.
+      const client = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true });
+      try {
+        const store = storeOf({ client, prefix: 'app:' }) as { client: unknown };
+
+        expect(store.client).toBe(client);
+      } finally {
+        client.disconnect();
+      }
+    });
+  });
+
+  describe('rejected shapes', () => {
+    it.each([
+      ["an http:// url", { url: 'http://x' }, '"store.url"', '"http://x"'],
+      ['a url that is not a string', { url: 6379 }, '"store.url"', '6379'],
+      ['an empty sentinels array', { sentinels: [], name: 'mymaster' }, '"store.sentinels"', '[]'],
+      ['a cluster node with port 0', { cluster: [{ host: '127.0.0.1', port: 0 }] }, '"store.cluster"', '"port":0'],
+      ['a sentinel without a host', { sentinels: [{ port: 26379 }], name: 'mymaster' }, '"store.sentinels"', '26379'],
+      ['a prefix containing "{"', { url: 'redis://127.0.0.1:6380', prefix: 'app{1}:' }, '"store.prefix"', '"app{1}:"'],
+      ["consistency 'always'", { url: 'redis://127.0.0.1:6380', consistency: 'always' }, '"store.consistency"', '"always"'],
+      ['commandTimeout 0', { url: 'redis://127.0.0.1:6380', commandTimeout: 0 }, '"store.commandTimeout"', '(got 0)'],
+      ['a fractional replicaTimeout', { url: 'redis://127.0.0.1:6380', replicaTimeout: 1.5 }, '"store.replicaTimeout"', '1.5'],
+      ['a negative db', { url: 'redis://127.0.0.1:6380', db: -1 }, '"store.db"', '-1'],
+      ['an empty master name', { sentinels: SENTINELS, name: '' }, '"store.name"', '""'],
+      ['a client that is not an ioredis client', { client: { get: () => null } }, '"store.client"', 'ioredis'],
+      ['tls as a string', { url: 'rediss://127.0.0.1:6380', tls: 'yes' }, '"store.tls"', '"yes"'],
+    ])('rejects %s with one problem naming the option and the value', (_what, store, option, shown) => {
+      const error = redisErrorOf(store);
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toContain(option);
+      expect(error.message).toContain(shown);
+    });
+
+    it('rejects sentinels without a master name, naming both options and an example', () => {
+      const error = redisErrorOf({ sentinels: SENTINELS });
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toContain('"store.name"');
+      expect(error.message).toContain('"store.sentinels"');
+      expect(error.message).toContain('mymaster');
+    });
+
+    it('rejects two ways to connect at once (url and cluster), naming both', () => {
+      const error = redisErrorOf({ url: 'redis://127.0.0.1:6380', cluster: CLUSTER });
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toContain('"store.url"');
+      expect(error.message).toContain('"store.cluster"');
+      expect(error.message).toContain('only one');
+    });
+
+    it('rejects a client together with sentinels, naming both', () => {
+      const error = redisErrorOf({ client: { defineCommand: () => undefined }, sentinels: SENTINELS, name: 'mymaster' });
+
+      expect(error.message).toContain('"store.client"');
+      expect(error.message).toContain('"store.sentinels"');
+    });
+
+    it('rejects a db other than 0 with cluster, naming both options', () => {
+      const error = redisErrorOf({ cluster: CLUSTER, db: 1 });
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toContain('"store.db"');
+      expect(error.message).toContain('"store.cluster"');
+    });
+
+    it('rejects a misspelt redis option, naming it', () => {
+      const error = redisErrorOf({ url: 'redis://127.0.0.1:6380', sentinal: SENTINELS });
+
+      expect(error.message).toContain('"store.sentinal" is not a known option');
+    });
+
+    it('reports every bad redis option together', () => {
+      const error = redisErrorOf({ url: 'http://x', prefix: '{x}', consistency: 'always', commandTimeout: 0 });
+
+      expect(error.problems).toHaveLength(4);
+      for (const option of ['"store.url"', '"store.prefix"', '"store.consistency"', '"store.commandTimeout"']) {
+        expect(error.message).toContain(option);
+      }
+    });
+  });
+});

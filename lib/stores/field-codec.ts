@@ -1,0 +1,25 @@
+import { SessionFieldNotJsonError } from '../session.errors.js';
+import type { SessionFields } from './session-store.js';
+
+/**
+ * How every store turns data fields into JSON text and back, so that all stores agree on the
+ * edge cases: `undefined` removes a field (as JSON.stringify would drop it), a value JSON cannot
+ * carry fails with SessionFieldNotJsonError naming the field before anything is written, and a
+ * field named `__proto__` stays plain data.
+ */
+
+/** Each field's JSON, or undefined for a field whose value removes it. */
+export function encodeFields(fields: SessionFields): Array<[name: string, json: string | undefined]> {
+  return Object.keys(fields).map((name) => {
+    try {
+      return [name, JSON.stringify(fields[name])];
+    } catch {
+      throw new SessionFieldNotJsonError(name);
+    }
+  });
+}
+
+/** Sets a data field as an own property, whatever its name (`__proto__` included). */
+export function defineField(target: SessionFields, name: string, value: unknown): void {
+  Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
+}
