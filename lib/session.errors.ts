@@ -74,6 +74,8 @@ export const SessionMessages = {
     `options "store.${given.join('", "store.')}" each say how to connect to Redis; give only one of url, client, sentinels or cluster.`,
   redisSentinelName: () =>
     `option "store.name" is required with "store.sentinels": the master name the sentinels monitor, e.g. 'mymaster'.`,
+  redisReplicaTimeout: (replica: number, command: number) =>
+    `option "store.replicaTimeout" (${replica} ms) must be shorter than "store.commandTimeout" (${command} ms), or a write waiting for a replica would time out as a failed command instead. Lower replicaTimeout or raise commandTimeout.`,
   redisClusterDb: () => `option "store.db" cannot be used with "store.cluster": a Redis Cluster has only database 0.`,
   unknownOption: (path: string) =>
     `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,

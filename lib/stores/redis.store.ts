@@ -7,6 +7,7 @@ import { defineField, encodeFields } from './field-codec.js';
 import { COMMIT_SCRIPT, CREATE_SCRIPT, DESTROY_IF_OWNED_SCRIPT, INDEX_SCRIPT } from './redis.scripts.js';
 import { SessionStore } from './session-store.js';
 import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
+import { REDIS_DEFAULTS } from './store-config.js';
 import type { RedisStoreConfig } from './store-config.js';
 
 /** A client the store can use: a standalone or Sentinel-backed `Redis`, or a `Cluster`. */
@@ -21,6 +22,7 @@ interface ScriptCommands {
 }
 
 type ScriptedClient = RedisClient & ScriptCommands;
+type WritePipeline = ScriptCommands & ReturnType<RedisClient['pipeline']>;
 
 export interface RedisStoreOptions {
   /** A connected ioredis client. The store defines its scripts on it and never closes it. */
@@ -46,7 +48,7 @@ const USER_MODE = { keep: 'k', set: 's', clear: 'c' } as const;
 /** Outage policy of the clients the store creates: fail fast, recover by itself. */
 const CLIENT_DEFAULTS: RedisOptions = {
   // Bounded command time: a command that gets no answer fails instead of hanging the request.
-  commandTimeout: 2000,
+  commandTimeout: REDIS_DEFAULTS.commandTimeout,
   connectTimeout: 2000,
   // Commands issued while reconnecting wait in the offline queue (bounded by commandTimeout),
   // and are retried once on a new connection, so a short blip or a failover costs no error.
@@ -84,13 +86,17 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   private readonly replicaTimeout: number;
   private readonly ownsClient: boolean;
   private closed = false;
+  /** The connection of strong writes, made on first need and always owned by the store. */
+  private writer: ScriptedClient | undefined;
+  /** Until then, strong writes fail at once: the last WAIT found no replica. */
+  private replicaMissingUntil = 0;
 
   constructor(options: RedisStoreOptions) {
     super();
     this.client = defineScripts(options.client);
     this.prefix = options.prefix ?? 'sess:';
     this.strong = options.consistency === 'strong';
-    this.replicaTimeout = options.replicaTimeout ?? 1000;
+    this.replicaTimeout = options.replicaTimeout ?? REDIS_DEFAULTS.replicaTimeout;
     this.ownsClient = options.ownsClient ?? false;
   }
 
@@ -195,21 +201,10 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (!this.ownsClient || this.closed) return;
+    if (this.closed) return;
     this.closed = true;
-    if (this.client.status === 'end') return;
-    // quit() resolves on the server's OK, before the socket is closed: wait for 'end' too, but
-    // not forever (a client that never connected may not emit it).
-    const ended = new Promise<void>((resolve) => {
-      this.client.once('end', resolve);
-      setTimeout(resolve, 1000).unref();
-    });
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
-    await ended;
+    if (this.writer) await closeClient(this.writer);
+    if (this.ownsClient) await closeClient(this.client);
   }
 
   // ---- Internals ---------------------------------------------------------------------------
@@ -232,16 +227,48 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
    * Sends one write, followed in the same round trip by `WAIT 1` when consistency is strong, on
    * the connection (and so the node) that took the write.
    */
-  private async write<T>(command: (pipeline: ScriptCommands & ReturnType<RedisClient['pipeline']>) => unknown): Promise<T> {
-    const pipeline = this.client.pipeline() as ScriptCommands & ReturnType<RedisClient['pipeline']>;
-    command(pipeline);
-    if (this.strong) pipeline.wait(1, this.replicaTimeout);
-    const results = (await pipeline.exec()) ?? [];
-    for (const [error] of results) if (error) throw error;
-    if (this.strong && (results[1]?.[1] as number) < 1) {
-      throw new SessionStoreUnavailableError(this.kind, undefined, SessionMessages.noReplicaAck(this.replicaTimeout));
+  private async write<T>(command: (pipeline: WritePipeline) => unknown): Promise<T> {
+    if (!this.strong) {
+      const pipeline = this.client.pipeline() as WritePipeline;
+      command(pipeline);
+      return firstResult<T>(await pipeline.exec());
     }
-    return results[0]?.[1] as T;
+    const noReplica = SessionMessages.noReplicaAck(this.replicaTimeout);
+    if (Date.now() < this.replicaMissingUntil) throw new SessionStoreUnavailableError(this.kind, undefined, noReplica);
+    const writer = this.strongWriter();
+    // A Cluster pipeline answered MOVED/ASK (a failover or a slot migration) wrote nothing: it is
+    // sent again once the slot map is fresh. ioredis does not retry a pipeline that ends in WAIT.
+    for (let attempt = 1; ; attempt++) {
+      const pipeline = writer.pipeline() as WritePipeline;
+      command(pipeline);
+      pipeline.wait(1, this.replicaTimeout);
+      const results = (await pipeline.exec()) ?? [];
+      const redirected = results[0]?.[0]?.message.match(/^(MOVED|ASK) /);
+      if (redirected && attempt < 3 && isCluster(writer)) {
+        await new Promise<void>((resolve) => writer.refreshSlotsCache(() => resolve()));
+        continue;
+      }
+      const value = firstResult<T>(results);
+      if ((results[1]?.[1] as number) >= 1) return value;
+      // No replica answered: later strong writes fail at once for a while instead of queueing
+      // behind WAITs that would time out too (a Cluster's other masters have their own
+      // connections, so only a single master's writes are short-circuited).
+      if (!isCluster(writer)) this.replicaMissingUntil = Date.now() + this.replicaTimeout;
+      throw new SessionStoreUnavailableError(this.kind, undefined, noReplica);
+    }
+  }
+
+  /**
+   * Strong writes get their own connection: Redis answers one connection's commands in order,
+   * so reads queued behind a WAIT would otherwise wait for the replica too.
+   */
+  private strongWriter(): ScriptedClient {
+    if (!this.writer) {
+      const client = this.client as { duplicate(): RedisClient };
+      this.writer = defineScripts(client.duplicate());
+      this.reportErrors(this.writer);
+    }
+    return this.writer;
   }
 
   private unreadable(id: string, problem: string): null {
@@ -293,6 +320,32 @@ function parseSession(id: string, hash: Record<string, string>): StoredSession |
   return { id, data, createdAt, lastSeenAt, expiresAt, userId: hash[META.user] ?? null };
 }
 
+/** Closes a client and waits until its socket is closed. */
+async function closeClient(client: RedisClient): Promise<void> {
+  if (client.status === 'end') return;
+  // quit() resolves on the server's OK, before the socket is closed: wait for 'end' too, but
+  // not forever (a client that never connected may not emit it).
+  const ended = new Promise<void>((resolve) => {
+    client.once('end', resolve);
+    setTimeout(resolve, 1000).unref();
+  });
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+  await ended;
+}
+
+function firstResult<T>(results: [Error | null, unknown][] | null): T {
+  for (const [error] of results ?? []) if (error) throw error;
+  return results?.[0]?.[1] as T;
+}
+
+function isCluster(client: RedisClient): client is Cluster {
+  return typeof (client as Cluster).refreshSlotsCache === 'function';
+}
+
 function defineScripts(client: RedisClient): ScriptedClient {
   const scripted = client as ScriptedClient;
   // Defined once per client, even when several stores share it.
@@ -335,6 +388,8 @@ function createClient(ioredis: Ioredis, config: RedisStoreConfig): RedisClient {
       retryDelayOnFailover: 200,
       retryDelayOnClusterDown: 200,
       slotsRefreshTimeout: 2000,
+      // Also learn of failovers and slot moves between requests, not only from a MOVED reply.
+      slotsRefreshInterval: 5000,
       clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
     };
     return new ioredis.Cluster(config.cluster, clusterOptions);

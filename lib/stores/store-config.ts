@@ -30,6 +30,9 @@ export class MemoryStoreConfig {
   sweepInterval?: number;
 }
 
+/** Defaults of the Redis store's timeouts (ms). */
+export const REDIS_DEFAULTS = { commandTimeout: 2000, replicaTimeout: 1000 } as const;
+
 /** A Redis server, sentinel or cluster node. */
 export interface RedisEndpoint {
   host: string;
@@ -131,6 +134,11 @@ export class RedisStoreConfig {
     if (ways.length > 1) problems.push(SessionMessages.redisOneConnection(ways));
     if (config.sentinels !== undefined && config.name === undefined) problems.push(SessionMessages.redisSentinelName());
     if (config.cluster !== undefined && config.db !== undefined && config.db !== 0) problems.push(SessionMessages.redisClusterDb());
+    const replicaTimeout = config.replicaTimeout ?? REDIS_DEFAULTS.replicaTimeout;
+    const commandTimeout = config.commandTimeout ?? REDIS_DEFAULTS.commandTimeout;
+    if (config.consistency === 'strong' && replicaTimeout >= commandTimeout) {
+      problems.push(SessionMessages.redisReplicaTimeout(replicaTimeout, commandTimeout));
+    }
     return problems;
   }
 }

@@ -415,6 +415,12 @@ describe('redis store config', () => {
       ['an empty master name', { sentinels: SENTINELS, name: '' }, '"store.name"', '""'],
       ['a client that is not an ioredis client', { client: { get: () => null } }, '"store.client"', 'ioredis'],
       ['tls as a string', { url: 'rediss://127.0.0.1:6380', tls: 'yes' }, '"store.tls"', '"yes"'],
+      [
+        'a strong replicaTimeout not shorter than commandTimeout',
+        { url: 'redis://127.0.0.1:6380', consistency: 'strong', commandTimeout: 1000 },
+        '"store.replicaTimeout"',
+        '1000 ms',
+      ],
     ])('rejects %s with one problem naming the option and the value', (_what, store, option, shown) => {
       const error = redisErrorOf(store);
 
