@@ -21,9 +21,23 @@ export {
   SessionStoreUnsupportedError,
 } from './session.errors.js';
 export { generateSessionId, isSessionId, maskSessionId, SessionIdSigner } from './crypto/index.js';
-export { createSessionStore, MemoryStore, MemoryStoreConfig, RedisStore, RedisStoreConfig, SessionStore } from './stores/index.js';
+export {
+  createSessionStore,
+  FileStore,
+  FileStoreConfig,
+  MemoryStore,
+  MemoryStoreConfig,
+  PostgresStore,
+  PostgresStoreConfig,
+  RedisStore,
+  RedisStoreConfig,
+  SessionStore,
+  sessionTableDdl,
+} from './stores/index.js';
 export type {
+  FileStoreOptions,
   MemoryStoreOptions,
+  PostgresStoreOptions,
   RedisClient,
   RedisEndpoint,
   RedisStoreOptions,

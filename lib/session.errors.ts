@@ -77,6 +77,12 @@ export const SessionMessages = {
   redisReplicaTimeout: (replica: number, command: number) =>
     `option "store.replicaTimeout" (${replica} ms) must be shorter than "store.commandTimeout" (${command} ms), or a write waiting for a replica would time out as a failed command instead. Lower replicaTimeout or raise commandTimeout.`,
   redisClusterDb: () => `option "store.db" cannot be used with "store.cluster": a Redis Cluster has only database 0.`,
+  postgresTable: (value: unknown) =>
+    `option "store.table" must be a table name, optionally schema-qualified: letters, digits and "_", not starting with a digit, e.g. 'sessions' or 'auth.sessions' (got ${show(value)}).`,
+  postgresTableMissing: (table: string, ddl: string) =>
+    `The session table ${JSON.stringify(table)} does not exist. Create it with the SQL below, or set store.createTable to true to have it created at start-up:\n${ddl}`,
+  postgresOneConnection: () =>
+    `options "store.connectionString" and "store.pool" each say how to reach PostgreSQL; give only one.`,
   unknownOption: (path: string) =>
     `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
   configInvalid: (problems: string[]) =>
@@ -91,6 +97,20 @@ export const SessionMessages = {
   notSignedIn: () => 'Sign-in required: this route needs a signed-in session.',
   fieldNotJson: (name: string) =>
     `Session field "${name}" cannot be stored: its value is not JSON-serialisable. Store plain objects, arrays, strings, numbers, booleans or null.`,
+  fileDirectory: (directory: string, problem: string) =>
+    `option "store.directory" is ${show(directory)}, which the file session store cannot use: ${problem}. Make it a directory that the user running the application can create and write (e.g. mkdir -p '${directory}' && chmod 700 '${directory}'), or choose another path.`,
+  fileInvalidId: () =>
+    `The file session store refused a session id this library did not generate (ids are 43 base64url characters, made by generateSessionId()); nothing was written.`,
+  fileLockTimeout: (maskedId: string, timeout: number) =>
+    `session ${maskedId} stayed locked by another process for ${timeout} ms (if the disk is slow or busy, raise store.lockTimeout)`,
+  fileSystemFailed: (maskedId: string, detail: string) =>
+    `the file system failed on session ${maskedId} (${detail}; check the permissions and free space of the store's directory)`,
+  fileLockNotReleased: (maskedId: string, detail: string) =>
+    `File session store: could not release the lock of session ${maskedId} (${detail}); it will be taken over once stale.`,
+  fileUnreadable: (maskedId: string, problem: string) =>
+    `Session ${maskedId} in the file store ${problem}; treating it as absent.`,
+  fileSweepFailed: (detail: string) =>
+    `File session store: sweeping expired sessions failed (${detail}); the next sweep will try again.`,
 } as const;
 
 /** Base class of the library's errors; `code` is stable, the message may change. */

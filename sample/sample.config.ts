@@ -41,7 +41,8 @@ function storeFromEnv(env: Env): object {
         ...(env.SESSION_CONSISTENCY && { consistency: env.SESSION_CONSISTENCY }),
       };
     case 'postgres':
-      return { type, connectionString: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' };
+      // The sample creates its table at start-up; see the README for the DDL to run yourself.
+      return { type, connectionString: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', createTable: true };
     default:
       return { type };
   }

@@ -1,4 +1,6 @@
+import { FileStore } from './file.store.js';
 import { MemoryStore } from './memory.store.js';
+import { PostgresStore } from './postgres.store.js';
 import { RedisStore } from './redis.store.js';
 import { SessionStore } from './session-store.js';
 import type { StoreConfig } from './store-config.js';
@@ -9,7 +11,11 @@ export { MemoryStore } from './memory.store.js';
 export type { MemoryStoreOptions } from './memory.store.js';
 export { RedisStore } from './redis.store.js';
 export type { RedisClient, RedisStoreOptions } from './redis.store.js';
-export { AVAILABLE_STORE_TYPES, MemoryStoreConfig, RedisStoreConfig } from './store-config.js';
+export { PostgresStore, sessionTableDdl } from './postgres.store.js';
+export type { PostgresStoreOptions } from './postgres.store.js';
+export { FileStore } from './file.store.js';
+export type { FileStoreOptions } from './file.store.js';
+export { AVAILABLE_STORE_TYPES, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';
 export type { RedisEndpoint, StoreConfig } from './store-config.js';
 
 /**
@@ -29,5 +35,9 @@ export async function createSessionStore(config: StoreConfig | SessionStore): Pr
       return new MemoryStore({ maxSessions: config.maxSessions, sweepInterval: config.sweepInterval });
     case 'redis':
       return RedisStore.fromConfig(config);
+    case 'postgres':
+      return PostgresStore.fromConfig(config);
+    case 'file':
+      return FileStore.fromConfig(config);
   }
 }

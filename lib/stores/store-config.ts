@@ -1,5 +1,6 @@
 import { Equals, IsIn, IsInt, IsOptional, IsString, Min, MinLength } from 'class-validator';
 import type { Cluster, Redis } from 'ioredis';
+import type { Pool } from 'pg';
 import type { ConnectionOptions } from 'node:tls';
 import { SessionMessages } from '../session.errors.js';
 import type { StoreType } from '../session.constants.js';
@@ -143,8 +144,88 @@ export class RedisStoreConfig {
   }
 }
 
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
+
+/** `{ type: 'postgres' }`: sessions in one PostgreSQL table, shared by every node. */
+export class PostgresStoreConfig {
+  @Equals('postgres')
+  type!: 'postgres';
+
+  /** `postgres://user:password@host:5432/database`. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
+  @IsOptional()
+  @Rule('isPostgresUrl', (v) => typeof v === 'string' && /^postgres(ql)?:\/\/.+/.test(v), (v) =>
+    SessionMessages.oneOf(PATH, v, ['a postgres:// connection string']),
+  )
+  connectionString?: string;
+
+  /** A `pg` Pool you created; the store uses it and never ends it. @default undefined */
+  @IsOptional()
+  @Rule('isPgPool', (v) => typeof (v as { query?: unknown; connect?: unknown })?.connect === 'function', (v) =>
+    SessionMessages.oneOf(PATH, v, ['a pg Pool']),
+  )
+  pool?: Pool;
+
+  /** Table name, optionally schema-qualified. @default 'sessions' */
+  @IsOptional()
+  @Rule('isTableName', (v) => typeof v === 'string' && TABLE_NAME.test(v), SessionMessages.postgresTable)
+  table?: string;
+
+  /** Create the table and its indexes at start-up if missing (safe with many nodes starting at once). @default false */
+  @IsOptional()
+  @Rule('isBoolean', (v) => typeof v === 'boolean', (v) => SessionMessages.boolean(PATH, v))
+  createTable?: boolean;
+
+  /** How often expired rows are deleted (ms). @default 60000 */
+  @IsOptional()
+  @IsInt(positiveInteger)
+  @Min(1, positiveInteger)
+  sweepInterval?: number;
+
+  /** Longest wait for a connection or a query (ms). @default 2000 */
+  @IsOptional()
+  @IsInt(positiveInteger)
+  @Min(1, positiveInteger)
+  queryTimeout?: number;
+
+  /** Connections in the pool the store creates. @default 10 */
+  @IsOptional()
+  @IsInt(positiveInteger)
+  @Min(1, positiveInteger)
+  poolSize?: number;
+
+  /** Checks that span several fields. */
+  static problems(config: PostgresStoreConfig): string[] {
+    return config.connectionString !== undefined && config.pool !== undefined ? [SessionMessages.postgresOneConnection()] : [];
+  }
+}
+
+/** Defaults of the file store (ms). */
+export const FILE_DEFAULTS = { sweepInterval: 60_000, lockTimeout: 2000 } as const;
+
+/** `{ type: 'file', directory }`: sessions as files, shared by the processes of one host. */
+export class FileStoreConfig {
+  @Equals('file')
+  type!: 'file';
+
+  /** The store's directory, created (mode 0700) if missing; relative to the working directory. */
+  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  @MinLength(1, message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  directory!: string;
+
+  /** How often expired session files are deleted (ms). @default 60000 */
+  @IsOptional()
+  @Rule('isPositiveInteger', (v) => Number.isInteger(v) && (v as number) > 0, (v) => SessionMessages.positiveInteger(PATH, v))
+  sweepInterval?: number;
+
+  /** How long a write waits for another process's lock on a session; older locks count as abandoned (ms). @default 2000 */
+  @IsOptional()
+  @IsInt(positiveInteger)
+  @Min(1, positiveInteger)
+  lockTimeout?: number;
+}
+
 /** Every store config object this version accepts. */
-export type StoreConfig = MemoryStoreConfig | RedisStoreConfig;
+export type StoreConfig = MemoryStoreConfig | RedisStoreConfig | PostgresStoreConfig | FileStoreConfig;
 
 /** A store config class: its decorators validate one field each, `problems()` the rest. */
 interface StoreConfigClass {
@@ -155,6 +236,8 @@ interface StoreConfigClass {
 export const STORE_CONFIG_CLASSES: Record<StoreConfig['type'], StoreConfigClass> = {
   memory: MemoryStoreConfig,
   redis: RedisStoreConfig,
+  postgres: PostgresStoreConfig,
+  file: FileStoreConfig,
 };
 
 /** Store types accepted by this version. */

@@ -244,8 +244,8 @@ describe('sample application (SPEC §4 HTTP contract)', () => {
   });
 
   describe('configuration', () => {
-    it('fails to start with a store this version does not build (SESSION_STORE=postgres), naming store.type', async () => {
-      const compiling = Test.createTestingModule({ imports: [AppModule.forEnv({ ...ENV, SESSION_STORE: 'postgres' })] }).compile();
+    it('fails to start with a store this version does not build (SESSION_STORE=cookie), naming store.type', async () => {
+      const compiling = Test.createTestingModule({ imports: [AppModule.forEnv({ ...ENV, SESSION_STORE: 'cookie' })] }).compile();
 
       await expect(compiling).rejects.toBeInstanceOf(SessionConfigError);
       await expect(compiling).rejects.toThrow(/store\.type/);

@@ -17,9 +17,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runInThisContext } from 'node:vm';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
+import { hostProcess } from './host-process.js';
 
 export { freePort } from './ports.js';
 
@@ -130,22 +130,6 @@ interface Registry {
   children: Set<ChildProcess>;
   dirs: Set<string>;
   watchdog: ChildProcess | undefined;
-}
-
-/**
- * Jest gives each test file a copy of `process` with an event emitter of its own: an 'exit'
- * listener added to it never fires. The real process is the global of Node's main context.
- */
-function hostProcess(): NodeJS.Process {
-  try {
-    const real: unknown = runInThisContext('process');
-    if (typeof real === 'object' && real !== null && typeof (real as NodeJS.Process).on === 'function') {
-      return real as NodeJS.Process;
-    }
-  } catch {
-    // Not in a VM context: the global process is the real one.
-  }
-  return process;
 }
 
 /**
