@@ -16,6 +16,7 @@ export {
   SessionConfigError,
   SessionError,
   SessionFieldNotJsonError,
+  SessionFieldNotStorableError,
   SessionReservedFieldError,
   SessionStoreUnavailableError,
   SessionStoreUnsupportedError,

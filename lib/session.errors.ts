@@ -95,6 +95,8 @@ export const SessionMessages = {
   unsupported: (kind: string, operation: string) =>
     `The ${kind} session store cannot ${operation}. Choose a server-side store (memory, file, redis or postgres) for this.`,
   notSignedIn: () => 'Sign-in required: this route needs a signed-in session.',
+  fieldNotStorable: (name: string, store: string) =>
+    `Session field "${name}" holds a string the ${store} session store cannot keep (a NUL character or an unpaired UTF-16 surrogate); nothing was written.`,
   fieldNotJson: (name: string) =>
     `Session field "${name}" cannot be stored: its value is not JSON-serialisable. Store plain objects, arrays, strings, numbers, booleans or null.`,
   fileDirectory: (directory: string, problem: string) =>
@@ -149,6 +151,18 @@ export class SessionReservedFieldError extends BadRequestException {
 export class SessionFieldNotJsonError extends SessionError {
   constructor(readonly field: string) {
     super('SESSION_FIELD_NOT_JSON', SessionMessages.fieldNotJson(field));
+  }
+}
+
+/** A value JSON carries but the store cannot hold (jsonb: U+0000, lone surrogates). A 400: it is input. */
+export class SessionFieldNotStorableError extends BadRequestException {
+  readonly code = 'SESSION_FIELD_NOT_STORABLE';
+
+  constructor(
+    readonly field: string,
+    storeKind: string,
+  ) {
+    super({ statusCode: 400, error: 'Bad Request', code: 'SESSION_FIELD_NOT_STORABLE', message: SessionMessages.fieldNotStorable(field, storeKind) });
   }
 }
 

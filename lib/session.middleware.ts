@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { HttpException, Injectable, Logger } from '@nestjs/common';
 import type { NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { maskSessionId, SessionIdSigner } from './crypto/index.js';
@@ -93,6 +93,8 @@ export class SessionMiddleware implements NestMiddleware {
   }
 
   private commitFailed(error: unknown, state: SessionState): { status: number; body: object } {
+    // An answer the store chose (a 400 for a value it cannot hold) is passed on as it is.
+    if (error instanceof HttpException) return { status: error.getStatus(), body: error.getResponse() as object };
     if (error instanceof SessionError && error.code === 'SESSION_FIELD_NOT_JSON') {
       this.logger.error(error.message);
       return { status: 500, body: { statusCode: 500, error: 'Internal Server Error', message: error.message } };

@@ -1,7 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type { OnApplicationShutdown } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import type { Pool, PoolConfig } from 'pg';
-import { SessionMessages } from '../session.errors.js';
+import { SessionFieldNotStorableError, SessionMessages } from '../session.errors.js';
 import { defineField, encodeFields } from './field-codec.js';
 import { SessionStore } from './session-store.js';
 import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
@@ -32,7 +33,7 @@ const SELECT_TIMES = `floor(extract(epoch from created_at) * 1000)::bigint AS cr
  */
 export function sessionTableDdl(table = 'sessions'): string {
   const name = quoteTable(table);
-  const index = (suffix: string) => quoteIdentifier(`${table.split('.').pop()}_${suffix}`);
+  const index = (suffix: string) => quoteIdentifier(indexName(table.split('.').pop()!, suffix));
   return [
     `CREATE TABLE IF NOT EXISTS ${name} (`,
     `  id text PRIMARY KEY,`,
@@ -46,6 +47,23 @@ export function sessionTableDdl(table = 'sessions'): string {
     `CREATE INDEX IF NOT EXISTS ${index('user_id_idx')} ON ${name} (user_id) WHERE user_id IS NOT NULL;`,
   ].join('\n');
 }
+
+/**
+ * `<table>_<suffix>`; past PostgreSQL's 63-byte limit (where names are cut, and two indexes could
+ * end up with the table's own name), a shortened name made unique by a hash of the table's.
+ */
+function indexName(base: string, suffix: string): string {
+  const name = `${base}_${suffix}`;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(base).digest('hex').slice(0, 8);
+  return `${base.slice(0, 63 - suffix.length - 10)}_${hash}_${suffix}`;
+}
+
+/**
+ * The escapes JSON.stringify writes for what jsonb refuses: U+0000 and unpaired surrogates (an
+ * escape counts when an even number of backslashes precedes its own).
+ */
+const UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 
 /**
  * Sessions in one PostgreSQL table, shared by every node: a `jsonb` column holds the data, and a
@@ -78,7 +96,8 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
     this.ownsPool = options.ownsPool ?? false;
     this.timer = setInterval(() => {
       this.sweep().catch((error: unknown) => this.logError(error));
-    }, options.sweepInterval ?? 60_000);
+      // setInterval turns longer delays into 1 ms, which would sweep continuously.
+    }, Math.min(options.sweepInterval ?? 60_000, 2 ** 31 - 1));
     this.timer.unref();
   }
 
@@ -250,6 +269,9 @@ function jsonObject(fields: SessionFields): { json: string; removed: string[] } 
   const members: string[] = [];
   const removed: string[] = [];
   for (const [name, json] of encodeFields(fields)) {
+    // Refused here, before anything is sent, as input the client can correct (a 400), rather
+    // than by the server as an error that would read as an outage.
+    if (json !== undefined && UNSTORABLE.test(json)) throw new SessionFieldNotStorableError(name, 'postgres');
     if (json === undefined) removed.push(name);
     else members.push(`${JSON.stringify(name)}:${json}`);
   }

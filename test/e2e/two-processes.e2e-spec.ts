@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import { idOf, requireSid } from '../fixtures/cookies.js';
+import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
+import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SampleProcess } from '../support/sample-process.js';
+
+/**
+ * The sample application (SPEC §4) as TWO OS PROCESSES sharing one store, driven over real HTTP:
+ * what a client does on one process is seen on the other (§3.1), concurrent writes to different
+ * fields spread over both all survive (§3.2), a logout on one racing writes on the other stays a
+ * logout (§3.8), and the per-user index answers from either process. First on PostgreSQL, then
+ * the same checks on the file store (one directory shared by the processes of one host).
+ *
+ * The sample is compiled once for this file into `.test-build/<random>/` (no prior build needed).
+ */
+
+/** One secret for every process, as a real deployment shares it. */
+const SECRET = 'multiprocess-e2e-secret-0123456789abcdefgh';
+
+/** What a store-specific setup gives the shared checks. */
+interface SharedStore {
+  /** The sample's environment for this store (SESSION_STORE and its connection variables). */
+  env: Record<string, string>;
+  /** Whether anything of the session `id`, or of any session owned by `userId`, is still stored. */
+  leftovers(id: string, userId: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+beforeAll(async () => {
+  // Once for the whole file, before any store starts: the compile is the slow part.
+  await compileOnce();
+}, 120_000);
+
+afterAll(async () => {
+  await stopAllSampleProcesses();
+});
+
+function describeTwoProcesses(name: string, setUp: () => Promise<SharedStore>): void {
+  describe(`two sample processes sharing ${name}`, () => {
+    let store: SharedStore;
+    let a: SampleProcess;
+    let b: SampleProcess;
+
+    beforeAll(async () => {
+      store = await setUp();
+      const env = { ...store.env, SESSION_SECRET: SECRET };
+      [a, b] = await Promise.all([startSampleProcess(env), startSampleProcess(env)]);
+    }, 60_000);
+
+    afterAll(async () => {
+      await Promise.all([a?.stop(), b?.stop()]);
+      await store?.close();
+    });
+
+    const login = async (node: SampleProcess, username: string): Promise<string> =>
+      requireSid(await node.http().post('/auth/login').send({ username, password: 'demo' }).expect(200));
+
+    const withSid = <T extends { set(name: string, value: string): T }>(req: T, cookie: string): T =>
+      req.set('Cookie', `sid=${encodeURIComponent(cookie)}`);
+
+    it('runs as two processes, each answering on its own port', async () => {
+      expect(a.pid).not.toBe(b.pid);
+      expect(a.port).not.toBe(b.port);
+      for (const node of [a, b]) await node.http().get('/health').expect(200);
+    });
+
+    it('keeps a session signed in on A signed in on B', async () => {
+      const cookie = await login(a, 'alice');
+
+      await withSid(b.http().get('/profile'), cookie).expect(200, { userId: 'alice' });
+    });
+
+    it('keeps all 50 concurrent writes to different fields of one session, alternating between A and B', async () => {
+      const cookie = requireSid(await a.http().post('/visits').expect(200));
+
+      const responses = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => withSid((i % 2 === 0 ? a : b).http().put(`/prefs/k${i}`), cookie).send({ value: i })),
+      );
+
+      expect(responses.map((res) => res.status)).toEqual(Array(50).fill(200));
+      const expected = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`pref:k${i}`, i]));
+      for (const node of [a, b]) {
+        const res = await withSid(node.http().get('/session'), cookie).expect(200);
+        expect(res.body.data).toEqual({ visits: 1, ...expected });
+      }
+    });
+
+    it('keeps a session dead on both when a logout on A races writes on B, leaving nothing stored', async () => {
+      for (let round = 0; round < 5; round++) {
+        const user = `racer-${round}`;
+        const cookie = await login(a, user);
+        // Writes on B go out first, so that some of them load the session before the logout lands.
+        const writes = Array.from({ length: 8 }, (_, i) =>
+          withSid(b.http().put(`/prefs/r${round}w${i}`), cookie).send({ value: i }).then((res) => res.status),
+        );
+        const logout = withSid(a.http().post('/auth/logout'), cookie).then((res) => res.status);
+
+        const [logoutStatus, ...writeStatuses] = await Promise.all([logout, ...writes]);
+
+        expect(logoutStatus).toBe(204);
+        expect(writeStatuses.filter((status) => status >= 500)).toEqual([]);
+        await withSid(a.http().get('/profile'), cookie).expect(401);
+        await withSid(b.http().get('/profile'), cookie).expect(401);
+        expect(await store.leftovers(idOf(cookie), user)).toEqual([]);
+      }
+    });
+
+    it('lists on B the session signed in on A, and both of a user’s sessions from either process', async () => {
+      const onA = await login(a, 'erin');
+
+      const alone = await withSid(b.http().get('/auth/sessions'), onA).expect(200);
+
+      expect(alone.body).toEqual([{ id: expect.any(String), createdAt: expect.anything(), lastSeenAt: expect.anything(), current: true }]);
+
+      const onB = await login(b, 'erin');
+      for (const [node, cookie] of [
+        [a, onB],
+        [b, onA],
+      ] as const) {
+        const res = await withSid(node.http().get('/auth/sessions'), cookie).expect(200);
+        expect(res.body).toHaveLength(2);
+        expect(res.body.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
+      }
+    });
+  });
+}
+
+describeTwoProcesses('PostgreSQL', async () => {
+  const server: PostgresServer = await postgresForTests();
+  const pool = new pg.Pool({ connectionString: server.url(), max: 2 });
+  pool.on('error', () => undefined);
+  return {
+    env: { SESSION_STORE: 'postgres', DATABASE_URL: server.url() },
+    async leftovers(id, userId) {
+      const { rows } = await pool.query<{ id: string }>(`SELECT id FROM sessions WHERE id = $1 OR user_id = $2`, [id, userId]);
+      return rows.map((row) => `row ${row.id}`);
+    },
+    async close() {
+      await pool.end();
+      await server.dispose();
+    },
+  };
+});
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+const exists = (path: string): Promise<boolean> => stat(path).then(
+  () => true,
+  () => false,
+);
+
+describeTwoProcesses('one file store directory', async () => {
+  const directory = await mkdtemp(join(tmpdir(), 'nss-multiprocess-'));
+  return {
+    env: { SESSION_STORE: 'file', SESSION_DIR: directory },
+    // The file store's layout: sessions/<aa>/<bb>/<id>.json, and users/<sha256 of user>/<id> markers.
+    async leftovers(id, userId) {
+      const hash = sha256(id);
+      const file = join(directory, 'sessions', hash.slice(0, 2), hash.slice(2, 4), `${id}.json`);
+      const found = (await exists(file)) ? [file] : [];
+      const markers = await readdir(join(directory, 'users', sha256(userId))).catch(() => []);
+      return [...found, ...markers.map((marker) => `marker ${marker}`)];
+    },
+    async close() {
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+});

@@ -1,0 +1,523 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import { PostgresStore, sessionTableDdl } from '../../lib/stores/postgres.store.js';
+import type { SessionChange, StoredSession } from '../../lib/stores/session-store.js';
+import type { PostgresStoreConfig } from '../../lib/stores/store-config.js';
+import { describeSessionStoreConformance } from '../../lib/testing/index.js';
+import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
+
+/**
+ * PostgresStore on a real PostgreSQL: the shared conformance suite, then what only SQL can get
+ * wrong — the table and its indexes, start-up races, one statement per commit, the delta applied
+ * on the server, sweepers on many nodes, rows the store did not write, and who ends the pool.
+ *
+ * One server for the file (a throwaway cluster, or a fresh database on DATABASE_URL); every
+ * describe uses a table of its own, so nothing depends on another's rows.
+ */
+
+const HOUR = 60 * 60_000;
+/** Far beyond the run: no store's own sweeper timer ever fires during these tests. */
+const NO_TIMER = 60 * HOUR;
+
+const newId = (): string => randomBytes(32).toString('base64url');
+const newUserId = (): string => `user-${randomBytes(6).toString('hex')}`;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
+  const now = Date.now();
+  return { id: newId(), data: { base: true }, createdAt: now, lastSeenAt: now, expiresAt: now + HOUR, userId: null, ...overrides };
+}
+
+function change(set: Record<string, unknown>, unset: string[] = []): SessionChange {
+  return { set, unset, expiresAt: Date.now() + HOUR, lastSeenAt: Date.now() };
+}
+
+let server: PostgresServer;
+/** For looking at and planting rows behind the stores' backs. */
+let admin: pg.Pool;
+const pools: pg.Pool[] = [];
+const stores: PostgresStore[] = [];
+
+beforeAll(async () => {
+  server = await postgresForTests();
+  admin = newPool();
+});
+
+afterAll(async () => {
+  for (const store of stores.splice(0)) await store.onApplicationShutdown().catch(() => undefined);
+  for (const pool of pools.splice(0)) if (!pool.ended) await pool.end().catch(() => undefined);
+  await server?.dispose();
+});
+
+/** A pool the test owns (ended in afterAll, never by a store). */
+function newPool(max = 4): pg.Pool {
+  const pool = new pg.Pool({ connectionString: server.url(), max });
+  pool.on('error', () => undefined);
+  pools.push(pool);
+  return pool;
+}
+
+/** A store on `table`, shut down in afterAll. */
+async function openStore(table: string, config: Partial<PostgresStoreConfig> = {}): Promise<PostgresStore> {
+  const store = await PostgresStore.fromConfig({
+    type: 'postgres',
+    ...(config.pool ? {} : { connectionString: server.url() }),
+    table,
+    createTable: true,
+    sweepInterval: NO_TIMER,
+    ...config,
+  });
+  stores.push(store);
+  return store;
+}
+
+async function sql<Row = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<Row[]> {
+  return (await admin.query(text, params)).rows as Row[];
+}
+
+/** Rows with this id in `table`, whatever their expiry. */
+async function rowCount(table: string, id: string): Promise<number> {
+  const [row] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE id = $1`, [id]);
+  return row.n;
+}
+
+/** Rows inserted directly: `count` of them, expired or live, ids `<prefix>-<n>`. */
+async function insertRows(table: string, prefix: string, count: number, state: 'expired' | 'live', userId: string | null = null) {
+  const expires = state === 'expired' ? `now() - interval '1 hour'` : `now() + interval '1 hour'`;
+  await sql(
+    `INSERT INTO ${table} (id, data, user_id, created_at, last_seen_at, expires_at)
+     SELECT $1 || '-' || g, jsonb_build_object('n', g), $3, now() - interval '2 hours', now() - interval '2 hours', ${expires}
+     FROM generate_series(1, $2::int) AS g`,
+    [prefix, count, userId],
+  );
+}
+
+/** A statement a pool sent, and how many rows it affected once it finished. */
+interface SentStatement {
+  text: string;
+  values: unknown[];
+  rowCount?: number | null;
+}
+
+/**
+ * Every statement sent through `pool`, from `pool.query` or from a client it hands out: each
+ * client's `query` is wrapped as it connects (pool.query goes through a client too). The
+ * statements still run; their row counts are noted as they finish.
+ */
+function recordStatements(pool: pg.Pool): SentStatement[] {
+  const statements: SentStatement[] = [];
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const [first, second] = args;
+      const config = typeof first === 'string' ? { text: first, values: second } : (first as { text: string; values?: unknown });
+      const sent: SentStatement = { text: config.text, values: Array.isArray(config.values) ? config.values : [] };
+      statements.push(sent);
+      const note = (result: unknown) => {
+        sent.rowCount = (result as { rowCount?: number | null } | undefined)?.rowCount;
+      };
+      const callback = args.at(-1);
+      if (typeof callback === 'function') {
+        args[args.length - 1] = (error: unknown, result: unknown) => {
+          note(result);
+          return (callback as (error: unknown, result: unknown) => unknown)(error, result);
+        };
+        return query(...args);
+      }
+      const result = query(...args);
+      if (result instanceof Promise) result.then(note, () => undefined);
+      return result;
+    };
+  });
+  return statements;
+}
+
+describeSessionStoreConformance('PostgresStore', {
+  createStore: () => openStore('conformance_sessions'),
+});
+
+describe('PostgresStore start-up', () => {
+  it('creates the table with its primary key, expiry index and per-user index when createTable is true', async () => {
+    await openStore('created_sessions');
+
+    const indexes = await sql<{ indexname: string; indexdef: string }>(
+      `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'created_sessions' ORDER BY indexname`,
+    );
+
+    expect(indexes.map((index) => index.indexname)).toEqual([
+      'created_sessions_expires_at_idx',
+      'created_sessions_pkey',
+      'created_sessions_user_id_idx',
+    ]);
+    expect(indexes.find((index) => index.indexname === 'created_sessions_expires_at_idx')!.indexdef).toMatch(/\(expires_at\)/);
+    expect(indexes.find((index) => index.indexname === 'created_sessions_user_id_idx')!.indexdef).toMatch(/\(user_id\)/);
+    expect(indexes.find((index) => index.indexname === 'created_sessions_pkey')!.indexdef).toMatch(/UNIQUE.*\(id\)/);
+  });
+
+  it('lets eight stores start at once with createTable on a database without the table, creating it once', async () => {
+    const starting = Array.from({ length: 8 }, () =>
+      PostgresStore.fromConfig({
+        type: 'postgres',
+        connectionString: server.url(),
+        table: 'raced_sessions',
+        createTable: true,
+        poolSize: 2,
+        sweepInterval: NO_TIMER,
+      }),
+    );
+
+    const results = await Promise.allSettled(starting);
+    const started = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    stores.push(...started);
+
+    expect(results.flatMap((result) => (result.status === 'rejected' ? [String(result.reason)] : []))).toEqual([]);
+    const tables = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class WHERE relname = 'raced_sessions' AND relkind = 'r'`);
+    expect(tables).toEqual([{ n: 1 }]);
+    const indexes = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'raced_sessions'`);
+    expect(indexes).toEqual([{ n: 3 }]);
+    // Every one of them works on the one table.
+    const session = newSession();
+    await started[0].create(session);
+    for (const store of started) await expect(store.get(session.id)).resolves.not.toBeNull();
+  });
+
+  it('creates both indexes for the longest table name the options accept (63 characters)', async () => {
+    const table = `long_${'n'.repeat(58)}`;
+    await openStore(table);
+
+    const indexes = await sql<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = $1`, [table]);
+
+    expect(indexes).toHaveLength(3);
+    expect(indexes.filter((index) => /\(expires_at\)/.test(index.indexdef))).toHaveLength(1);
+    expect(indexes.filter((index) => /\(user_id\)/.test(index.indexdef))).toHaveLength(1);
+  });
+
+  it('refuses to start with createTable false when the table is missing, naming it and giving the DDL', async () => {
+    const starting = PostgresStore.fromConfig({ type: 'postgres', connectionString: server.url(), table: 'missing_sessions', createTable: false });
+
+    await expect(starting).rejects.toThrow('missing_sessions');
+    await expect(starting).rejects.toThrow(sessionTableDdl('missing_sessions'));
+    await expect(starting).rejects.toThrow(/CREATE TABLE[^;]*missing_sessions/);
+    // Refusing is all it did: no table appeared.
+    await expect(sql(`SELECT to_regclass('missing_sessions') AS found`)).resolves.toEqual([{ found: null }]);
+  });
+
+  it('starts with createTable false when the table exists', async () => {
+    await openStore('existing_sessions');
+
+    const store = await openStore('existing_sessions', { createTable: false });
+
+    const session = newSession();
+    await store.create(session);
+    await expect(store.get(session.id)).resolves.toMatchObject({ id: session.id, data: { base: true } });
+  });
+});
+
+describe('PostgresStore commits', () => {
+  const table = 'commit_sessions';
+
+  beforeAll(async () => {
+    await openStore(table);
+  });
+
+  it('sends one statement per commit, and that statement applies the change', async () => {
+    const pool = newPool();
+    const statements = recordStatements(pool);
+    const store = await openStore(table, { pool, createTable: false });
+    const session = newSession({ data: { keep: 1, drop: 2, change: 3 } });
+    await store.create(session);
+    statements.length = 0;
+
+    await expect(store.commit(session.id, change({ change: 4, added: 'x' }, ['drop']))).resolves.toBe(true);
+
+    expect(statements).toHaveLength(1);
+    expect(statements[0].text).toMatch(/^\s*UPDATE\b/i);
+    expect(statements[0].text).not.toMatch(/\b(BEGIN|COMMIT)\b/i);
+    expect((await store.get(session.id))!.data).toEqual({ keep: 1, change: 4, added: 'x' });
+  });
+
+  it('applies (data - removed) || changed on the server: 30 concurrent commits from 3 pools to different fields all survive', async () => {
+    const writers = await Promise.all([0, 1, 2].map(() => openStore(table, { pool: newPool(10), createTable: false })));
+    const initial: Record<string, unknown> = { keep: 'me' };
+    for (let i = 0; i < 30; i++) initial[`old${i}`] = i;
+    const session = newSession({ data: initial });
+    await writers[0].create(session);
+
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => writers[i % 3].commit(session.id, change({ [`field${i}`]: { i } }, [`old${i}`]))),
+    );
+
+    expect(results).toEqual(Array(30).fill(true));
+    const expected: Record<string, unknown> = { keep: 'me' };
+    for (let i = 0; i < 30; i++) expected[`field${i}`] = { i };
+    for (const store of writers) expect((await store.get(session.id))!.data).toEqual(expected);
+  });
+
+  it('never brings back a session when commits from another pool race its destroy', async () => {
+    const [writer, destroyer] = await Promise.all([0, 1].map(() => openStore(table, { pool: newPool(10), createTable: false })));
+
+    for (let round = 0; round < 20; round++) {
+      const session = newSession({ userId: newUserId() });
+      await writer.create(session);
+      const commit = (i: number) => writer.commit(session.id, { ...change({ [`w${i}`]: i }), userId: session.userId });
+      const before = Array.from({ length: 5 }, (_, i) => commit(i));
+      const destroy = destroyer.destroy(session.id);
+      const after = Array.from({ length: 5 }, (_, i) => commit(5 + i));
+
+      await Promise.all([...before, destroy, ...after]);
+
+      await expect(writer.get(session.id)).resolves.toBeNull();
+      expect(await rowCount(table, session.id)).toBe(0);
+      expect(await writer.listByUser(session.userId!)).toEqual([]);
+    }
+  });
+
+  it('rotates an id keeping data, times and user, and deletes the old row', async () => {
+    const store = await openStore(table, { createTable: false });
+    const userId = newUserId();
+    const old = newSession({ data: { cart: ['a', 'b'], userId }, userId, createdAt: Date.now() - 5_000 });
+    await store.create(old);
+    const next = newSession({ data: { cart: ['a', 'b'], userId }, userId, createdAt: old.createdAt });
+
+    await expect(store.rotate(old.id, next)).resolves.toBe(true);
+
+    expect(await rowCount(table, old.id)).toBe(0);
+    expect(await rowCount(table, next.id)).toBe(1);
+    await expect(store.get(next.id)).resolves.toMatchObject({ data: { cart: ['a', 'b'], userId }, userId, createdAt: old.createdAt });
+    expect((await store.listByUser(userId)).map((s) => s.id)).toEqual([next.id]);
+  });
+});
+
+describe('PostgresStore per-user index', () => {
+  const table = 'user_index_sessions';
+
+  it("answers listByUser from the <table>_user_id_idx index", async () => {
+    const pool = newPool();
+    const statements = recordStatements(pool);
+    const store = await openStore(table, { pool });
+    // Enough rows, spread over many users, that a sequential scan is the wrong plan.
+    await sql(
+      `INSERT INTO ${table} (id, data, user_id, created_at, last_seen_at, expires_at)
+       SELECT 'row-' || g, '{}'::jsonb, 'user-' || (g % 1000), now(), now(), now() + interval '1 hour'
+       FROM generate_series(1, 20000) AS g`,
+    );
+    await sql(`ANALYZE ${table}`);
+    statements.length = 0;
+
+    const listed = await store.listByUser('user-42');
+
+    expect(listed).toHaveLength(20);
+    const [statement] = statements;
+    const client = await admin.connect();
+    try {
+      // Rules a sequential scan out whenever any index can answer: the plan names the one used.
+      await client.query('SET enable_seqscan = off');
+      const { rows } = await client.query(`EXPLAIN ${statement.text}`, statement.values);
+      const plan = rows.map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
+      expect(plan).toMatch(new RegExp(`(Index Scan|Bitmap Index Scan) on ${table}_user_id_idx`));
+    } finally {
+      await client.query('RESET enable_seqscan');
+      client.release();
+    }
+  });
+});
+
+describe('PostgresStore sweeper', () => {
+  it('deletes expired rows in batches, returns how many, and leaves live rows alone', async () => {
+    const table = 'sweep_sessions';
+    const pool = newPool();
+    const statements = recordStatements(pool);
+    const store = await openStore(table, { pool });
+    await insertRows(table, 'expired', 1_234, 'expired');
+    await insertRows(table, 'live', 50, 'live');
+    const live = newSession({ expiresAt: Date.now() + HOUR });
+    await store.create(live);
+    statements.length = 0;
+
+    await expect(store.sweep()).resolves.toBe(1_234);
+
+    // In batches: several statements, none of which deleted every expired row at once.
+    const deletes = statements.filter((s) => /^\s*DELETE\b/i.test(s.text));
+    expect(deletes.length).toBeGreaterThan(1);
+    expect(deletes.reduce((sum, s) => sum + (s.rowCount ?? 0), 0)).toBe(1_234);
+    expect(Math.max(...deletes.map((s) => s.rowCount ?? 0))).toBeLessThan(1_234);
+    await expect(sql(`SELECT count(*)::int AS n FROM ${table} WHERE expires_at <= now()`)).resolves.toEqual([{ n: 0 }]);
+    await expect(sql(`SELECT count(*)::int AS n FROM ${table}`)).resolves.toEqual([{ n: 51 }]);
+    await expect(store.get(live.id)).resolves.toMatchObject({ data: { base: true } });
+    await expect(store.sweep()).resolves.toBe(0);
+  });
+
+  it('does not sweep continuously when sweepInterval is beyond what a timer can hold (2^31 ms and more)', async () => {
+    const pool = newPool();
+    const statements = recordStatements(pool);
+    const store = await openStore('long_interval_sessions', { pool, sweepInterval: 2 ** 31 });
+    statements.length = 0;
+
+    try {
+      // Node turns a longer delay into 1 ms: a store that passes it on sweeps hundreds of times here.
+      await sleep(200);
+
+      expect(statements.filter((s) => /^\s*DELETE\b/i.test(s.text))).toEqual([]);
+    } finally {
+      await store.onApplicationShutdown();
+    }
+  });
+
+  it('lets three stores sweep one table at once: none fails or waits forever, and their counts add up to the expired rows', async () => {
+    const table = 'shared_sweep_sessions';
+    const sweepers = await Promise.all([0, 1, 2].map(() => openStore(table, { pool: newPool(2) })));
+
+    for (let round = 0; round < 3; round++) {
+      await insertRows(table, `expired-${round}`, 1_500, 'expired');
+      await insertRows(table, `live-${round}`, 100, 'live');
+
+      const counts = await Promise.all(sweepers.map((store) => store.sweep()));
+
+      expect(counts.reduce((sum, n) => sum + n, 0)).toBe(1_500);
+      await expect(sql(`SELECT count(*)::int AS n FROM ${table} WHERE expires_at <= now()`)).resolves.toEqual([{ n: 0 }]);
+      await expect(sql(`SELECT count(*)::int AS n FROM ${table} WHERE id LIKE 'live-%'`)).resolves.toEqual([{ n: 100 * (round + 1) }]);
+    }
+  });
+});
+
+describe('PostgresStore and rows it did not write', () => {
+  const table = 'foreign_rows_sessions';
+  let store: PostgresStore;
+
+  beforeAll(async () => {
+    store = await openStore(table);
+  });
+
+  async function plant(id: string, json: string): Promise<void> {
+    await sql(
+      `INSERT INTO ${table} (id, data, user_id, created_at, last_seen_at, expires_at)
+       VALUES ($1, $2::jsonb, NULL, now(), now(), now() + interval '1 hour')`,
+      [id, json],
+    );
+  }
+
+  it.each([
+    ['an array', '[]'],
+    ['a string', '"x"'],
+    ['JSON null', 'null'],
+    ['a number', '42'],
+  ])('returns null without throwing for data that is %s, and leaves the row alone', async (_, json) => {
+    const id = newId();
+    await plant(id, json);
+
+    await expect(store.get(id)).resolves.toBeNull();
+
+    await expect(sql(`SELECT data::text AS data FROM ${table} WHERE id = $1`, [id])).resolves.toEqual([
+      { data: JSON.stringify(JSON.parse(json)) },
+    ]);
+  });
+
+  it('reads a "__proto__" key in the jsonb as a plain own field, polluting no prototype', async () => {
+    const id = newId();
+    await plant(id, '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}, "a": 1}');
+
+    const stored = await store.get(id);
+
+    expect(stored).not.toBeNull();
+    expect(Object.keys(stored!.data).sort()).toEqual(['__proto__', 'a', 'constructor']);
+    expect(Object.getOwnPropertyDescriptor(stored!.data, '__proto__')?.value).toEqual({ polluted: true });
+    expect([Object.prototype, null]).toContain(Object.getPrototypeOf(stored!.data));
+    expect((stored!.data as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((Object.prototype as unknown as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('PostgresStore and strings jsonb cannot hold', () => {
+  const table = 'unstorable_sessions';
+  let store: PostgresStore;
+
+  beforeAll(async () => {
+    store = await openStore(table);
+  });
+
+  it.each([
+    ['a NUL character', 'before\u0000after'],
+    ['a lone surrogate', 'broken \ud800 pair'],
+  ])('rejects a value with %s as a field error naming the field, not as a driver error, writing nothing', async (_, value) => {
+    const session = newSession({ data: { keep: 1 } });
+    await store.create(session);
+
+    const committing = store.commit(session.id, change({ other: 'x', note: value }));
+
+    await expect(committing).rejects.toMatchObject({ field: 'note' });
+    expect((await store.get(session.id))!.data).toEqual({ keep: 1 });
+  });
+});
+
+describe('PostgresStore shutdown', () => {
+  const table = 'shutdown_sessions';
+
+  it('never ends a pool it was given', async () => {
+    const pool = newPool();
+    const store = await openStore(table, { pool });
+    await store.ping();
+
+    await store.onApplicationShutdown();
+
+    expect(pool.ended).toBe(false);
+    await expect(pool.query('SELECT 1 AS one')).resolves.toMatchObject({ rows: [{ one: 1 }] });
+  });
+
+  it('ends the pool it created', async () => {
+    const applicationName = `nss_owned_${randomBytes(4).toString('hex')}`;
+    const url = new URL(server.url());
+    url.searchParams.set('application_name', applicationName);
+    const store = await PostgresStore.fromConfig({ type: 'postgres', connectionString: url.href, table, createTable: true, sweepInterval: NO_TIMER });
+    stores.push(store);
+    await Promise.all([store.ping(), store.ping(), store.ping()]);
+    const connections = () =>
+      sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [applicationName]);
+    expect((await connections())[0].n).toBeGreaterThan(0);
+
+    await store.onApplicationShutdown();
+
+    // The server notices a closed connection a moment after the client closed it.
+    for (let waited = 0; (await connections())[0].n > 0 && waited < 5_000; waited += 50) await sleep(50);
+    expect(await connections()).toEqual([{ n: 0 }]);
+    await expect(store.ping()).rejects.toThrow();
+  });
+});
+
+describe('PostgresStore on a schema-qualified table', () => {
+  const schema = `s_${randomBytes(4).toString('hex')}`;
+  const table = `${schema}.sessions`;
+
+  beforeAll(async () => {
+    await sql(`CREATE SCHEMA ${schema}`);
+  });
+
+  it('creates the table and its indexes in that schema and works on it', async () => {
+    const store = await openStore(table);
+
+    const indexes = await sql<{ indexname: string }>(
+      `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'sessions' ORDER BY indexname`,
+      [schema],
+    );
+    expect(indexes.map((index) => index.indexname)).toEqual(['sessions_expires_at_idx', 'sessions_pkey', 'sessions_user_id_idx']);
+    await expect(sql(`SELECT to_regclass('public.sessions') AS found`)).resolves.toEqual([{ found: null }]);
+
+    const userId = newUserId();
+    const session = newSession({ userId });
+    await store.create(session);
+    await expect(store.commit(session.id, change({ more: 1 }))).resolves.toBe(true);
+    await expect(store.get(session.id)).resolves.toMatchObject({ data: { base: true, more: 1 }, userId });
+    expect((await store.listByUser(userId)).map((s) => s.id)).toEqual([session.id]);
+    const next = newSession({ userId, data: { base: true, more: 1 } });
+    await expect(store.rotate(session.id, next)).resolves.toBe(true);
+    await insertRows(table, 'expired', 3, 'expired');
+    await expect(store.sweep()).resolves.toBe(3);
+    await expect(store.destroyByUser(userId)).resolves.toBe(1);
+    expect(await rowCount(table, next.id)).toBe(0);
+
+    // And a second node finds the table without creating it.
+    const second = await openStore(table, { createTable: false });
+    await expect(second.ping()).resolves.toBeUndefined();
+  });
+});
