@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Redis } from 'ioredis';
 import { requireSid } from '../fixtures/index.js';
+import { expectConcurrentFieldWritesKept, expectLogoutToWinRaceWithWrites } from '../fixtures/two-nodes.js';
 import { endpointList, RawClients, sessionKeyOf, startSampleNode, withSid } from '../fixtures/redis-apps.js';
 import type { SampleNode } from '../fixtures/redis-apps.js';
 import { startClusterTopology, startRedisServer, startSentinelTopology } from '../support/redis-topology.js';
@@ -56,39 +57,13 @@ describe('two sample nodes sharing one standalone Redis', () => {
   });
 
   it('keeps all 50 concurrent writes to different fields of one session, spread over both nodes', async () => {
-    const cookie = requireSid(await a.http().post('/visits').expect(200));
-
-    const responses = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        withSid((i % 2 === 0 ? a : b).http().put(`/prefs/k${i}`), cookie).send({ value: i }),
-      ),
-    );
-
-    expect(responses.map((res) => res.status)).toEqual(Array(50).fill(200));
-    const expected = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`pref:k${i}`, i]));
-    for (const node of [a, b]) {
-      const res = await withSid(node.http().get('/session'), cookie).expect(200);
-      expect(res.body.data).toEqual({ visits: 1, ...expected });
-    }
+    await expectConcurrentFieldWritesKept(a, b);
   });
 
   it('keeps a session dead when a logout on A races writes on B', async () => {
     for (let round = 0; round < 10; round++) {
       const user = `racer-${round}`;
-      const cookie = await login(a, user);
-      // Writes on B start first, so that some of them load the session before the logout lands.
-      const writes = Array.from({ length: 10 }, (_, i) =>
-        withSid(b.http().put(`/prefs/r${round}w${i}`), cookie).send({ value: i }).then((res) => res.status),
-      );
-      const logout = withSid(a.http().post('/auth/logout'), cookie).then((res) => res.status);
-
-      const [logoutStatus, ...writeStatuses] = await Promise.all([logout, ...writes]);
-
-      expect(logoutStatus).toBe(204);
-      // A write that lost to the logout is not an error (the store is up): no 5xx.
-      expect(writeStatuses.filter((status) => status >= 500)).toEqual([]);
-      await withSid(a.http().get('/profile'), cookie).expect(401);
-      await withSid(b.http().get('/profile'), cookie).expect(401);
+      const cookie = await expectLogoutToWinRaceWithWrites(a, b, user, 10);
       expect(await redis.exists(sessionKeyOf(cookie))).toBe(0);
       // No session of any id came back signed in as this user.
       expect(await sessionsOwnedBy(redis, user)).toEqual([]);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { idOf, requireSid } from '../fixtures/cookies.js';
+import { expectConcurrentFieldWritesKept, expectLogoutToWinRaceWithWrites } from '../fixtures/two-nodes.js';
 import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
 import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SampleProcess } from '../support/sample-process.js';
 
@@ -75,36 +76,13 @@ function describeTwoProcesses(name: string, setUp: () => Promise<SharedStore>): 
     });
 
     it('keeps all 50 concurrent writes to different fields of one session, alternating between A and B', async () => {
-      const cookie = requireSid(await a.http().post('/visits').expect(200));
-
-      const responses = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => withSid((i % 2 === 0 ? a : b).http().put(`/prefs/k${i}`), cookie).send({ value: i })),
-      );
-
-      expect(responses.map((res) => res.status)).toEqual(Array(50).fill(200));
-      const expected = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`pref:k${i}`, i]));
-      for (const node of [a, b]) {
-        const res = await withSid(node.http().get('/session'), cookie).expect(200);
-        expect(res.body.data).toEqual({ visits: 1, ...expected });
-      }
+      await expectConcurrentFieldWritesKept(a, b);
     });
 
     it('keeps a session dead on both when a logout on A races writes on B, leaving nothing stored', async () => {
       for (let round = 0; round < 5; round++) {
         const user = `racer-${round}`;
-        const cookie = await login(a, user);
-        // Writes on B go out first, so that some of them load the session before the logout lands.
-        const writes = Array.from({ length: 8 }, (_, i) =>
-          withSid(b.http().put(`/prefs/r${round}w${i}`), cookie).send({ value: i }).then((res) => res.status),
-        );
-        const logout = withSid(a.http().post('/auth/logout'), cookie).then((res) => res.status);
-
-        const [logoutStatus, ...writeStatuses] = await Promise.all([logout, ...writes]);
-
-        expect(logoutStatus).toBe(204);
-        expect(writeStatuses.filter((status) => status >= 500)).toEqual([]);
-        await withSid(a.http().get('/profile'), cookie).expect(401);
-        await withSid(b.http().get('/profile'), cookie).expect(401);
+        const cookie = await expectLogoutToWinRaceWithWrites(a, b, user);
         expect(await store.leftovers(idOf(cookie), user)).toEqual([]);
       }
     });
