@@ -11,7 +11,7 @@ import { SessionState } from './session.state.js';
 import { boundStoreCalls } from './stores/bounded-store.js';
 import { SessionStore } from './stores/session-store.js';
 import type { StoredSession } from './stores/session-store.js';
-import { CookieTransport } from './transports/index.js';
+import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from './transports/index.js';
 
 /**
  * The request pipeline, top to bottom:
@@ -22,19 +22,19 @@ import { CookieTransport } from './transports/index.js';
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
   private readonly logger = new Logger('SessionModule');
-  private readonly transport: CookieTransport;
+  private readonly cookies: CookieTransport;
   private readonly signer: SessionIdSigner;
   private readonly store: SessionStore;
 
   constructor(@InjectSessionOptions() private readonly options: ResolvedSessionOptions, store: SessionStore) {
-    this.transport = new CookieTransport(options.cookie);
+    this.cookies = new CookieTransport(options.cookie);
     this.signer = new SessionIdSigner(options.secrets);
     this.store = boundStoreCalls(store, options.storeTimeout);
   }
 
   async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
-    // 1. Resolve the id. No cookie: no store access. A bad signature: anonymous, no store access.
-    const raw = this.transport.read(cookieHeaderOf(req));
+    // 1. Resolve the id. No credential: no store access. A bad signature: anonymous, no store access.
+    const raw = this.readCredential(req);
     const presentedId = raw === undefined ? null : this.signer.unsign(raw);
     const now = Date.now();
 
@@ -57,7 +57,7 @@ export class SessionMiddleware implements NestMiddleware {
     // 3–5. After the handler: diff and commit before the response leaves, then set the cookie.
     hookResponse(res, {
       beforeEnd: () => state.commit(),
-      beforeHeaders: () => this.writeCookie(req, res, state, presentedId),
+      beforeHeaders: () => this.writeCredential(req, res, state, presentedId),
       onError: (error) => this.commitFailed(error, state),
     });
     next();
@@ -74,20 +74,25 @@ export class SessionMiddleware implements NestMiddleware {
     return idleOver || absoluteOver ? null : session;
   }
 
-  private writeCookie(
-    req: SessionRequest,
-    res: ServerResponse,
-    state: SessionState,
-    presentedId: string | null,
-  ): void {
+  /** The raw credential: with `'both'`, an Authorization header wins over a cookie. */
+  private readCredential(req: SessionRequest): string | undefined {
+    const { transport } = this.options;
+    const bearer = transport === 'cookie' ? undefined : readBearerToken(req.headers.authorization);
+    return bearer ?? (transport === 'header' ? undefined : this.cookies.read(cookieHeaderOf(req)));
+  }
+
+  /** Hands out a new or rotated credential (or takes it back), on every channel of the transport. */
+  private writeCredential(req: SessionRequest, res: ServerResponse, state: SessionState, presentedId: string | null): void {
     const decision = state.cookieDecision(presentedId);
     if (decision.action === 'none') return;
-    const { secure } = this.options.cookie;
-    const isSecure = secure === 'auto' ? isSecureRequest(req) : secure;
-    appendSetCookie(
-      res,
-      decision.action === 'set' ? this.transport.set(this.signer.sign(decision.id), isSecure) : this.transport.clear(isSecure),
-    );
+    const signed = decision.action === 'set' ? this.signer.sign(decision.id) : null;
+    const { transport, cookie } = this.options;
+    if (transport !== 'header') {
+      const isSecure = cookie.secure === 'auto' ? isSecureRequest(req) : cookie.secure;
+      appendSetCookie(res, signed === null ? this.cookies.clear(isSecure) : this.cookies.set(signed, isSecure));
+    }
+    // An empty token tells an API client to drop the one it holds.
+    if (transport !== 'cookie') res.setHeader(SESSION_TOKEN_HEADER, signed ?? '');
     // A response that hands out a session credential must never be cached by anyone.
     res.setHeader('Cache-Control', 'no-store');
   }

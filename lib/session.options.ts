@@ -12,8 +12,10 @@ import type { StoreConfig } from './stores/store-config.js';
 const NOT_YET_AVAILABLE: Readonly<Record<string, (value: unknown) => boolean>> = {
   maxSessionsPerUser: () => true,
   onMaxSessions: () => true,
-  transport: (value) => value === 'header' || value === 'both',
 };
+
+const TRANSPORTS = ['cookie', 'header', 'both'] as const;
+export type SessionTransport = (typeof TRANSPORTS)[number];
 
 /** RFC 6265 token characters: what a cookie name may be made of. */
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -97,10 +99,15 @@ export class SessionModuleOptions {
   @Rule('isObject', isPlainObject, (v) => SessionMessages.objectOption(PATH, "{ name: 'sid' }", v))
   cookie?: SessionCookieOptions;
 
-  /** Where the id travels. @default 'cookie' */
+  /**
+   * Where the signed id travels: `'cookie'`; `'header'` (`Authorization: Bearer <token>` in,
+   * `X-Session-Token` out); or `'both'`, where a request's Authorization header wins over its
+   * cookie and a new token is sent both ways.
+   * @default 'cookie'
+   */
   @IsOptional()
-  @IsIn(['cookie'], message((v) => SessionMessages.oneOf(PATH, v, ['cookie'])))
-  transport?: 'cookie';
+  @IsIn(TRANSPORTS, message((v) => SessionMessages.oneOf(PATH, v, TRANSPORTS)))
+  transport?: SessionTransport;
 
   /** Sliding expiry: a session unused this long is gone. @default '30m' */
   @IsOptional()
@@ -153,7 +160,7 @@ export interface ResolvedSessionOptions {
     readonly partitioned: boolean;
     readonly maxAge?: number;
   };
-  readonly transport: 'cookie';
+  readonly transport: SessionTransport;
   readonly idleTimeout: number;
   readonly absoluteTimeout: number | false;
   readonly touchAfter: number;
@@ -207,7 +214,7 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
     secrets: typeof options.secret === 'string' ? [options.secret] : [...options.secret],
     store: options.store ?? { type: 'memory' },
     cookie,
-    transport: 'cookie',
+    transport: options.transport ?? 'cookie',
     idleTimeout,
     absoluteTimeout,
     touchAfter,

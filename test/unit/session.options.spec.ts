@@ -108,6 +108,15 @@ describe('resolveSessionOptions()', () => {
       expect(error.message).toContain('false');
     });
 
+    it("accepts the transports 'cookie', 'header' and 'both', and names any other", () => {
+      for (const transport of ['cookie', 'header', 'both'] as const) {
+        expect(resolveSessionOptions({ secret: SECRET, transport }).transport).toBe(transport);
+      }
+      const error = configErrorOf({ secret: SECRET, transport: 'query' });
+      expect(error.message).toContain('"transport"');
+      expect(error.message).toContain('"query"');
+    });
+
     it("bounds every store call by storeTimeout, '3s' unless set", () => {
       expect(resolveSessionOptions({ secret: SECRET }).storeTimeout).toBe(3_000);
       expect(resolveSessionOptions({ secret: SECRET, storeTimeout: '500ms' }).storeTimeout).toBe(500);
