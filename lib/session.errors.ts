@@ -1,4 +1,4 @@
-import { BadRequestException, HttpException, ServiceUnavailableException } from '@nestjs/common';
+import { BadRequestException, HttpException, InternalServerErrorException, ServiceUnavailableException } from '@nestjs/common';
 
 /**
  * Every message the library shows lives here, so wording stays consistent and each one says what
@@ -185,22 +185,24 @@ export class SessionStoreUnsupportedError extends SessionError {
 }
 
 /**
- * What a failed store call becomes for the HTTP layer: our own errors and HTTP exceptions pass
- * through; anything else came from the store (a driver error, a timeout) and is a 503.
+ * What any error from a session operation becomes for the HTTP layer, in one place (the load,
+ * the commit before the response, Session methods, SessionService): HTTP exceptions pass through
+ * (a 400 for a bad field); a store that failed or timed out, or a driver error, is a 503; any
+ * other error of this library is a programming error, a 500 that says what went wrong.
  */
-export function asHttpError(error: unknown, storeKind: string): unknown {
-  return error instanceof HttpException || error instanceof SessionError ? error : storeUnavailableResponse(storeKind);
+export function toHttpException(error: unknown, storeKind: string): HttpException {
+  if (error instanceof HttpException) return error;
+  if (error instanceof SessionStoreUnavailableError) return storeUnavailableResponse(error.storeKind, error.message);
+  if (error instanceof SessionError) {
+    return new InternalServerErrorException({ statusCode: 500, error: 'Internal Server Error', code: error.code, message: error.message });
+  }
+  return storeUnavailableResponse(storeKind);
 }
 
 /**
  * The HTTP answer to a store that does not answer: a 503 whose JSON body says so. An
  * HttpException, so Nest's exception layer renders it wherever it is thrown.
  */
-export function storeUnavailableResponse(storeKind: string): ServiceUnavailableException {
-  return new ServiceUnavailableException({
-    statusCode: 503,
-    error: 'Service Unavailable',
-    code: 'SESSION_STORE_UNAVAILABLE',
-    message: SessionMessages.storeUnavailable(storeKind),
-  });
+export function storeUnavailableResponse(storeKind: string, message = SessionMessages.storeUnavailable(storeKind)): ServiceUnavailableException {
+  return new ServiceUnavailableException({ statusCode: 503, error: 'Service Unavailable', code: 'SESSION_STORE_UNAVAILABLE', message });
 }

@@ -1,9 +1,9 @@
-import { HttpException, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { maskSessionId, SessionIdSigner } from './crypto/index.js';
 import { InjectSessionOptions } from './session.decorators.js';
-import { SessionError, storeUnavailableResponse } from './session.errors.js';
+import { toHttpException } from './session.errors.js';
 import { appendSetCookie, cookieHeaderOf, exposeSession, hookResponse, isSecureRequest } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
@@ -45,8 +45,9 @@ export class SessionMiddleware implements NestMiddleware {
         loaded = await this.load(presentedId, now);
       } catch (error) {
         this.logger.warn(`Could not load session ${maskSessionId(presentedId)}: ${String(error)}`);
+        const answer = toHttpException(error, this.store.kind);
         exposeSession(req, () => {
-          throw storeUnavailableResponse(this.store.kind);
+          throw answer;
         });
         return next();
       }
@@ -98,14 +99,8 @@ export class SessionMiddleware implements NestMiddleware {
   }
 
   private commitFailed(error: unknown, state: SessionState): { status: number; body: object } {
-    // An answer the store chose (a 400 for a value it cannot hold) is passed on as it is.
-    if (error instanceof HttpException) return { status: error.getStatus(), body: error.getResponse() as object };
-    if (error instanceof SessionError && error.code === 'SESSION_FIELD_NOT_JSON') {
-      this.logger.error(error.message);
-      return { status: 500, body: { statusCode: 500, error: 'Internal Server Error', message: error.message } };
-    }
-    this.logger.warn(`Could not save session ${maskSessionId(state.id)}: ${String(error)}`);
-    const unavailable = storeUnavailableResponse(this.store.kind);
-    return { status: unavailable.getStatus(), body: unavailable.getResponse() as object };
+    const answer = toHttpException(error, this.store.kind);
+    if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${maskSessionId(state.id)}: ${String(error)}`);
+    return { status: answer.getStatus(), body: answer.getResponse() as object };
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { maskSessionId } from './crypto/index.js';
 import { InjectSessionOptions } from './session.decorators.js';
-import { asHttpError } from './session.errors.js';
+import { toHttpException } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { boundStoreCalls } from './stores/bounded-store.js';
 import { SessionStore } from './stores/session-store.js';
@@ -57,6 +57,6 @@ export class SessionService {
 
   /** Store failures answer 503 to the request that asked, as everywhere in the module. */
   private call<T>(operation: () => Promise<T>): Promise<T> {
-    return operation().catch((error: unknown) => Promise.reject(asHttpError(error, this.store.kind)));
+    return operation().catch((error: unknown) => Promise.reject(toHttpException(error, this.store.kind)));
   }
 }

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { RESERVED_FIELDS } from './session.constants.js';
-import { asHttpError, SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
+import { toHttpException, SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { generateSessionId } from './crypto/index.js';
 import { defineField } from './stores/field-codec.js';
@@ -333,7 +333,7 @@ export class SessionState {
     const method =
       <A>(run: (arg?: A) => Promise<void>, takesOptions = false) =>
       () =>
-        withCallback((arg?: A) => run(arg).catch((error: unknown) => Promise.reject(asHttpError(error, state.store.kind))), takesOptions);
+        withCallback((arg?: A) => run(arg).catch((error: unknown) => Promise.reject(toHttpException(error, state.store.kind))), takesOptions);
     const members: Record<string, () => unknown> = {
       id: () => state.id,
       isNew: () => state.isNew,

@@ -548,6 +548,19 @@ describe('request pipeline', () => {
       expect(await store.get(id)).not.toBeNull();
     });
 
+    it('answers 503, not 500, when a logout waits on the store past storeTimeout', async () => {
+      const store = new FlakyStore();
+      const app = await start({ store, storeTimeout: 200 });
+      const cookie = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+      // The load succeeds; only destroy() hangs, so the bound on store calls is what answers.
+      store.destroy = () => new Promise<void>(() => undefined);
+
+      const res = await app.http().post('/logout').set('Cookie', cookieHeader(cookie)).timeout(BOUND);
+
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', message: expect.stringContaining('destroy() did not answer within 200 ms') });
+    });
+
     it('answers 503 from SessionService when the store is down', async () => {
       const store = new FlakyStore();
       const app = await start({ store });
