@@ -182,11 +182,7 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   problems.push(...problemsOf(options));
   const cookieRaw: Partial<SessionCookieOptions> = isPlainObject(options.cookie) ? options.cookie : {};
   problems.push(...problemsOf(copyOptions(new SessionCookieOptions(), cookieRaw, 'cookie.', problems), 'cookie.'));
-  if (isStoreConfig(options.store)) {
-    const ConfigClass = STORE_CONFIG_CLASSES[options.store.type];
-    const config = copyOptions(new ConfigClass(), options.store as object as Record<string, unknown>, 'store.', problems);
-    problems.push(...problemsOf(config, 'store.'), ...(ConfigClass.problems?.(config) ?? []));
-  }
+  if (isStoreConfig(options.store)) problems.push(...storeConfigProblems(options.store));
   if (problems.length) throw new SessionConfigError(problems);
 
   const cookie = {
@@ -222,6 +218,17 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
     saveUninitialized: options.saveUninitialized ?? false,
     userKey: options.userKey ?? 'userId',
   };
+}
+
+/**
+ * What is wrong with a store config object, checked against its config class: the same check
+ * whether the config comes through the module's options or a store is built directly.
+ */
+export function storeConfigProblems(config: StoreConfig): string[] {
+  const ConfigClass = STORE_CONFIG_CLASSES[config.type];
+  const problems: string[] = [];
+  const instance = copyOptions(new ConfigClass(), config as object as Record<string, unknown>, 'store.', problems);
+  return [...problems, ...problemsOf(instance, 'store.'), ...(ConfigClass.problems?.(instance) ?? [])];
 }
 
 /**

@@ -6,11 +6,13 @@ import { access, mkdir, open, readdir, readFile, rename, rmdir, unlink, writeFil
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { isSessionId, maskSessionId } from '../crypto/index.js';
 import { SessionConfigError, SessionError, SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
+import { storeConfigProblems } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
 import { defineField, encodeFields } from './field-codec.js';
 import { acquireFileLock, breakStaleLock, LockTimeoutError, removeIfOlderThan } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
 import { SessionStore } from './session-store.js';
+import { startSweeper } from './store-runtime.js';
 import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { FILE_DEFAULTS } from './store-config.js';
 import type { FileStoreConfig } from './store-config.js';
@@ -57,8 +59,6 @@ const LITTER_AGE = 60_000;
 const SHARD_NAME = /^[0-9a-f]{2}$/;
 /** `<id>.json.<random>.tmp`, `<id>.lock.<tag>.break`, `<id>.lock.<random>.stale`. */
 const LITTER_NAME = /^[A-Za-z0-9_-]{43}\.(json|lock)\.[A-Za-z0-9_-]+\.(tmp|break|stale)$/;
-/** setInterval silently turns longer delays into 1 ms, which would sweep continuously. */
-const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
 /**
  * Sessions as files in one directory: for a single host, shared by all of its processes (Node
@@ -110,11 +110,9 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     this.sessionsRoot = join(directory, 'sessions');
     this.usersRoot = join(directory, 'users');
     this.litterAge = Math.max(LITTER_AGE, lockTimeout);
-    this.timer = setInterval(() => {
-      this.sweep().catch((error: unknown) => this.logger.warn(SessionMessages.fileSweepFailed(describeError(error))));
-    }, sweepInterval);
-    // A store must never be the reason a process cannot exit.
-    this.timer.unref();
+    this.timer = startSweeper(() => this.sweep(), sweepInterval, (error) =>
+      this.logger.warn(SessionMessages.fileSweepFailed(describeError(error))),
+    );
   }
 
   /**
@@ -123,16 +121,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
    */
   static async open(options: FileStoreOptions): Promise<FileStore> {
     const { directory, sweepInterval = FILE_DEFAULTS.sweepInterval, lockTimeout = FILE_DEFAULTS.lockTimeout } = options;
-    const problems: string[] = [];
-    if (typeof directory !== 'string' || directory.length === 0 || directory.includes('\0')) {
-      problems.push(SessionMessages.nonEmptyString('store.directory', directory));
-    }
-    if (!(Number.isInteger(sweepInterval) && sweepInterval > 0 && sweepInterval <= MAX_TIMER_DELAY)) {
-      problems.push(SessionMessages.positiveInteger('store.sweepInterval', sweepInterval));
-    }
-    if (!(Number.isInteger(lockTimeout) && lockTimeout > 0)) {
-      problems.push(SessionMessages.positiveInteger('store.lockTimeout', lockTimeout));
-    }
+    const problems = storeConfigProblems({ type: 'file', directory, sweepInterval, lockTimeout });
     if (problems.length > 0) throw new SessionConfigError(problems);
 
     const root = resolve(directory);

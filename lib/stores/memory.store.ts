@@ -1,6 +1,8 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
-import { SessionConfigError, SessionMessages } from '../session.errors.js';
+import { SessionConfigError } from '../session.errors.js';
+import { storeConfigProblems } from '../session.options.js';
 import { encodeFields } from './field-codec.js';
+import { startSweeper } from './store-runtime.js';
 import {
   SessionStore,
   type SessionChange,
@@ -36,8 +38,6 @@ interface Entry {
 }
 
 const DEFAULT_SWEEP_INTERVAL = 60_000;
-/** setInterval silently turns longer delays into 1 ms, which would sweep continuously. */
-const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
 /**
  * Keeps sessions in the memory of one process: the default store, for development, tests and
@@ -67,20 +67,12 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
 
   constructor(options: MemoryStoreOptions = {}) {
     super();
-    const { maxSessions = Infinity, sweepInterval = DEFAULT_SWEEP_INTERVAL } = options;
-    const problems: string[] = [];
-    if (maxSessions !== Infinity && !(Number.isInteger(maxSessions) && maxSessions > 0)) {
-      problems.push(SessionMessages.positiveInteger('store.maxSessions', maxSessions));
-    }
-    if (!(Number.isInteger(sweepInterval) && sweepInterval > 0 && sweepInterval <= MAX_TIMER_DELAY)) {
-      problems.push(SessionMessages.positiveInteger('store.sweepInterval', sweepInterval));
-    }
+    const problems = storeConfigProblems({ type: 'memory', ...options });
     if (problems.length > 0) throw new SessionConfigError(problems);
+    const { maxSessions = Infinity, sweepInterval = DEFAULT_SWEEP_INTERVAL } = options;
 
     this.maxSessions = maxSessions;
-    this.timer = setInterval(() => this.sweep(), sweepInterval);
-    // A store must never be the reason a process cannot exit.
-    this.timer.unref();
+    this.timer = startSweeper(() => this.sweep(), sweepInterval, () => undefined);
   }
 
   /** Entries currently held, including expired ones the sweeper has not reclaimed yet. */

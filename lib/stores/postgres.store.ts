@@ -1,10 +1,10 @@
-import { Logger } from '@nestjs/common';
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { Pool, PoolConfig } from 'pg';
 import { SessionFieldNotStorableError, SessionMessages } from '../session.errors.js';
 import { defineField, encodeFields } from './field-codec.js';
 import { SessionStore } from './session-store.js';
+import { startSweeper, StoreWarnings } from './store-runtime.js';
 import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import type { PostgresStoreConfig } from './store-config.js';
 
@@ -82,7 +82,7 @@ const UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 export class PostgresStore extends SessionStore implements OnApplicationShutdown {
   readonly kind = 'postgres';
 
-  private readonly logger = new Logger('SessionModule');
+  private readonly warnings = new StoreWarnings('PostgreSQL session store');
   private readonly pool: Pool;
   private readonly table: string;
   private readonly ownsPool: boolean;
@@ -94,11 +94,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
     this.pool = options.pool;
     this.table = quoteTable(options.table ?? 'sessions');
     this.ownsPool = options.ownsPool ?? false;
-    this.timer = setInterval(() => {
-      this.sweep().catch((error: unknown) => this.logError(error));
-      // setInterval turns longer delays into 1 ms, which would sweep continuously.
-    }, Math.min(options.sweepInterval ?? 60_000, 2 ** 31 - 1));
-    this.timer.unref();
+    this.timer = startSweeper(() => this.sweep(), options.sweepInterval ?? 60_000, (error) => this.warnings.warn(error));
   }
 
   /**
@@ -110,7 +106,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
     const table = config.table ?? 'sessions';
     const pool = config.pool ?? (await createPool(config));
     const store = new PostgresStore({ pool, table, sweepInterval: config.sweepInterval, ownsPool: !config.pool });
-    if (!config.pool) pool.on('error', (error) => store.logError(error));
+    if (!config.pool) pool.on('error', (error) => store.warnings.warn(error));
     try {
       await (config.createTable ? store.createTable(table) : store.checkTable(table));
     } catch (error) {
@@ -254,14 +250,6 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
     if (rows[0].found === null) throw new Error(SessionMessages.postgresTableMissing(table, sessionTableDdl(table)));
   }
 
-  private lastLogged = 0;
-
-  private logError(error: unknown): void {
-    const now = Date.now();
-    if (now - this.lastLogged < 10_000) return;
-    this.lastLogged = now;
-    this.logger.warn(`PostgreSQL session store: ${error instanceof Error ? error.message : String(error)}`);
-  }
 }
 
 /** Data fields as one JSON object text, and the fields whose value removes them. */

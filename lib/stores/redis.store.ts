@@ -6,6 +6,7 @@ import { SessionMessages, SessionStoreUnavailableError } from '../session.errors
 import { defineField, encodeFields } from './field-codec.js';
 import { COMMIT_SCRIPT, CREATE_SCRIPT, DESTROY_IF_OWNED_SCRIPT, INDEX_SCRIPT } from './redis.scripts.js';
 import { SessionStore } from './session-store.js';
+import { StoreWarnings } from './store-runtime.js';
 import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { REDIS_DEFAULTS } from './store-config.js';
 import type { RedisStoreConfig } from './store-config.js';
@@ -80,6 +81,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   readonly kind = 'redis';
 
   private readonly logger = new Logger('SessionModule');
+  private readonly warnings = new StoreWarnings('Redis session store');
   private readonly client: ScriptedClient;
   private readonly prefix: string;
   private readonly strong: boolean;
@@ -150,7 +152,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     if (user === null) return false;
     // The index must outlive the session. Refreshed off the request path: the index already
     // lives twice the session's remaining time, so one lost refresh costs nothing.
-    if (user) this.index(user, '', 0, change.expiresAt).catch((error) => this.logError(error));
+    if (user) this.index(user, '', 0, change.expiresAt).catch((error) => this.warnings.warn(error));
     return true;
   }
 
@@ -278,17 +280,9 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
   /** Every client error is handled (an unhandled 'error' event would end the process), and logged without flooding. */
   private reportErrors(client: RedisClient): void {
-    client.on('error', (error: unknown) => this.logError(error));
+    client.on('error', (error: unknown) => this.warnings.warn(error));
   }
 
-  private lastLogged = 0;
-
-  private logError(error: unknown): void {
-    const now = Date.now();
-    if (now - this.lastLogged < 10_000) return;
-    this.lastLogged = now;
-    this.logger.warn(`Redis session store: ${error instanceof Error ? error.message : String(error)}`);
-  }
 }
 
 /** The hash fields of a whole session: metadata, then one JSON field per data field. */

@@ -5,6 +5,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { SessionMessages } from '../session.errors.js';
 import type { StoreType } from '../session.constants.js';
 import { message, PATH, Rule } from '../session.validation.js';
+import { MAX_TIMER_DELAY } from './store-runtime.js';
 
 /**
  * Store config objects, one class per store type: each is both the type users write and the
@@ -13,6 +14,14 @@ import { message, PATH, Rule } from '../session.validation.js';
  */
 
 const positiveInteger = message((v) => SessionMessages.positiveInteger(PATH, v));
+
+/** A sweeper interval in ms: a whole number a Node timer can hold. */
+const IsSweepInterval = () =>
+  Rule(
+    'isSweepInterval',
+    (v) => Number.isInteger(v) && (v as number) > 0 && (v as number) <= MAX_TIMER_DELAY,
+    (v) => SessionMessages.positiveInteger(PATH, v),
+  );
 
 /** `{ type: 'memory' }`: one process only, nothing survives a restart. */
 export class MemoryStoreConfig {
@@ -27,7 +36,7 @@ export class MemoryStoreConfig {
 
   /** How often expired sessions are reclaimed, in milliseconds. @default 60000 */
   @IsOptional()
-  @Rule('isPositiveInteger', (v) => Number.isInteger(v) && (v as number) > 0, (v) => SessionMessages.positiveInteger(PATH, v))
+  @IsSweepInterval()
   sweepInterval?: number;
 }
 
@@ -177,8 +186,7 @@ export class PostgresStoreConfig {
 
   /** How often expired rows are deleted (ms). @default 60000 */
   @IsOptional()
-  @IsInt(positiveInteger)
-  @Min(1, positiveInteger)
+  @IsSweepInterval()
   sweepInterval?: number;
 
   /** Longest wait for a connection or a query (ms). @default 2000 */
@@ -208,13 +216,12 @@ export class FileStoreConfig {
   type!: 'file';
 
   /** The store's directory, created (mode 0700) if missing; relative to the working directory. */
-  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
-  @MinLength(1, message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  @Rule('isDirectory', (v) => typeof v === 'string' && v.length > 0 && !v.includes('\0'), (v) => SessionMessages.nonEmptyString(PATH, v))
   directory!: string;
 
   /** How often expired session files are deleted (ms). @default 60000 */
   @IsOptional()
-  @Rule('isPositiveInteger', (v) => Number.isInteger(v) && (v as number) > 0, (v) => SessionMessages.positiveInteger(PATH, v))
+  @IsSweepInterval()
   sweepInterval?: number;
 
   /** How long a write waits for another process's lock on a session; older locks count as abandoned (ms). @default 2000 */
