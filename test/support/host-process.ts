@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { runInThisContext } from 'node:vm';
 
 /**
@@ -15,4 +16,25 @@ export function hostProcess(): NodeJS.Process {
     // Not in a VM context: the global process is the real one.
   }
   return process;
+}
+
+/**
+ * Starts a detached watchdog process running `script`, which reads lines on its stdin; when stdin
+ * closes (the test process is gone, however it died) the script cleans up what the lines listed.
+ * Returns the function that sends it a line (a no-op if the watchdog could not start: the exit
+ * handlers still cover ordinary exits).
+ */
+export function startWatchdog(script: string): (line: string) => void {
+  try {
+    const watchdog = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    watchdog.on('error', () => undefined);
+    watchdog.stdin?.on('error', () => undefined);
+    watchdog.unref();
+    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    return (line) => {
+      if (watchdog.stdin && !watchdog.stdin.destroyed) watchdog.stdin.write(`${line}\n`);
+    };
+  } catch {
+    return () => undefined;
+  }
 }

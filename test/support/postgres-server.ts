@@ -15,7 +15,7 @@
  * (SIGKILL, a jest worker force-exited). The machine's own PostgreSQL (port 5432) is never started,
  * stopped or connected to, unless DATABASE_URL points to it.
  */
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -24,7 +24,7 @@ import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg, { type Client } from 'pg';
 import { freePort } from './ports.js';
-import { hostProcess } from './host-process.js';
+import { hostProcess, startWatchdog } from './host-process.js';
 
 const HOST = '127.0.0.1';
 const SHARED_POSTGRES_PORT = 5432;
@@ -308,7 +308,8 @@ interface Registry {
   /** Running owned clusters, by data directory. */
   clusters: Map<string, TrackedCluster>;
   dirs: Set<string>;
-  watchdog: ChildProcess | undefined;
+  /** Sends a line to this process's watchdog. */
+  tellWatchdog: (line: string) => void;
   /** The data directory every cluster of this process is copied from, once initdb made it. */
   template: Promise<string> | undefined;
 }
@@ -384,28 +385,14 @@ function registry(): Registry {
   const existing = host[REGISTRY_KEY];
   if (existing) return existing;
 
-  const created: Registry = { clusters: new Map(), dirs: new Set(), watchdog: undefined, template: undefined };
+  const created: Registry = { clusters: new Map(), dirs: new Set(), tellWatchdog: startWatchdog(WATCHDOG_SCRIPT), template: undefined };
   host[REGISTRY_KEY] = created;
   host.on('exit', () => stopLeftoversNow(created));
-  try {
-    const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      detached: true,
-    });
-    watchdog.on('error', () => undefined);
-    watchdog.stdin?.on('error', () => undefined);
-    watchdog.unref();
-    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    created.watchdog = watchdog;
-  } catch {
-    // The exit handler still covers ordinary exits.
-  }
   return created;
 }
 
 function tellWatchdog(line: string): void {
-  const stdin = registry().watchdog?.stdin;
-  if (stdin && !stdin.destroyed) stdin.write(`${line}\n`);
+  registry().tellWatchdog(line);
 }
 
 function trackCluster(cluster: TrackedCluster): void {

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { hostProcess } from './host-process.js';
+import { hostProcess, startWatchdog } from './host-process.js';
 
 export { freePort } from './ports.js';
 
@@ -129,7 +129,8 @@ export interface ClusterTopology {
 interface Registry {
   children: Set<ChildProcess>;
   dirs: Set<string>;
-  watchdog: ChildProcess | undefined;
+  /** Sends a line to this process's watchdog. */
+  tellWatchdog: (line: string) => void;
 }
 
 /**
@@ -175,7 +176,7 @@ function registry(): Registry {
   const existing = host[REGISTRY_KEY];
   if (existing) return existing;
 
-  const created: Registry = { children: new Set(), dirs: new Set(), watchdog: undefined };
+  const created: Registry = { children: new Set(), dirs: new Set(), tellWatchdog: startWatchdog(WATCHDOG_SCRIPT) };
   host[REGISTRY_KEY] = created;
   host.on('exit', () => {
     for (const child of created.children) {
@@ -187,25 +188,11 @@ function registry(): Registry {
     }
     for (const dir of created.dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   });
-  try {
-    const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      detached: true,
-    });
-    watchdog.on('error', () => undefined);
-    watchdog.stdin?.on('error', () => undefined);
-    watchdog.unref();
-    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    created.watchdog = watchdog;
-  } catch {
-    // The exit handler still covers ordinary exits.
-  }
   return created;
 }
 
 function tellWatchdog(line: string): void {
-  const stdin = registry().watchdog?.stdin;
-  if (stdin && !stdin.destroyed) stdin.write(`${line}\n`);
+  registry().tellWatchdog(line);
 }
 
 function trackChild(child: ChildProcess): void {
