@@ -2,7 +2,11 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Redis } from 'ioredis';
 import { requireSid } from '../fixtures/index.js';
-import { expectConcurrentFieldWritesKept, expectLogoutToWinRaceWithWrites } from '../fixtures/two-nodes.js';
+import {
+  expectConcurrentFieldWritesKept,
+  expectLogoutToWinRaceWithWrites,
+  expectUserSessionsListedOnBoth,
+} from '../fixtures/two-nodes.js';
 import { endpointList, RawClients, sessionKeyOf, startSampleNode, withSid } from '../fixtures/redis-apps.js';
 import type { SampleNode } from '../fixtures/redis-apps.js';
 import { startClusterTopology, startRedisServer, startSentinelTopology } from '../support/redis-topology.js';
@@ -86,25 +90,7 @@ describe('two sample nodes sharing one standalone Redis', () => {
   });
 
   it('lists the sessions a user signed in on both nodes, from either node', async () => {
-    const onA = await login(a, 'erin');
-    const onB = await login(b, 'erin');
-
-    for (const [node, cookie] of [
-      [a, onB],
-      [b, onA],
-    ] as const) {
-      const res = await withSid(node.http().get('/auth/sessions'), cookie).expect(200);
-      expect(res.body).toHaveLength(2);
-      expect(res.body.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
-      for (const session of res.body) {
-        expect(session).toEqual({
-          id: expect.any(String),
-          createdAt: expect.any(String),
-          lastSeenAt: expect.any(String),
-          current: expect.any(Boolean),
-        });
-      }
-    }
+    await expectUserSessionsListedOnBoth(a, b, 'erin');
   });
 });
 

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { idOf, requireSid } from '../fixtures/cookies.js';
-import { expectConcurrentFieldWritesKept, expectLogoutToWinRaceWithWrites } from '../fixtures/two-nodes.js';
+import {
+  expectConcurrentFieldWritesKept,
+  expectLogoutToWinRaceWithWrites,
+  expectUserSessionsListedOnBoth,
+} from '../fixtures/two-nodes.js';
 import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
 import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SampleProcess } from '../support/sample-process.js';
 
@@ -88,21 +92,7 @@ function describeTwoProcesses(name: string, setUp: () => Promise<SharedStore>): 
     });
 
     it('lists on B the session signed in on A, and both of a user’s sessions from either process', async () => {
-      const onA = await login(a, 'erin');
-
-      const alone = await withSid(b.http().get('/auth/sessions'), onA).expect(200);
-
-      expect(alone.body).toEqual([{ id: expect.any(String), createdAt: expect.anything(), lastSeenAt: expect.anything(), current: true }]);
-
-      const onB = await login(b, 'erin');
-      for (const [node, cookie] of [
-        [a, onB],
-        [b, onA],
-      ] as const) {
-        const res = await withSid(node.http().get('/auth/sessions'), cookie).expect(200);
-        expect(res.body).toHaveLength(2);
-        expect(res.body.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
-      }
+      await expectUserSessionsListedOnBoth(a, b, 'erin');
     });
   });
 }
