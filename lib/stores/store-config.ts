@@ -13,15 +13,16 @@ import { MAX_TIMER_DELAY } from './store-runtime.js';
  * holds the checks that span several fields.
  */
 
-const positiveInteger = message((v) => SessionMessages.positiveInteger(PATH, v));
-
-/** A sweeper interval in ms: a whole number a Node timer can hold. */
-const IsSweepInterval = () =>
+/** A whole number above 0 (at most `max`): counts and millisecond timeouts. */
+const IsPositiveInteger = (max = Number.MAX_SAFE_INTEGER) =>
   Rule(
-    'isSweepInterval',
-    (v) => Number.isInteger(v) && (v as number) > 0 && (v as number) <= MAX_TIMER_DELAY,
+    'isPositiveInteger',
+    (v) => Number.isInteger(v) && (v as number) > 0 && (v as number) <= max,
     (v) => SessionMessages.positiveInteger(PATH, v),
   );
+
+/** A sweeper interval in ms: a whole number a Node timer can hold. */
+const IsSweepInterval = () => IsPositiveInteger(MAX_TIMER_DELAY);
 
 /** `{ type: 'memory' }`: one process only, nothing survives a restart. */
 export class MemoryStoreConfig {
@@ -30,8 +31,7 @@ export class MemoryStoreConfig {
 
   /** Evict the least recently used session beyond this many. @default unlimited */
   @IsOptional()
-  @IsInt(positiveInteger)
-  @Min(1, positiveInteger)
+  @IsPositiveInteger()
   maxSessions?: number;
 
   /** How often expired sessions are reclaimed, in milliseconds. @default 60000 */
@@ -106,14 +106,12 @@ export class RedisStoreConfig {
 
   /** With `'strong'`, how long to wait for a replica before the write fails (ms). @default 1000 */
   @IsOptional()
-  @IsInt(positiveInteger)
-  @Min(1, positiveInteger)
+  @IsPositiveInteger()
   replicaTimeout?: number;
 
   /** Longest wait for one Redis command before it fails (ms). @default 2000 */
   @IsOptional()
-  @IsInt(positiveInteger)
-  @Min(1, positiveInteger)
+  @IsPositiveInteger()
   commandTimeout?: number;
 
   /** ACL user name. @default undefined */
@@ -191,14 +189,12 @@ export class PostgresStoreConfig {
 
   /** Longest wait for a connection or a query (ms). @default 2000 */
   @IsOptional()
-  @IsInt(positiveInteger)
-  @Min(1, positiveInteger)
+  @IsPositiveInteger()
   queryTimeout?: number;
 
   /** Connections in the pool the store creates. @default 10 */
   @IsOptional()
-  @IsInt(positiveInteger)
-  @Min(1, positiveInteger)
+  @IsPositiveInteger()
   poolSize?: number;
 
   /** Checks that span several fields. */
@@ -226,8 +222,7 @@ export class FileStoreConfig {
 
   /** How long a write waits for another process's lock on a session; older locks count as abandoned (ms). @default 2000 */
   @IsOptional()
-  @IsInt(positiveInteger)
-  @Min(1, positiveInteger)
+  @IsPositiveInteger()
   lockTimeout?: number;
 }
 
