@@ -45,6 +45,27 @@ async function writeSessions(app: FixtureApp, count: number): Promise<Written[]>
   return written;
 }
 
+/**
+ * Writes `count` new sessions once the topology has settled, each retried while it answers 503
+ * (a replica still resyncing after a reconfiguration fails a strong write) for up to `withinMs`:
+ * what is shown is that writes work again without restarting the app, not which instant they do.
+ */
+async function writeSessionsOnceSettled(app: FixtureApp, count: number, withinMs = 10_000): Promise<Written[]> {
+  const written: Written[] = [];
+  const deadline = Date.now() + withinMs;
+  while (written.length < count) {
+    const value = `value-${written.length}-${Math.random().toString(36).slice(2)}`;
+    const res = await app.http().post('/set').send({ v: value }).timeout(HANG);
+    if (res.status === 503 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      continue;
+    }
+    expect(res.status).toBe(200);
+    written.push({ cookie: requireSid(res), value });
+  }
+  return written;
+}
+
 /** One request the prober made: what, to which session, when it was sent and what came back. */
 interface Outcome {
   kind: 'read' | 'write';
@@ -284,7 +305,7 @@ describe('consistency: strong through a Sentinel failover', () => {
     await waitForReplica(topology.master, promoted, 25_000);
     await waitForAcknowledgedWrite(app, sessions[0], 20_000);
 
-    const fresh = await writeSessions(app, 3);
+    const fresh = await writeSessionsOnceSettled(app, 3);
 
     await expectReadable(app, fresh, indexesOf(fresh));
     const old = await withSid(app.http().get('/read'), sessions[0].cookie).timeout(HANG).expect(200);
@@ -361,7 +382,7 @@ describe('consistency: strong through a Cluster failover', () => {
     await victim.restart();
     await waitForReplica(victim, promoted, 20_000);
     await waitForAcknowledgedWrite(app, sessions[0], 20_000);
-    const fresh = await writeSessions(app, 10);
+    const fresh = await writeSessionsOnceSettled(app, 10);
 
     await expectReadable(app, fresh, indexesOf(fresh));
     const old = await withSid(app.http().get('/read'), sessions[0].cookie).timeout(HANG).expect(200);
