@@ -1,4 +1,11 @@
-import { BadRequestException, HttpException, InternalServerErrorException, ServiceUnavailableException } from '@nestjs/common';
+import {
+  BadRequestException,
+  HttpException,
+  InternalServerErrorException,
+  NotImplementedException,
+  PayloadTooLargeException,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 
 /**
  * Every message the library shows lives here, so wording stays consistent and each one says what
@@ -52,14 +59,21 @@ export const SessionMessages = {
     `option "absoluteTimeout" (${absolute} ms) is shorter than "idleTimeout" (${idle} ms), so the idle timeout could never apply. Raise absoluteTimeout, lower idleTimeout, or set absoluteTimeout to false.`,
   storeType: (value: unknown, types: readonly string[]) =>
     `option "store.type" must be one of ${types.map(show).join(', ')} (got ${show(value)}). Or pass an instance of a class that extends SessionStore.`,
-  storeNotAvailable: (type: string) =>
-    `option "store.type" is ${show(type)}, which this version of nestjs-session-sync does not provide yet. Use { type: 'memory' }, or pass your own SessionStore instance.`,
   storeShape: (value: unknown) =>
     `option "store" must be a store config such as { type: 'memory' } or an instance of a class that extends SessionStore (got ${show(value)}).`,
   optionNotAvailable: (path: string, value: unknown) =>
     `option "${path}" (${show(value)}) is not provided by this version of nestjs-session-sync yet. Remove it from the options.`,
-  driverMissing: (store: string, pkg: string) =>
-    `The ${store} session store needs the "${pkg}" package, which is not installed. Install it with: npm install ${pkg}`,
+  driverMissing: (store: string, pkg: string): string => SessionMessages.packageMissing(`The ${store} session store`, pkg),
+  packageMissing: (feature: string, pkg: string) =>
+    `${feature} needs the "${pkg}" package, which is not installed. Install it with: npm install ${pkg}`,
+  cookieStoreSecret: () =>
+    `The cookie session store needs the module's secret to seal sessions: create it through SessionModule (store: { type: 'cookie' }), or with CookieStore.create({ secret }).`,
+  tokenFormatNeedsHeader: (transport: string) =>
+    `option "tokenFormat" is 'jwt', which applies to header tokens, but "transport" is ${show(transport)}. Set transport to 'header' or 'both', or drop tokenFormat.`,
+  tokenFormatCookieStore: () =>
+    `option "tokenFormat" is 'jwt', but the cookie store's token is the sealed session itself, not a JWT naming a server-side session. Use a server-side store (memory, file, redis, postgres) with JWT tokens, or drop tokenFormat.`,
+  sessionTooLarge: (bytes: number, limit: number, carrier: string) =>
+    `The session is too large to carry: its ${carrier} would be ${bytes} bytes, over the ${limit}-byte limit browsers keep per cookie. Nothing was saved; the client keeps its previous session. Keep large data in a server-side store (memory, file, redis, postgres) rather than the cookie store.`,
   noReplicaAck: (timeout: number) =>
     `no replica acknowledged the write within ${timeout} ms (consistency: 'strong'). Check that the Redis master has a connected replica, or raise store.replicaTimeout.`,
   endpoints: (path: string, value: unknown) =>
@@ -88,6 +102,8 @@ export const SessionMessages = {
   configInvalid: (problems: string[]) =>
     `SessionModule: ${problems.length === 1 ? problems[0] : `${problems.length} problems with the options:\n  - ${problems.join('\n  - ')}`}`,
 
+  credentialLate: () =>
+    `A session changed after its streamed response had sent its headers, so the client could not be given its new credential (a new or rotated id, a resealed cookie or a new JWT). Change the session before the response starts streaming.`,
   reservedField: (name: string) =>
     `Session field "${name}" is reserved (it names a Session method or property, or would touch the prototype). Store your value under another name.`,
   storeUnavailable: (kind: string, detail?: string) =>
@@ -177,7 +193,7 @@ export class SessionStoreUnavailableError extends SessionError {
   }
 }
 
-/** An operation a store declares it cannot honour (listing users' sessions on a cookie store…). */
+/** An operation a store declares it cannot honour (listing users' sessions on a cookie store…). A 501. */
 export class SessionStoreUnsupportedError extends SessionError {
   constructor(storeKind: string, operation: string) {
     super('SESSION_STORE_UNSUPPORTED', SessionMessages.unsupported(storeKind, operation));
@@ -185,14 +201,30 @@ export class SessionStoreUnsupportedError extends SessionError {
 }
 
 /**
+ * A session too large for the client to carry (the cookie store, a sealed token): a 413, like
+ * any input too large to take. Nothing is written, so the client keeps its previous session.
+ */
+export class SessionTooLargeError extends PayloadTooLargeException {
+  readonly code = 'SESSION_TOO_LARGE';
+
+  constructor(bytes: number, limit: number, carrier = 'sealed session') {
+    super({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_LARGE', message: SessionMessages.sessionTooLarge(bytes, limit, carrier) });
+  }
+}
+
+/**
  * What any error from a session operation becomes for the HTTP layer, in one place (the load,
  * the commit before the response, Session methods, SessionService): HTTP exceptions pass through
- * (a 400 for a bad field); a store that failed or timed out, or a driver error, is a 503; any
+ * (a 400 for a bad field, a 413 for a session too large to carry); a store that failed or timed
+ * out, or a driver error, is a 503; an operation the store cannot do is a 501; any
  * other error of this library is a programming error, a 500 that says what went wrong.
  */
 export function toHttpException(error: unknown, storeKind: string): HttpException {
   if (error instanceof HttpException) return error;
   if (error instanceof SessionStoreUnavailableError) return storeUnavailableResponse(error.storeKind, error.message);
+  if (error instanceof SessionStoreUnsupportedError) {
+    return new NotImplementedException({ statusCode: 501, error: 'Not Implemented', code: error.code, message: error.message });
+  }
   if (error instanceof SessionError) {
     return new InternalServerErrorException({ statusCode: 500, error: 'Internal Server Error', code: error.code, message: error.message });
   }

@@ -33,49 +33,100 @@ export function appendSetCookie(res: ServerResponse, value: string): void {
 }
 
 export interface ResponseHooks {
-  /** Runs once, before the response's first byte: commit the session here. */
+  /**
+   * Runs once, before the response's first byte: commit the session and add its credential
+   * here. The response waits for it, however it is written (`end`, a streamed `write`, or an
+   * explicit `writeHead`).
+   */
+  beforeHeaders(): Promise<void>;
+  /** Runs when a response whose headers left before its end (a streamed body) ends. */
   beforeEnd(): Promise<void>;
-  /** Runs once, just before the headers are written: add the cookie here. */
-  beforeHeaders(): void;
-  /** A failed `beforeEnd`: the status and JSON body to answer with instead, if headers are unsent. */
+  /** A failed `beforeHeaders`: the status and JSON body to answer with instead. */
   onError(error: unknown): { status: number; body: object };
 }
 
+type ResponseMethod = 'writeHead' | 'write' | 'end';
+type AnyMethod = (...args: unknown[]) => unknown;
+
 /**
- * Holds `res.end()` until `beforeEnd` resolves, so the client's next request (on any node) sees
- * the write: read-your-writes. Headers are completed in `writeHead`, which Node calls from the
- * original `end()` (or from the first `write()` of a streamed body).
+ * Holds the response until `beforeHeaders` resolves, so that the commit is acknowledged before
+ * the client sees anything (read-your-writes: its next request, on any node, sees the write),
+ * and so that a credential made asynchronously (a sealed session, a JWT) can still go in the
+ * headers. Calls made meanwhile (`writeHead`, `write`, `end`) are replayed in order; a held
+ * `write` returns false and `drain` follows the release, so a piped stream waits instead of
+ * filling memory.
  */
 export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
-  const writeHead = res.writeHead;
-  const end = res.end;
-  let headersDone = false;
-  let ending = false;
+  const original: Record<ResponseMethod, AnyMethod> = {
+    writeHead: res.writeHead as AnyMethod,
+    write: res.write as AnyMethod,
+    end: res.end as AnyMethod,
+  };
+  const held: Array<{ method: ResponseMethod; args: unknown[] }> = [];
+  let phase: 'open' | 'holding' | 'released' | 'failed' = 'open';
+  let heldWrite = false;
+  let ended = false;
 
-  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    if (!headersDone) {
-      headersDone = true;
-      hooks.beforeHeaders();
+  const call = (method: ResponseMethod, args: unknown[]): unknown => original[method].apply(res, args);
+
+  const release = (): void => {
+    phase = 'released';
+    for (const { method, args } of held.splice(0)) {
+      if (method === 'end') ended = true;
+      call(method, args);
     }
-    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    if (heldWrite && !ended) res.emit('drain');
+  };
+
+  const fail = (error: unknown): void => {
+    phase = 'failed';
+    held.length = 0;
+    const { status, body } = hooks.onError(error);
+    const payload = JSON.stringify(body);
+    for (const name of res.getHeaderNames()) if (name !== 'set-cookie') res.removeHeader(name);
+    res.statusCode = status;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(payload));
+    res.setHeader('Cache-Control', 'no-store');
+    call('end', [payload]);
+  };
+
+  const hold = (method: ResponseMethod, args: unknown[]): void => {
+    held.push({ method, args });
+    if (phase !== 'open') return;
+    phase = 'holding';
+    hooks.beforeHeaders().then(release, fail);
+  };
+
+  res.writeHead = function (...args: unknown[]) {
+    if (phase === 'released') return call('writeHead', args);
+    // Failed: only the error answer's own headers (from Node's end()) go out, once.
+    if (phase === 'failed') return res.headersSent ? res : call('writeHead', args);
+    hold('writeHead', args);
+    return res;
   } as typeof res.writeHead;
 
-  res.end = function (this: ServerResponse, ...args: unknown[]) {
-    if (ending) return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
-    ending = true;
+  res.write = function (...args: unknown[]) {
+    if (phase === 'released') return call('write', args);
+    // After a failure the error answer is already sent: the rest of a streamed body is dropped.
+    if (phase === 'failed') return true;
+    hold('write', args);
+    heldWrite = true;
+    return false;
+  } as typeof res.write;
+
+  res.end = function (...args: unknown[]) {
+    if (phase === 'failed') return res;
+    if (phase !== 'released') {
+      hold('end', args);
+      return res;
+    }
+    if (ended) return call('end', args);
+    ended = true;
+    // The headers left with the first chunk of a streamed body: commit what changed since.
     hooks.beforeEnd().then(
-      () => (end as (...a: unknown[]) => ServerResponse).apply(res, args),
-      (error: unknown) => {
-        if (res.headersSent) return res.destroy(error instanceof Error ? error : undefined);
-        const { status, body } = hooks.onError(error);
-        const payload = JSON.stringify(body);
-        for (const name of res.getHeaderNames()) if (name !== 'set-cookie') res.removeHeader(name);
-        res.statusCode = status;
-        res.setHeader('Content-Type', 'application/json; charset=utf-8');
-        res.setHeader('Content-Length', Buffer.byteLength(payload));
-        res.setHeader('Cache-Control', 'no-store');
-        (end as (...a: unknown[]) => ServerResponse).call(res, payload);
-      },
+      () => call('end', args),
+      (error: unknown) => res.destroy(error instanceof Error ? error : undefined),
     );
     return res;
   } as typeof res.end;

@@ -1,72 +1,94 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { maskSessionId, SessionIdSigner } from './crypto/index.js';
+import { maskSessionId } from './crypto/index.js';
+import { SessionCredentials } from './session.credentials.js';
+import type { OpenedCredential } from './session.credentials.js';
 import { InjectSessionOptions } from './session.decorators.js';
-import { toHttpException } from './session.errors.js';
-import { appendSetCookie, cookieHeaderOf, exposeSession, hookResponse, isSecureRequest } from './session.http.js';
+import { SessionMessages, toHttpException } from './session.errors.js';
+import { exposeSession, hookResponse } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionState } from './session.state.js';
 import { boundStoreCalls } from './stores/bounded-store.js';
+import { CookieStore } from './stores/cookie.store.js';
 import { SessionStore } from './stores/session-store.js';
 import type { StoredSession } from './stores/session-store.js';
-import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from './transports/index.js';
 
 /**
  * The request pipeline, top to bottom:
- *   resolve the id → load the session → (guards, handler) → diff → commit → set the cookie.
- * It runs as middleware so the session is loaded before guards; the commit runs when the
- * response ends, before its first byte leaves, so whatever the client does next sees it.
+ *   resolve the credential → load the session → (guards, handler) → diff → commit → hand out
+ *   the credential.
+ * It runs as middleware so the session is loaded before guards; the commit runs before the
+ * response's first byte leaves, so whatever the client does next sees it.
  */
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
   private readonly logger = new Logger('SessionModule');
-  private readonly cookies: CookieTransport;
-  private readonly signer: SessionIdSigner;
   private readonly store: SessionStore;
+  /** The cookie store, whose sessions live in each request's credential rather than on a server. */
+  private readonly cookieStore: CookieStore | null;
 
-  constructor(@InjectSessionOptions() private readonly options: ResolvedSessionOptions, store: SessionStore) {
-    this.cookies = new CookieTransport(options.cookie);
-    this.signer = new SessionIdSigner(options.secrets);
+  constructor(
+    @InjectSessionOptions() private readonly options: ResolvedSessionOptions,
+    store: SessionStore,
+    private readonly credentials: SessionCredentials,
+  ) {
+    this.cookieStore = store instanceof CookieStore ? store : null;
     this.store = boundStoreCalls(store, options.storeTimeout);
   }
 
   async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
-    // 1. Resolve the id. No credential: no store access. A bad signature: anonymous, no store access.
-    const raw = this.readCredential(req);
-    const presentedId = raw === undefined ? null : this.signer.unsign(raw);
+    // The store this request talks to: for the cookie store, a view of this client's cookie.
+    const store = this.cookieStore?.forClient() ?? this.store;
     const now = Date.now();
 
-    // 2. Load. A store that does not answer fails only the code that reads the session.
+    // 1–2. Resolve the credential and load its session. No credential, or one that does not
+    // verify: an anonymous session, with no store access. A store that does not answer fails
+    // only the code that reads the session.
+    let opened: OpenedCredential | null = null;
     let loaded: StoredSession | null = null;
-    if (presentedId) {
+    const presented = this.credentials.read(req);
+    if (presented) {
       try {
-        loaded = await this.load(presentedId, now);
+        opened = await this.credentials.open(presented, store);
+        loaded = opened && (await this.load(store, opened.id, now));
       } catch (error) {
-        this.logger.warn(`Could not load session ${maskSessionId(presentedId)}: ${String(error)}`);
-        const answer = toHttpException(error, this.store.kind);
+        this.logger.warn(`Could not load session ${opened ? maskSessionId(opened.id) : ''}: ${String(error)}`);
+        const answer = toHttpException(error, store.kind);
         exposeSession(req, () => {
           throw answer;
         });
         return next();
       }
     }
-    const state = new SessionState(this.store, this.options, loaded, now);
+    const state = new SessionState(store, this.options, loaded, now);
+    // Made with a secret being retired: the commit writes it again, under the newest.
+    if (loaded && opened?.stale) await state.touch();
     exposeSession(req, state.proxy);
 
-    // 3–5. After the handler: diff and commit before the response leaves, then set the cookie.
+    // 3–5. After the handler: diff and commit before the response's first byte, then hand out
+    // the credential the client must hold next.
+    const presentedId = loaded?.id ?? null;
+    let handedOut = state.committed;
     hookResponse(res, {
-      beforeEnd: () => state.commit(),
-      beforeHeaders: () => this.writeCredential(req, res, state, presentedId),
-      onError: (error) => this.commitFailed(error, state),
+      beforeHeaders: async () => {
+        await state.commit();
+        await this.credentials.write(req, res, state, presentedId, store);
+        handedOut = state.committed;
+      },
+      beforeEnd: async () => {
+        await state.commit();
+        this.warnIfCredentialLate(state, handedOut);
+      },
+      onError: (error) => this.commitFailed(error, state, store),
     });
     next();
   }
 
   /** The stored session, unless the timeouts in force now say it is over. */
-  private async load(id: string, now: number): Promise<StoredSession | null> {
-    const session = await this.store.get(id);
+  private async load(store: SessionStore, id: string, now: number): Promise<StoredSession | null> {
+    const session = await store.get(id);
     if (!session) return null;
     // Checked here too so that shortening a timeout takes effect on sessions already stored.
     const { idleTimeout, absoluteTimeout } = this.options;
@@ -75,31 +97,19 @@ export class SessionMiddleware implements NestMiddleware {
     return idleOver || absoluteOver ? null : session;
   }
 
-  /** The raw credential: with `'both'`, an Authorization header wins over a cookie. */
-  private readCredential(req: SessionRequest): string | undefined {
-    const { transport } = this.options;
-    const bearer = transport === 'cookie' ? undefined : readBearerToken(req.headers.authorization);
-    return bearer ?? (transport === 'header' ? undefined : this.cookies.read(cookieHeaderOf(req)));
+  /**
+   * A streamed response sends its headers with its first chunk: a session created or rotated
+   * after that (or, with a sealed session or JWT, changed at all) has a credential the client
+   * can no longer be given.
+   */
+  private warnIfCredentialLate(state: SessionState, handedOut: SessionState['committed']): void {
+    const now = state.committed;
+    if (now.writes === handedOut.writes) return;
+    if (now.id !== handedOut.id || this.credentials.changesOnWrite) this.logger.warn(SessionMessages.credentialLate());
   }
 
-  /** Hands out a new or rotated credential (or takes it back), on every channel of the transport. */
-  private writeCredential(req: SessionRequest, res: ServerResponse, state: SessionState, presentedId: string | null): void {
-    const decision = state.cookieDecision(presentedId);
-    if (decision.action === 'none') return;
-    const signed = decision.action === 'set' ? this.signer.sign(decision.id) : null;
-    const { transport, cookie } = this.options;
-    if (transport !== 'header') {
-      const isSecure = cookie.secure === 'auto' ? isSecureRequest(req) : cookie.secure;
-      appendSetCookie(res, signed === null ? this.cookies.clear(isSecure) : this.cookies.set(signed, isSecure));
-    }
-    // An empty token tells an API client to drop the one it holds.
-    if (transport !== 'cookie') res.setHeader(SESSION_TOKEN_HEADER, signed ?? '');
-    // A response that hands out a session credential must never be cached by anyone.
-    res.setHeader('Cache-Control', 'no-store');
-  }
-
-  private commitFailed(error: unknown, state: SessionState): { status: number; body: object } {
-    const answer = toHttpException(error, this.store.kind);
+  private commitFailed(error: unknown, state: SessionState, store: SessionStore): { status: number; body: object } {
+    const answer = toHttpException(error, store.kind);
     if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${maskSessionId(state.id)}: ${String(error)}`);
     return { status: answer.getStatus(), body: answer.getResponse() as object };
   }

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import type { MiddlewareConsumer, NestModule } from '@nestjs/common';
 import { SESSION_OPTIONS } from './session.constants.js';
+import { SessionCredentials } from './session.credentials.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionMiddleware } from './session.middleware.js';
 import { SESSION_MODULE_OPTIONS, SessionConfigurableModule } from './session.module-definition.js';
@@ -33,8 +34,9 @@ import { createSessionStore, SessionStore } from './stores/index.js';
     {
       provide: SessionStore,
       inject: [SESSION_OPTIONS],
-      useFactory: (options: ResolvedSessionOptions) => createSessionStore(options.store),
+      useFactory: (options: ResolvedSessionOptions) => createSessionStore(options.store, options.secrets),
     },
+    { provide: SessionCredentials, inject: [SESSION_OPTIONS, SessionStore], useFactory: SessionCredentials.create },
     SessionMiddleware,
     SessionGuard,
     SessionService,

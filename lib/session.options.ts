@@ -1,6 +1,5 @@
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, validateSync } from 'class-validator';
 import type { ValidationError } from 'class-validator';
-import { STORE_TYPES } from './session.constants.js';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
 import { IsDuration, isPlainObject, message, parseDuration, PATH, Rule } from './session.validation.js';
 import type { Duration } from './session.validation.js';
@@ -16,6 +15,9 @@ const NOT_YET_AVAILABLE: Readonly<Record<string, (value: unknown) => boolean>> =
 
 const TRANSPORTS = ['cookie', 'header', 'both'] as const;
 export type SessionTransport = (typeof TRANSPORTS)[number];
+
+const TOKEN_FORMATS = ['signed-id', 'jwt'] as const;
+export type SessionTokenFormat = (typeof TOKEN_FORMATS)[number];
 
 /** RFC 6265 token characters: what a cookie name may be made of. */
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -109,6 +111,17 @@ export class SessionModuleOptions {
   @IsIn(TRANSPORTS, message((v) => SessionMessages.oneOf(PATH, v, TRANSPORTS)))
   transport?: SessionTransport;
 
+  /**
+   * How header tokens are written: `'signed-id'` (`id.signature`, opaque); or `'jwt'`, a signed
+   * JWT (HS256; claims `sub` = the user, `sid`, `iat`, `exp`) for clients that read the claims.
+   * A JWT still names a server-side session, looked up on every request, so a logout ends it.
+   * Needs `transport: 'header' | 'both'` and a server-side store; cookies keep signed ids.
+   * @default 'signed-id'
+   */
+  @IsOptional()
+  @IsIn(TOKEN_FORMATS, message((v) => SessionMessages.oneOf(PATH, v, TOKEN_FORMATS)))
+  tokenFormat?: SessionTokenFormat;
+
   /** Sliding expiry: a session unused this long is gone. @default '30m' */
   @IsOptional()
   @IsDuration()
@@ -161,6 +174,7 @@ export interface ResolvedSessionOptions {
     readonly maxAge?: number;
   };
   readonly transport: SessionTransport;
+  readonly tokenFormat: SessionTokenFormat;
   readonly idleTimeout: number;
   readonly absoluteTimeout: number | false;
   readonly touchAfter: number;
@@ -204,13 +218,18 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   if (touchAfter >= idleTimeout) problems.push(SessionMessages.touchAfterTooLong(touchAfter, idleTimeout));
   if (absoluteTimeout !== false && absoluteTimeout < idleTimeout)
     problems.push(SessionMessages.absoluteShorterThanIdle(absoluteTimeout, idleTimeout));
+  const transport = options.transport ?? 'cookie';
+  const tokenFormat = options.tokenFormat ?? 'signed-id';
+  if (tokenFormat === 'jwt' && transport === 'cookie') problems.push(SessionMessages.tokenFormatNeedsHeader(transport));
+  if (tokenFormat === 'jwt' && isCookieStore(options.store)) problems.push(SessionMessages.tokenFormatCookieStore());
   if (problems.length) throw new SessionConfigError(problems);
 
   return {
     secrets: typeof options.secret === 'string' ? [options.secret] : [...options.secret],
     store: options.store ?? { type: 'memory' },
     cookie,
-    transport: options.transport ?? 'cookie',
+    transport,
+    tokenFormat,
     idleTimeout,
     absoluteTimeout,
     touchAfter,
@@ -256,6 +275,20 @@ function problemsOf(target: object, prefix = ''): string[] {
   );
 }
 
+/**
+ * The secrets as a list (first signs or seals, all verify or open).
+ * @throws SessionConfigError when they are missing, not strings, or shorter than 32 characters.
+ */
+export function resolveSecrets(value: unknown): string[] {
+  if (!isSecret(value)) throw new SessionConfigError([secretProblem(value)]);
+  return typeof value === 'string' ? [value] : [...(value as string[])];
+}
+
+/** The cookie store, as a config object or an instance (checked by kind: no import cycle). */
+function isCookieStore(store: unknown): boolean {
+  return store instanceof SessionStore ? store.kind === 'cookie' : isPlainObject(store) && store.type === 'cookie';
+}
+
 function isSecret(value: unknown): boolean {
   const secrets = Array.isArray(value) ? value : [value];
   return secrets.length > 0 && secrets.every((s) => typeof s === 'string' && s.length >= 32);
@@ -276,6 +309,5 @@ function isStoreConfig(value: unknown): value is StoreConfig {
 
 function storeProblem(value: unknown): string {
   if (!isPlainObject(value)) return SessionMessages.storeShape(value);
-  if ((STORE_TYPES as readonly unknown[]).includes(value.type)) return SessionMessages.storeNotAvailable(value.type);
   return SessionMessages.storeType(value.type, [...AVAILABLE_STORE_TYPES]);
 }

@@ -56,8 +56,15 @@ export interface SessionMethods {
 /** What `@Session()` and `req.session` give: the data fields and the methods. */
 export type SessionObject = SessionMethods & SessionData;
 
-/** What the request pipeline decided about the cookie once the session is committed. */
-export type CookieDecision = { action: 'set'; id: string } | { action: 'clear' } | { action: 'none' };
+/** What a credential is made for: the committed session's id, user and expiry. */
+export interface CredentialSubject {
+  id: string;
+  userId: string | null;
+  expiresAt: number;
+}
+
+/** What the client's credential must become once the session is committed. */
+export type CredentialDecision = { action: 'set'; subject: CredentialSubject } | { action: 'clear' } | { action: 'none' };
 
 const logger = new Logger('SessionModule');
 
@@ -100,8 +107,8 @@ export class SessionState {
   private expiresAt: number;
   private saveRequested = false;
   private touchRequested = false;
-  /** The store expiry was extended by this request (a cookie with Max-Age follows it). */
-  private extended = false;
+  /** Store writes that succeeded in this request, counted: credentials that carry state follow them. */
+  private writes = 0;
   /** The last commit failed: the response carries no cookie for a write the store refused. */
   private commitFailed = false;
   /** This request destroyed (or regenerated) the session the client held. */
@@ -232,29 +239,26 @@ export class SessionState {
   }
 
   /**
-   * The cookie the response must carry. Usually asked after the commit; a streamed response
-   * sends its headers earlier, so the answer is what the pending commit will leave in the store.
+   * What the client's credential must become, asked once the session is committed: a new one
+   * when the id changed (created, rotated), or after any write when the credential carries the
+   * session's state (`renewOnWrite`: a sealed session, a JWT's `exp`, a cookie's Max-Age).
    *
-   * A cookie is cleared only when this request destroyed the session: an id that is merely
+   * A credential is cleared only when this request destroyed the session: an id that is merely
    * unknown may come from a request that raced a sign-in, and clearing it could delete the
    * cookie that sign-in just set.
    */
-  cookieDecision(presentedId: string | null): CookieDecision {
+  credentialDecision(presentedId: string | null, renewOnWrite: boolean): CredentialDecision {
     if (this.commitFailed) return { action: 'none' };
-    const id = this.idAfterCommit();
-    if (id !== null) {
-      if (id !== presentedId || (this.extended && this.options.cookie.maxAge !== undefined)) return { action: 'set', id };
-      return { action: 'none' };
+    if (this.storedId !== null) {
+      if (this.storedId === presentedId && !(renewOnWrite && this.writes > 0)) return { action: 'none' };
+      return { action: 'set', subject: { id: this.storedId, userId: this.userId(), expiresAt: this.expiresAt } };
     }
     return this.destroyedHere && presentedId !== null ? { action: 'clear' } : { action: 'none' };
   }
 
-  /** The id the store holds for this client once the commit is done, or null for none. */
-  private idAfterCommit(): string | null {
-    if (this.storedId !== null) return this.id;
-    const { set, unset } = this.diff();
-    const willCreate = Object.keys(set).length > 0 || unset.length > 0 || this.saveRequested || this.options.saveUninitialized;
-    return willCreate ? this.id : null;
+  /** Where the session lives in the store now, and how many writes this request made. */
+  get committed(): { id: string | null; writes: number } {
+    return { id: this.storedId, writes: this.writes };
   }
 
   // ---- Internals ---------------------------------------------------------------------------
@@ -278,7 +282,7 @@ export class SessionState {
   /** Fields are now as stored: future diffs start from `current`. */
   private settle(now: number, expiresAt: number, current: Map<string, string | undefined>): void {
     for (const [field, json] of current) this.originals.set(field, json);
-    this.extended = this.extended || expiresAt > this.expiresAt;
+    this.writes += 1;
     this.lastSeenAt = now;
     this.expiresAt = expiresAt;
     this.saveRequested = false;

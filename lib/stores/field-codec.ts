@@ -23,3 +23,17 @@ export function encodeFields(fields: SessionFields): Array<[name: string, json: 
 export function defineField(target: SessionFields, name: string, value: unknown): void {
   Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
 }
+
+/** Each field of a session's data as JSON text, for a store that rewrites whole sessions. */
+export function fieldsAsJson(data: SessionFields): Map<string, string> {
+  return new Map(Object.keys(data).map((name) => [name, JSON.stringify(data[name])]));
+}
+
+/** Applies a change (fields removed, then encoded fields set or removed) to fields held as JSON. */
+export function applyChange(fields: Map<string, string>, unset: readonly string[], set: ReturnType<typeof encodeFields>): void {
+  for (const name of unset) fields.delete(name);
+  for (const [name, json] of set) {
+    if (json === undefined) fields.delete(name);
+    else fields.set(name, json);
+  }
+}

@@ -8,7 +8,7 @@ import { isSessionId, maskSessionId } from '../crypto/index.js';
 import { SessionConfigError, SessionError, SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
 import { storeConfigProblems } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
-import { defineField, encodeFields } from './field-codec.js';
+import { applyChange, defineField, encodeFields, fieldsAsJson } from './field-codec.js';
 import { acquireFileLock, breakStaleLock, LockTimeoutError, removeIfOlderThan } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
 import { SessionStore } from './session-store.js';
@@ -163,12 +163,8 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
       const current = await this.load(id, paths, { quiet: true });
       if (!current || !isLive(current)) return false;
 
-      const fields = new Map(Object.keys(current.data).map((name) => [name, JSON.stringify(current.data[name])]));
-      for (const name of change.unset) fields.delete(name);
-      for (const [name, json] of encoded) {
-        if (json === undefined) fields.delete(name);
-        else fields.set(name, json);
-      }
+      const fields = fieldsAsJson(current.data);
+      applyChange(fields, change.unset, encoded);
       const userId = change.userId === undefined ? current.userId : change.userId;
       const meta = { createdAt: current.createdAt, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId };
 

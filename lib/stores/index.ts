@@ -1,3 +1,5 @@
+import { SessionConfigError, SessionMessages } from '../session.errors.js';
+import { CookieStore } from './cookie.store.js';
 import { FileStore } from './file.store.js';
 import { MemoryStore } from './memory.store.js';
 import { PostgresStore } from './postgres.store.js';
@@ -15,20 +17,23 @@ export { PostgresStore, sessionTableDdl } from './postgres.store.js';
 export type { PostgresStoreOptions } from './postgres.store.js';
 export { FileStore } from './file.store.js';
 export type { FileStoreOptions } from './file.store.js';
-export { AVAILABLE_STORE_TYPES, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';
+export { CookieStore, MAX_CREDENTIAL_BYTES } from './cookie.store.js';
+export type { CookieStoreOptions } from './cookie.store.js';
+export { AVAILABLE_STORE_TYPES, CookieStoreConfig, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';
 export type { RedisEndpoint, StoreConfig } from './store-config.js';
 
 /**
  * Turns a store config object into a store (or passes a store instance through). The module
  * calls it once at start-up; being a plain function, it can also be used and tested on its own.
- * Asynchronous because a store's driver (ioredis, pg) is loaded only when that store is chosen.
+ * Asynchronous because a store's driver (ioredis, pg, jose) is loaded only when that store is
+ * chosen. The cookie store seals sessions with `secrets` (the module passes its own).
  *
  * @example
  * ```ts
  * const store = await createSessionStore({ type: 'redis', url: 'redis://127.0.0.1:6379' });
  * ```
  */
-export async function createSessionStore(config: StoreConfig | SessionStore): Promise<SessionStore> {
+export async function createSessionStore(config: StoreConfig | SessionStore, secrets?: readonly string[]): Promise<SessionStore> {
   if (config instanceof SessionStore) return config;
   switch (config.type) {
     case 'memory':
@@ -39,5 +44,8 @@ export async function createSessionStore(config: StoreConfig | SessionStore): Pr
       return PostgresStore.fromConfig(config);
     case 'file':
       return FileStore.fromConfig(config);
+    case 'cookie':
+      if (!secrets) throw new SessionConfigError([SessionMessages.cookieStoreSecret()]);
+      return CookieStore.create({ secret: secrets });
   }
 }

@@ -1,7 +1,7 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { SessionConfigError } from '../session.errors.js';
 import { storeConfigProblems } from '../session.options.js';
-import { encodeFields } from './field-codec.js';
+import { applyChange, encodeFields } from './field-codec.js';
 import { startSweeper } from './store-runtime.js';
 import {
   SessionStore,
@@ -104,11 +104,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     const entry = this.live(id);
     if (!entry) return false;
 
-    for (const name of change.unset) entry.fields.delete(name);
-    for (const [name, json] of encoded) {
-      if (json === undefined) entry.fields.delete(name);
-      else entry.fields.set(name, json);
-    }
+    applyChange(entry.fields, change.unset, encoded);
     entry.expiresAt = change.expiresAt;
     entry.lastSeenAt = change.lastSeenAt;
     if (change.userId !== undefined && change.userId !== entry.userId) {

@@ -226,8 +226,17 @@ export class FileStoreConfig {
   lockTimeout?: number;
 }
 
+/**
+ * `{ type: 'cookie' }`: no server-side state; each session is sealed into the client's cookie
+ * with the module's secret. Stateless limits: see {@link CookieStore}.
+ */
+export class CookieStoreConfig {
+  @Equals('cookie')
+  type!: 'cookie';
+}
+
 /** Every store config object this version accepts. */
-export type StoreConfig = MemoryStoreConfig | RedisStoreConfig | PostgresStoreConfig | FileStoreConfig;
+export type StoreConfig = MemoryStoreConfig | RedisStoreConfig | PostgresStoreConfig | FileStoreConfig | CookieStoreConfig;
 
 /** A store config class: its decorators validate one field each, `problems()` the rest. */
 interface StoreConfigClass {
@@ -240,6 +249,7 @@ export const STORE_CONFIG_CLASSES: Record<StoreConfig['type'], StoreConfigClass>
   redis: RedisStoreConfig,
   postgres: PostgresStoreConfig,
   file: FileStoreConfig,
+  cookie: CookieStoreConfig,
 };
 
 /** Store types accepted by this version. */

@@ -244,8 +244,8 @@ describe('sample application (SPEC §4 HTTP contract)', () => {
   });
 
   describe('configuration', () => {
-    it('fails to start with a store this version does not build (SESSION_STORE=cookie), naming store.type', async () => {
-      const compiling = Test.createTestingModule({ imports: [AppModule.forEnv({ ...ENV, SESSION_STORE: 'cookie' })] }).compile();
+    it('fails to start with a store type it does not know (SESSION_STORE=mongo), naming store.type', async () => {
+      const compiling = Test.createTestingModule({ imports: [AppModule.forEnv({ ...ENV, SESSION_STORE: 'mongo' })] }).compile();
 
       await expect(compiling).rejects.toBeInstanceOf(SessionConfigError);
       await expect(compiling).rejects.toThrow(/store\.type/);

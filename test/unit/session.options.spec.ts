@@ -117,6 +117,28 @@ describe('resolveSessionOptions()', () => {
       expect(error.message).toContain('"query"');
     });
 
+    it("writes header tokens as signed ids unless tokenFormat is 'jwt', and names any other format", () => {
+      expect(resolveSessionOptions({ secret: SECRET }).tokenFormat).toBe('signed-id');
+      expect(resolveSessionOptions({ secret: SECRET, transport: 'header', tokenFormat: 'jwt' }).tokenFormat).toBe('jwt');
+      const error = configErrorOf({ secret: SECRET, transport: 'header', tokenFormat: 'paseto' });
+      expect(error.message).toContain('"tokenFormat"');
+      expect(error.message).toContain('"paseto"');
+    });
+
+    it("refuses tokenFormat 'jwt' without a header transport, saying to set transport", () => {
+      const error = configErrorOf({ secret: SECRET, tokenFormat: 'jwt' });
+
+      expect(error.message).toContain('"tokenFormat"');
+      expect(error.message).toContain("Set transport to 'header' or 'both'");
+    });
+
+    it("refuses tokenFormat 'jwt' with the cookie store, whose token is the sealed session itself", () => {
+      const error = configErrorOf({ secret: SECRET, transport: 'both', tokenFormat: 'jwt', store: { type: 'cookie' } });
+
+      expect(error.message).toContain('"tokenFormat"');
+      expect(error.message).toContain('server-side store');
+    });
+
     it("bounds every store call by storeTimeout, '3s' unless set", () => {
       expect(resolveSessionOptions({ secret: SECRET }).storeTimeout).toBe(3_000);
       expect(resolveSessionOptions({ secret: SECRET, storeTimeout: '500ms' }).storeTimeout).toBe(500);
@@ -239,12 +261,9 @@ describe('resolveSessionOptions()', () => {
       expect(error.message).toContain('SessionStore');
     });
 
-    it('rejects a store type the spec names but this version does not build yet, saying so', () => {
-      const error = configErrorOf({ secret: SECRET, store: { type: 'cookie' } });
-
-      expect(error.message).toContain('"store.type"');
-      expect(error.message).toContain('"cookie"');
-      expect(error.message).toContain('does not provide yet');
+    it('accepts the cookie store, which takes no options of its own', () => {
+      expect(resolveSessionOptions({ secret: SECRET, store: { type: 'cookie' } }).store).toEqual({ type: 'cookie' });
+      expect(configErrorOf({ secret: SECRET, store: { type: 'cookie', directory: '/tmp' } }).message).toContain('"store.directory"');
     });
 
     it('rejects something that is neither a config object nor a store', () => {

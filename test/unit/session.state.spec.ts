@@ -345,7 +345,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.writes()).toEqual([]);
-      expect(state.cookieDecision(null)).toEqual({ action: 'none' });
+      expect(state.credentialDecision(null, false)).toEqual({ action: 'none' });
     });
 
     it('leaves an unusable cookie alone when nothing was written (it may belong to a racing sign-in)', async () => {
@@ -355,7 +355,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.writes()).toEqual([]);
-      expect(state.cookieDecision(null)).toEqual({ action: 'none' });
+      expect(state.credentialDecision(null, false)).toEqual({ action: 'none' });
     });
 
     it('creates the session and sets the cookie once a field is written', async () => {
@@ -366,7 +366,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.ops()).toEqual(['create']);
-      expect(state.cookieDecision(null)).toEqual({ action: 'set', id: state.id });
+      expect(state.credentialDecision(null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
       expect((await store.get(state.id))?.data).toEqual({ visits: 1 });
     });
 
@@ -378,7 +378,7 @@ describe('SessionState', () => {
 
       expect(store.ops()).toEqual(['create']);
       expect((await store.get(state.id))?.data).toEqual({});
-      expect(state.cookieDecision(null)).toEqual({ action: 'set', id: state.id });
+      expect(state.credentialDecision(null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
     });
 
     it('sends no cookie for a stored session whose cookie the client already holds', async () => {
@@ -389,7 +389,7 @@ describe('SessionState', () => {
       app(state).visits = 2;
       await state.commit();
 
-      expect(state.cookieDecision(id)).toEqual({ action: 'none' });
+      expect(state.credentialDecision(id, false)).toEqual({ action: 'none' });
     });
   });
 
@@ -409,7 +409,7 @@ describe('SessionState', () => {
       expect(newId).not.toBe(oldId);
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ cart: [1], userId: 'u1' });
-      expect(state.cookieDecision(oldId)).toEqual({ action: 'set', id: newId });
+      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
     it('indexes the rotated session under its user', async () => {
@@ -470,7 +470,7 @@ describe('SessionState', () => {
       expect(newId).not.toBe(oldId);
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ userId: 'u2' });
-      expect(state.cookieDecision(oldId)).toEqual({ action: 'set', id: newId });
+      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
     it('with { keepData: true } keeps the data under a new id', async () => {
@@ -503,7 +503,7 @@ describe('SessionState', () => {
       expect(Object.keys(app(state))).toEqual([]);
       await state.commit();
       expect(await store.get(id)).toBeNull();
-      expect(state.cookieDecision(id)).toEqual({ action: 'clear' });
+      expect(state.credentialDecision(id, false)).toEqual({ action: 'clear' });
     });
 
     it('stores writes made after it as a fresh session under a new id', async () => {
@@ -519,7 +519,7 @@ describe('SessionState', () => {
       expect(newId).not.toBe(oldId);
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ flash: 'signed out' });
-      expect(state.cookieDecision(oldId)).toEqual({ action: 'set', id: newId });
+      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
   });
 
@@ -619,7 +619,7 @@ describe('SessionState', () => {
       const newId = app(state).id;
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ cart: [1], userId: 'u1' });
-      expect(state.cookieDecision(oldId)).toEqual({ action: 'set', id: newId });
+      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
     it('does not create a new session twice', async () => {
@@ -680,7 +680,7 @@ describe('SessionState', () => {
       expect(store.writes()).toEqual([]);
     });
 
-    it('re-sends a cookie with Max-Age when a touch extended the expiry, and not otherwise', async () => {
+    it('re-issues a credential that carries state (a cookie with Max-Age) after a touch, and not otherwise', async () => {
       const store = countingStore();
       const options = optionsWith({ cookie: { maxAge: '30m' } });
       const now = Date.now();
@@ -693,8 +693,8 @@ describe('SessionState', () => {
       await touched.commit(now);
       await untouched.commit(now);
 
-      expect(touched.cookieDecision(staleId)).toEqual({ action: 'set', id: staleId });
-      expect(untouched.cookieDecision(recentId)).toEqual({ action: 'none' });
+      expect(touched.credentialDecision(staleId, true)).toEqual({ action: 'set', subject: expect.objectContaining({ id: staleId }) });
+      expect(untouched.credentialDecision(recentId, true)).toEqual({ action: 'none' });
     });
 
     it('sets expiresAt to now + idleTimeout on a write', async () => {
@@ -762,7 +762,7 @@ describe('SessionState', () => {
 
       expect(await store.get(id)).toBeNull();
       expect(await store.listByUser('u1')).toEqual([]);
-      expect(writer.cookieDecision(id)).toEqual({ action: 'none' });
+      expect(writer.credentialDecision(id, false)).toEqual({ action: 'none' });
     });
 
     it('is not brought back by an id rotation', async () => {
@@ -779,7 +779,7 @@ describe('SessionState', () => {
       expect(await store.get(id)).toBeNull();
       expect(await store.get(app(login).id)).toBeNull();
       expect(await store.listByUser('u1')).toEqual([]);
-      expect(login.cookieDecision(id)).toEqual({ action: 'none' });
+      expect(login.credentialDecision(id, false)).toEqual({ action: 'none' });
     });
 
     it('is not brought back by a touch', async () => {
@@ -793,7 +793,7 @@ describe('SessionState', () => {
       await reader.commit();
 
       expect(await store.get(id)).toBeNull();
-      expect(reader.cookieDecision(id)).toEqual({ action: 'none' });
+      expect(reader.credentialDecision(id, false)).toEqual({ action: 'none' });
     });
   });
 

@@ -1,0 +1,73 @@
+import { createHash, hkdfSync } from 'node:crypto';
+import { isCanonicalCompact } from './jose.js';
+import type { Jose } from './jose.js';
+
+/**
+ * HKDF inputs: the key that seals sessions is derived from each secret rather than being the
+ * secret itself, so it differs from the HMAC key that signs ids and the one that signs JWTs.
+ */
+const HKDF_SALT = 'nestjs-session-sync';
+const HKDF_INFO = 'cookie store seal v1';
+const KEY_BYTES = 32;
+
+/** What opening a seal gives: the sealed text, and whether an older secret sealed it. */
+export interface OpenedSeal {
+  plaintext: string;
+  /** Sealed with a secret other than the first: reseal it with the newest. */
+  stale: boolean;
+}
+
+interface SealKey {
+  /** Names the key in the JWE header, so opening tries one key, not all. */
+  kid: string;
+  key: Uint8Array;
+}
+
+/**
+ * Authenticated encryption of whole sessions: JWE compact serialization, `dir` key management
+ * with A256GCM, by `jose`. Rotation: the first secret seals, every secret opens.
+ */
+export class SessionSealer {
+  private readonly keys: readonly SealKey[];
+
+  constructor(
+    private readonly jose: Jose,
+    secrets: readonly string[],
+  ) {
+    this.keys = secrets.map((secret) => {
+      const key = new Uint8Array(hkdfSync('sha256', secret, HKDF_SALT, HKDF_INFO, KEY_BYTES));
+      return { key, kid: createHash('sha256').update(key).digest('base64url').slice(0, 8) };
+    });
+  }
+
+  seal(plaintext: string): Promise<string> {
+    const { key, kid } = this.keys[0];
+    return new this.jose.CompactEncrypt(new TextEncoder().encode(plaintext))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid })
+      .encrypt(key);
+  }
+
+  /**
+   * The sealed text, or null when no secret of ours sealed it: tampered, truncated, made with a
+   * secret since removed, or not a JWE at all. Never throws for bad input.
+   */
+  async open(sealed: string): Promise<OpenedSeal | null> {
+    if (!isCanonicalCompact(sealed, 5)) return null;
+    let index = -1;
+    try {
+      const { plaintext } = await this.jose.compactDecrypt(
+        sealed,
+        (header) => {
+          index = this.keys.findIndex((k) => k.kid === header.kid);
+          if (index < 0) throw new Error('sealed with an unknown key');
+          return this.keys[index].key;
+        },
+        // Only what we seal with: no other algorithm is ever tried on input.
+        { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] },
+      );
+      return { plaintext: new TextDecoder().decode(plaintext), stale: index > 0 };
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,164 @@
+import type { ServerResponse } from 'node:http';
+import { loadJose, SessionIdSigner, SessionJwt } from './crypto/index.js';
+import { SessionError, SessionTooLargeError } from './session.errors.js';
+import { appendSetCookie, cookieHeaderOf, isSecureRequest } from './session.http.js';
+import type { SessionRequest } from './session.http.js';
+import type { ResolvedSessionOptions } from './session.options.js';
+import type { CredentialSubject, SessionState } from './session.state.js';
+import { CookieStore, MAX_CREDENTIAL_BYTES } from './stores/cookie.store.js';
+import type { SessionStore } from './stores/session-store.js';
+import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from './transports/index.js';
+
+/** Where a credential travels: the session cookie, or the Authorization / X-Session-Token headers. */
+export type CredentialChannel = 'cookie' | 'header';
+
+/** A credential as a request presented it. */
+export interface PresentedCredential {
+  channel: CredentialChannel;
+  value: string;
+}
+
+/** A credential read back: the session it names, and whether an older secret made it. */
+export interface OpenedCredential {
+  id: string;
+  /** Made with a secret other than the first: worth handing out again under the newest. */
+  stale: boolean;
+}
+
+/**
+ * How a credential names its session, and back. `store` is the store of the request, which the
+ * sealed format uses: there the credential is the session itself.
+ */
+export interface CredentialFormat {
+  /** Longest credential of this format: anything longer is ignored without any crypto work. */
+  readonly maxLength: number;
+  /** The credential carries the session's state (expiry, user, data): hand it out after every write. */
+  readonly changesOnWrite: boolean;
+  /** The session a credential names, or null for one that is not valid. Never throws for bad input. */
+  open(value: string, store: SessionStore): Promise<OpenedCredential | null>;
+  issue(subject: CredentialSubject, store: SessionStore): Promise<string>;
+}
+
+/** `id.signature` (HMAC-SHA256): names a server-side session; opening costs no store access. */
+function signedIdFormat(secrets: readonly string[]): CredentialFormat {
+  const signer = new SessionIdSigner(secrets);
+  return {
+    maxLength: 87,
+    changesOnWrite: false,
+    open: async (value) => {
+      const id = signer.unsign(value);
+      return id === null ? null : { id, stale: false };
+    },
+    issue: async ({ id }) => signer.sign(id),
+  };
+}
+
+/** A signed JWT naming a server-side session, with the user and expiry as claims. */
+async function jwtFormat(secrets: readonly string[]): Promise<CredentialFormat> {
+  const jwt = new SessionJwt(await loadJose('JWT session tokens (tokenFormat: "jwt")'), secrets);
+  return {
+    // Room for long user ids in `sub`; a token longer than this is not one we issued.
+    maxLength: 2048,
+    changesOnWrite: true,
+    open: async (value) => {
+      const id = await jwt.verify(value);
+      return id === null ? null : { id, stale: false };
+    },
+    issue: (subject) => jwt.issue(subject),
+  };
+}
+
+/** The whole session, sealed by the cookie store: the credential is the session. */
+const sealedFormat: CredentialFormat = {
+  maxLength: MAX_CREDENTIAL_BYTES,
+  changesOnWrite: true,
+  open: (value, store) => (store as CookieStore).open(value),
+  issue: async ({ id }, store) => {
+    const sealed = (store as CookieStore).sealedOf(id);
+    if (sealed === undefined) throw new SessionError('SESSION_NOT_SEALED', `The cookie store holds no sealed session for the id being handed out.`);
+    return sealed;
+  },
+};
+
+/**
+ * Steps 1 and 5 of the request pipeline: reads the credential a request presents, and hands out
+ * the one the client must hold next, on every channel of the transport. With `'both'`, a
+ * request's Authorization header wins over its cookie.
+ */
+export class SessionCredentials {
+  private readonly channels: readonly CredentialChannel[];
+  private readonly cookies: CookieTransport;
+
+  private constructor(
+    private readonly options: ResolvedSessionOptions,
+    private readonly formats: Readonly<Record<CredentialChannel, CredentialFormat>>,
+  ) {
+    const { transport } = options;
+    this.channels = transport === 'both' ? ['cookie', 'header'] : [transport];
+    this.cookies = new CookieTransport(options.cookie, formats.cookie.maxLength);
+  }
+
+  /** The credential formats the options and the store call for (async: `jose` loads here). */
+  static async create(options: ResolvedSessionOptions, store: SessionStore): Promise<SessionCredentials> {
+    if (store instanceof CookieStore) return new SessionCredentials(options, { cookie: sealedFormat, header: sealedFormat });
+    const signedId = signedIdFormat(options.secrets);
+    const header = options.tokenFormat === 'jwt' ? await jwtFormat(options.secrets) : signedId;
+    return new SessionCredentials(options, { cookie: signedId, header });
+  }
+
+  /** True when some channel's credential changes with every write to the session. */
+  get changesOnWrite(): boolean {
+    return this.channels.some((channel) => this.formats[channel].changesOnWrite);
+  }
+
+  /** The credential the request presents, or undefined for none we could use. */
+  read(req: SessionRequest): PresentedCredential | undefined {
+    const { transport } = this.options;
+    if (transport !== 'cookie') {
+      const token = readBearerToken(req.headers.authorization, this.formats.header.maxLength);
+      if (token !== undefined) return { channel: 'header', value: token };
+    }
+    if (transport === 'header') return undefined;
+    const value = this.cookies.read(cookieHeaderOf(req));
+    return value === undefined ? undefined : { channel: 'cookie', value };
+  }
+
+  open(presented: PresentedCredential, store: SessionStore): Promise<OpenedCredential | null> {
+    return this.formats[presented.channel].open(presented.value, store);
+  }
+
+  /**
+   * Hands out a new credential (or takes it back) on every channel that needs it, once the
+   * session is committed. A credential over the browser's per-cookie limit is refused with a
+   * 413 before any header is set: never a cookie the browser would silently drop.
+   */
+  async write(req: SessionRequest, res: ServerResponse, state: SessionState, presentedId: string | null, store: SessionStore): Promise<void> {
+    const headers: Array<[CredentialChannel, string]> = [];
+    for (const channel of this.channels) {
+      const format = this.formats[channel];
+      const renewOnWrite = format.changesOnWrite || (channel === 'cookie' && this.options.cookie.maxAge !== undefined);
+      const decision = state.credentialDecision(presentedId, renewOnWrite);
+      if (decision.action === 'none') continue;
+      const value = decision.action === 'set' ? await format.issue(decision.subject, store) : null;
+      headers.push([channel, channel === 'cookie' ? this.setCookie(req, value) : (value ?? '')]);
+    }
+    for (const [channel, header] of headers) {
+      const bytes = Buffer.byteLength(header);
+      const carrier = channel === 'cookie' ? `cookie "${this.options.cookie.name}"` : `${SESSION_TOKEN_HEADER} token`;
+      if (bytes > MAX_CREDENTIAL_BYTES) throw new SessionTooLargeError(bytes, MAX_CREDENTIAL_BYTES, carrier);
+    }
+    for (const [channel, header] of headers) {
+      // An empty token tells an API client to drop the one it holds.
+      if (channel === 'cookie') appendSetCookie(res, header);
+      else res.setHeader(SESSION_TOKEN_HEADER, header);
+    }
+    // A response that hands out a session credential must never be cached by anyone.
+    if (headers.length > 0) res.setHeader('Cache-Control', 'no-store');
+  }
+
+  private setCookie(req: SessionRequest, value: string | null): string {
+    const { secure } = this.options.cookie;
+    const isSecure = secure === 'auto' ? isSecureRequest(req) : secure;
+    return value === null ? this.cookies.clear(isSecure) : this.cookies.set(value, isSecure);
+  }
+}
