@@ -2,7 +2,7 @@ export { SessionModule } from './session.module.js';
 export { SESSION_ASYNC_OPTIONS_TYPE, SESSION_OPTIONS_TYPE } from './session.module-definition.js';
 export type { SessionModuleExtras } from './session.module-definition.js';
 export { SessionCookieOptions, SessionModuleOptions, resolveSessionOptions } from './session.options.js';
-export type { ResolvedSessionOptions, SessionTransport } from './session.options.js';
+export type { ResolvedSessionOptions, SessionTokenFormat, SessionTransport } from './session.options.js';
 export { SESSION_TOKEN_HEADER } from './transports/index.js';
 export { parseDuration } from './session.validation.js';
 export type { Duration } from './session.validation.js';
@@ -21,12 +21,16 @@ export {
   SessionReservedFieldError,
   SessionStoreUnavailableError,
   SessionStoreUnsupportedError,
+  SessionTooLargeError,
 } from './session.errors.js';
 export { generateSessionId, isSessionId, maskSessionId, SessionIdSigner } from './crypto/index.js';
 export {
+  CookieStore,
+  CookieStoreConfig,
   createSessionStore,
   FileStore,
   FileStoreConfig,
+  MAX_CREDENTIAL_BYTES,
   MemoryStore,
   MemoryStoreConfig,
   PostgresStore,
@@ -37,6 +41,7 @@ export {
   sessionTableDdl,
 } from './stores/index.js';
 export type {
+  CookieStoreOptions,
   FileStoreOptions,
   MemoryStoreOptions,
   PostgresStoreOptions,

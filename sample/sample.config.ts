@@ -22,6 +22,7 @@ export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
     idleTimeout: duration(env.SESSION_IDLE_TIMEOUT),
     absoluteTimeout: env.SESSION_ABSOLUTE_TIMEOUT === 'false' ? false : duration(env.SESSION_ABSOLUTE_TIMEOUT),
     transport: env.SESSION_TRANSPORT as SessionModuleOptions['transport'],
+    tokenFormat: env.SESSION_TOKEN_FORMAT as SessionModuleOptions['tokenFormat'],
   };
   // Passed on as given so that the module's validation answers for it (refused in this version).
   if (env.SESSION_MAX_PER_USER) Object.assign(options, { maxSessionsPerUser: Number(env.SESSION_MAX_PER_USER) });

@@ -138,6 +138,17 @@ describe('request pipeline', () => {
       expect(await dataOf(app, cookie)).toEqual({ a: 1 });
     });
 
+    it('is set by a route that calls writeHead itself and writes its body in many chunks, and the session holds the write', async () => {
+      const app = await start();
+
+      const res = await app.http().post('/raw').send({ a: 1 }).buffer(true).expect(200);
+
+      expect(res.text).toBe(`${'x'.repeat(64 * 1024)}end`);
+      expect(res.headers['content-type']).toBe('text/plain');
+      const cookie = requireSid(res);
+      expect(await dataOf(app, cookie)).toEqual({ a: 1 });
+    });
+
     it('is not sent back on a request that neither changes nor rotates the session', async () => {
       const app = await start();
       const cookie = await sessionWith(app, { a: 1 });
@@ -477,6 +488,21 @@ describe('request pipeline', () => {
       expect(res.status).toBe(503);
       expect(res.body).toMatchObject({ statusCode: 503, message: expect.stringMatching(/session store/i) });
       expect(setCookieLine(res)).toBeUndefined();
+    });
+
+    it('answers 503 instead of a half-sent body when a streaming route writes a session the store cannot take', async () => {
+      const store = new FlakyStore();
+      const app = await start({ store });
+      store.down = true;
+
+      for (const route of ['/stream', '/raw']) {
+        const res = await app.http().post(route).send({ a: 1 }).buffer(true).timeout(BOUND);
+
+        expect(res.status).toBe(503);
+        expect(res.headers['content-type']).toMatch(/application\/json/);
+        expect(res.body).toMatchObject({ statusCode: 503, code: 'SESSION_STORE_UNAVAILABLE' });
+        expect(setCookieLine(res)).toBeUndefined();
+      }
     });
 
     it('answers 503, not 401, on a guarded route while the store is down', async () => {

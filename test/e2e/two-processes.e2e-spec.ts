@@ -18,7 +18,8 @@ import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SamplePro
  * what a client does on one process is seen on the other (§3.1), concurrent writes to different
  * fields spread over both all survive (§3.2), a logout on one racing writes on the other stays a
  * logout (§3.8), and the per-user index answers from either process. First on PostgreSQL, then
- * the same checks on the file store (one directory shared by the processes of one host).
+ * the same checks on the file store (one directory shared by the processes of one host). Last,
+ * the cookie store, which shares nothing but the secret: each session travels in its cookie.
  *
  * The sample is compiled once for this file into `.test-build/<random>/` (no prior build needed).
  */
@@ -136,4 +137,57 @@ describeTwoProcesses('one file store directory', async () => {
       await rm(directory, { recursive: true, force: true });
     },
   };
+});
+
+describe('two sample processes with SESSION_STORE=cookie (sharing only the secret)', () => {
+  let a: SampleProcess;
+  let b: SampleProcess;
+  const send = <T extends { set(name: string, value: string): T }>(req: T, cookie: string): T =>
+    req.set('Cookie', `sid=${encodeURIComponent(cookie)}`);
+
+  beforeAll(async () => {
+    const env = { SESSION_STORE: 'cookie', SESSION_SECRET: SECRET };
+    [a, b] = await Promise.all([startSampleProcess(env), startSampleProcess(env)]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  it('signs in on A and serves the profile, the visits and the prefs on B, each response carrying the session on', async () => {
+    let cookie = requireSid(await a.http().post('/auth/login').send({ username: 'carol', password: 'demo' }).expect(200));
+    await send(b.http().get('/profile'), cookie).expect(200, { userId: 'carol' });
+
+    const visit = await send(b.http().post('/visits'), cookie).expect(200, { visits: 1 });
+    cookie = requireSid(visit);
+    const pref = await send(a.http().put('/prefs/theme'), cookie).send({ value: 'dark' }).expect(200);
+    cookie = requireSid(pref);
+
+    await send(b.http().get('/session'), cookie).expect(200, { data: { userId: 'carol', visits: 1, 'pref:theme': 'dark' } });
+  });
+
+  it('clears the cookie on logout, and answers 501 to listing a user’s sessions, which a cookie store cannot do', async () => {
+    const cookie = requireSid(await a.http().post('/auth/login').send({ username: 'dave', password: 'demo' }).expect(200));
+
+    const listing = await send(b.http().get('/auth/sessions'), cookie).expect(501);
+    expect(listing.body).toMatchObject({ code: 'SESSION_STORE_UNSUPPORTED', message: expect.stringContaining('cookie') });
+    const logout = await send(b.http().post('/auth/logout'), cookie).expect(204);
+    expect(String(logout.headers['set-cookie'])).toMatch(/^sid=;.*Expires=Thu, 01 Jan 1970/);
+  });
+
+  it('keeps sessions through a secret rotation: B with "new,old" opens A\'s cookie and reseals it under the new secret', async () => {
+    const rotated = await startSampleProcess({ SESSION_STORE: 'cookie', SESSION_SECRET: `rotated-secret-abcdefghijklmnopqrstuvwxyz0123,${SECRET}` });
+    const onlyNew = await startSampleProcess({ SESSION_STORE: 'cookie', SESSION_SECRET: 'rotated-secret-abcdefghijklmnopqrstuvwxyz0123' });
+    try {
+      const old = requireSid(await a.http().post('/auth/login').send({ username: 'erin', password: 'demo' }).expect(200));
+      await send(onlyNew.http().get('/profile'), old).expect(401);
+
+      const resealed = requireSid(await send(rotated.http().get('/profile'), old).expect(200, { userId: 'erin' }));
+
+      expect(resealed).not.toBe(old);
+      await send(onlyNew.http().get('/profile'), resealed).expect(200, { userId: 'erin' });
+    } finally {
+      await Promise.all([rotated.stop(), onlyNew.stop()]);
+    }
+  }, 60_000);
 });
