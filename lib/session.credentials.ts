@@ -45,10 +45,7 @@ function signedIdFormat(secrets: readonly string[]): CredentialFormat {
   return {
     maxLength: 87,
     changesOnWrite: false,
-    open: async (value) => {
-      const id = signer.unsign(value);
-      return id === null ? null : { id, stale: false };
-    },
+    open: async (value) => signer.open(value),
     issue: async ({ id }) => signer.sign(id),
   };
 }
@@ -57,13 +54,10 @@ function signedIdFormat(secrets: readonly string[]): CredentialFormat {
 async function jwtFormat(secrets: readonly string[]): Promise<CredentialFormat> {
   const jwt = new SessionJwt(await loadJose('JWT session tokens (tokenFormat: "jwt")'), secrets);
   return {
-    // Room for long user ids in `sub`; a token longer than this is not one we issued.
-    maxLength: 2048,
+    // The limit every credential is issued under (a longer one is refused with a 413).
+    maxLength: MAX_CREDENTIAL_BYTES,
     changesOnWrite: true,
-    open: async (value) => {
-      const id = await jwt.verify(value);
-      return id === null ? null : { id, stale: false };
-    },
+    open: (value) => jwt.verify(value),
     issue: (subject) => jwt.issue(subject),
   };
 }
@@ -132,11 +126,14 @@ export class SessionCredentials {
    * session is committed. A credential over the browser's per-cookie limit is refused with a
    * 413 before any header is set: never a cookie the browser would silently drop.
    */
-  async write(req: SessionRequest, res: ServerResponse, state: SessionState, presentedId: string | null, store: SessionStore): Promise<void> {
+  async write(req: SessionRequest, res: ServerResponse, state: SessionState, presented: OpenedCredential | null, store: SessionStore): Promise<void> {
+    const presentedId = presented?.id ?? null;
     const headers: Array<[CredentialChannel, string]> = [];
     for (const channel of this.channels) {
       const format = this.formats[channel];
-      const renewOnWrite = format.changesOnWrite || (channel === 'cookie' && this.options.cookie.maxAge !== undefined);
+      // A stale credential (made with a secret being retired) was touched, so the write renews it.
+      const renewOnWrite =
+        format.changesOnWrite || presented?.stale === true || (channel === 'cookie' && this.options.cookie.maxAge !== undefined);
       const decision = state.credentialDecision(presentedId, renewOnWrite);
       if (decision.action === 'none') continue;
       const value = decision.action === 'set' ? await format.issue(decision.subject, store) : null;

@@ -63,18 +63,19 @@ export class SessionMiddleware implements NestMiddleware {
       }
     }
     const state = new SessionState(store, this.options, loaded, now);
-    // Made with a secret being retired: the commit writes it again, under the newest.
+    // Made with a secret being retired: the commit touches the session, and the response hands
+    // out its credential again, under the newest secret.
     if (loaded && opened?.stale) await state.touch();
     exposeSession(req, state.proxy);
 
     // 3–5. After the handler: diff and commit before the response's first byte, then hand out
     // the credential the client must hold next.
-    const presentedId = loaded?.id ?? null;
+    const live = loaded ? opened : null;
     let handedOut = state.committed;
     hookResponse(res, {
       beforeHeaders: async () => {
         await state.commit();
-        await this.credentials.write(req, res, state, presentedId, store);
+        await this.credentials.write(req, res, state, live, store);
         handedOut = state.committed;
       },
       beforeEnd: async () => {

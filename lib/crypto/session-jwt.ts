@@ -41,16 +41,16 @@ export class SessionJwt {
   }
 
   /**
-   * The session id a token names, or null when the token is not one of ours or no longer valid:
-   * a bad signature, another algorithm (`none` included), an expired `exp`, a malformed token.
-   * Never throws for bad input.
+   * The session id a token names, and whether a secret other than the first signed it; null
+   * when the token is not one of ours or no longer valid: a bad signature, another algorithm
+   * (`none` included), an expired `exp`, a malformed token. Never throws for bad input.
    */
-  async verify(token: string): Promise<string | null> {
+  async verify(token: string): Promise<{ id: string; stale: boolean } | null> {
     if (!isCanonicalCompact(token, 3)) return null;
-    for (const key of this.keys) {
+    for (const [index, key] of this.keys.entries()) {
       try {
         const { payload } = await this.jose.jwtVerify(token, key, { algorithms: ['HS256'] });
-        return isSessionId(payload.sid) ? payload.sid : null;
+        return isSessionId(payload.sid) ? { id: payload.sid, stale: index > 0 } : null;
       } catch (error) {
         // Only a signature made with another key is worth trying the next secret on.
         if (!(error instanceof this.jose.errors.JWSSignatureVerificationFailed)) return null;

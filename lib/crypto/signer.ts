@@ -24,6 +24,11 @@ export class SessionIdSigner {
    * Cheap checks come first, so garbage costs no HMAC; comparisons are constant-time.
    */
   unsign(signed: string): string | null {
+    return this.open(signed)?.id ?? null;
+  }
+
+  /** As {@link unsign}, also telling whether a secret other than the first signed it (`stale`). */
+  open(signed: string): { id: string; stale: boolean } | null {
     if (signed.length !== MAX_SIGNED_LENGTH) return null;
     const dot = signed.indexOf('.');
     const id = signed.slice(0, dot);
@@ -34,13 +39,13 @@ export class SessionIdSigner {
     // Compared as text, not decoded bytes: base64url has spare bits in its last character, and
     // a signature altered there must not verify.
     const given = Buffer.from(signature, 'latin1');
-    let valid = false;
-    for (const key of this.keys) {
+    let matched = -1;
+    for (const [index, key] of this.keys.entries()) {
       const expected = Buffer.from(this.mac(key, id).toString('base64url'), 'latin1');
       // Every key is tried so timing does not tell which secret matched.
-      if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true;
+      if (given.length === expected.length && timingSafeEqual(given, expected) && matched < 0) matched = index;
     }
-    return valid ? id : null;
+    return matched < 0 ? null : { id, stale: matched > 0 };
   }
 
   private mac(key: Buffer, id: string): Buffer {

@@ -1,9 +1,17 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import type { Response } from 'supertest';
-import { SESSION_TOKEN_HEADER } from '../../lib/index.js';
 import type { SessionModuleOptions } from '../../lib/index.js';
-import { closeAll, cookieHeader, CountingStore, createFixtureApp, requireSid, setCookieLine } from '../fixtures/index.js';
+import {
+  bearer,
+  closeAll,
+  cookieHeader,
+  CountingStore,
+  createFixtureApp,
+  requireSid,
+  requireToken,
+  setCookieLine,
+  tokenOf,
+} from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 
 /**
@@ -23,16 +31,6 @@ async function start(options: Partial<SessionModuleOptions>): Promise<FixtureApp
   apps.push(app);
   return app;
 }
-
-const tokenOf = (res: Response): string | undefined => res.headers[SESSION_TOKEN_HEADER.toLowerCase()] as string | undefined;
-
-function requireToken(res: Response): string {
-  const token = tokenOf(res);
-  if (!token) throw new Error(`no ${SESSION_TOKEN_HEADER} in the response (status ${res.status})`);
-  return token;
-}
-
-const bearer = (token: string): string => `Bearer ${token}`;
 
 describe("transport: 'header'", () => {
   it('returns the token in X-Session-Token on sign-in, with Cache-Control: no-store and no cookie', async () => {

@@ -9,6 +9,7 @@ import {
   cookieHeader,
   CountingStore,
   createFixtureApp,
+  dataOf,
   delay,
   FlakyStore,
   idOf,
@@ -36,12 +37,6 @@ async function start(options: Partial<SessionModuleOptions> = {}, setup?: Fixtur
 async function sessionWith(app: FixtureApp, fields: Record<string, unknown>, cookieName = 'sid'): Promise<string> {
   const res = await app.http().post('/set').send(fields).expect(200);
   return requireSid(res, cookieName);
-}
-
-/** The session data a cookie leads to (`{}` when the cookie leads to no live session). */
-async function dataOf(app: FixtureApp, cookie: string, cookieName = 'sid'): Promise<Record<string, unknown>> {
-  const res = await app.http().get('/read').set('Cookie', cookieHeader(cookie, cookieName)).expect(200);
-  return res.body.data as Record<string, unknown>;
 }
 
 describe('request pipeline', () => {
@@ -458,6 +453,20 @@ describe('request pipeline', () => {
       expect(await dataOf(after, newCookie)).toEqual({ gen: 2 });
       expect(await store.get(idOf(oldCookie))).not.toBeNull();
       expect(await dataOf(after, oldCookie)).toEqual({});
+    });
+
+    it('hands a cookie signed with a retiring secret out again, signed with the newest, even on a read', async () => {
+      const store = new MemoryStore();
+      const before = await start({ secret: SECRET, store });
+      const oldCookie = await sessionWith(before, { gen: 1 });
+      const rotating = await start({ secret: [OTHER_SECRET, SECRET], store });
+
+      const res = await rotating.http().get('/read').set('Cookie', cookieHeader(oldCookie)).expect(200);
+
+      const renewed = requireSid(res);
+      expect(renewed).toBe(new SessionIdSigner([OTHER_SECRET]).sign(idOf(oldCookie)));
+      const again = await rotating.http().get('/read').set('Cookie', cookieHeader(renewed)).expect(200);
+      expect(setCookieLine(again)).toBeUndefined();
     });
   });
 

@@ -18,7 +18,7 @@ describe('SessionJwt', () => {
 
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' });
     expect(decodeJwt(token)).toEqual({ sid: id, sub: 'u1', iat: expect.any(Number), exp: Math.floor(expiresAt / 1000) });
-    await expect(jwt.verify(token)).resolves.toBe(id);
+    await expect(jwt.verify(token)).resolves.toEqual({ id, stale: false });
   });
 
   it('leaves sub out when nobody is signed in', async () => {
@@ -29,14 +29,14 @@ describe('SessionJwt', () => {
     expect(decodeJwt(token)).not.toHaveProperty('sub');
   });
 
-  it('verifies with every secret and signs with the first (rotation)', async () => {
+  it('verifies with every secret, marking a token of an older secret stale, and signs with the first (rotation)', async () => {
     const id = generateSessionId();
     const old = await (await jwtWith([SECRET])).issue({ id, userId: 'u1', expiresAt: Date.now() + 60_000 });
     const rotated = await jwtWith([NEXT_SECRET, SECRET]);
 
-    await expect(rotated.verify(old)).resolves.toBe(id);
+    await expect(rotated.verify(old)).resolves.toEqual({ id, stale: true });
     const fresh = await rotated.issue({ id, userId: 'u1', expiresAt: Date.now() + 60_000 });
-    await expect((await jwtWith([NEXT_SECRET])).verify(fresh)).resolves.toBe(id);
+    await expect((await jwtWith([NEXT_SECRET])).verify(fresh)).resolves.toEqual({ id, stale: false });
     await expect((await jwtWith([NEXT_SECRET])).verify(old)).resolves.toBeNull();
   });
 

@@ -118,6 +118,11 @@ describe('SessionIdSigner', () => {
       expect(rotated.unsign(signedWithOld)).toBe(id);
     });
 
+    it('marks a value signed with a secret other than the first as stale, to be signed again', () => {
+      expect(rotated.open(signedWithOld)).toEqual({ id, stale: true });
+      expect(rotated.open(rotated.sign(id))).toEqual({ id, stale: false });
+    });
+
     it('signs new values with the first secret', () => {
       expect(rotated.sign(id)).toBe(new SessionIdSigner([NEW_SECRET]).sign(id));
       expect(rotated.sign(id)).not.toBe(signedWithOld);
