@@ -46,6 +46,8 @@ export const SessionMessages = {
     `option "${path}" must be a non-empty string (got ${show(value)}).`,
   cookieName: (value: unknown) =>
     `option "cookie.name" must be a valid cookie name: letters, digits and !#$%&'*+-.^_\`|~ only (got ${show(value)}).`,
+  userKey: (value: unknown) =>
+    `option "userKey" must be a field name such as 'userId', or a dotted path such as 'passport.user', without empty or prototype segments (got ${show(value)}).`,
   cookiePath: (value: unknown) => `option "cookie.path" must start with "/" (got ${show(value)}).`,
   positiveInteger: (path: string, value: unknown) =>
     `option "${path}" must be a positive whole number (got ${show(value)}).`,

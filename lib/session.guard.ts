@@ -6,10 +6,11 @@ import { InjectSessionOptions } from './session.decorators.js';
 import { SessionMessages } from './session.errors.js';
 import { sessionOf } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
+import { readUserKey } from './session.state.js';
 import type { SessionObject } from './session.state.js';
 
 /**
- * Lets a request through only when its session is signed in (`session[userKey]` is set);
+ * Lets a request through only when its session is signed in (the `userKey` field is set);
  * otherwise 401 with a JSON body. Use it per route, per controller, or as `APP_GUARD` with
  * `@AllowAnonymous()` on the public routes. Each step is a protected method a subclass can
  * override (e.g. to also check a role).
@@ -45,7 +46,7 @@ export class SessionGuard implements CanActivate {
   }
 
   protected isSignedIn(session: SessionObject | undefined): boolean {
-    const user = (session as Record<string, unknown> | undefined)?.[this.options.userKey];
+    const user = readUserKey(session, this.options.userKey);
     return user !== undefined && user !== null && user !== '';
   }
 

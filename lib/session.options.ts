@@ -152,10 +152,13 @@ export class SessionModuleOptions {
   @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
   saveUninitialized?: boolean;
 
-  /** The data field naming the signed-in user: the guard and the per-user index read it. @default 'userId' */
+  /**
+   * The data field naming the signed-in user: the guard and the per-user index read it. A dotted
+   * path reads a nested field: `'passport.user'` is where Passport keeps its serialized user.
+   * @default 'userId'
+   */
   @IsOptional()
-  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
-  @MinLength(1, message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  @Rule('isUserKey', isUserKey, (v) => SessionMessages.userKey(v))
   userKey?: string;
 }
 
@@ -287,6 +290,10 @@ export function resolveSecrets(value: unknown): string[] {
 /** The cookie store, as a config object or an instance (checked by kind: no import cycle). */
 function isCookieStore(store: unknown): boolean {
   return store instanceof SessionStore ? store.kind === 'cookie' : isPlainObject(store) && store.type === 'cookie';
+}
+
+function isUserKey(value: unknown): boolean {
+  return typeof value === 'string' && value.split('.').every((s) => s.length > 0 && s !== '__proto__' && s !== 'constructor' && s !== 'prototype');
 }
 
 function isSecret(value: unknown): boolean {

@@ -68,6 +68,19 @@ export type CredentialDecision = { action: 'set'; subject: CredentialSubject } |
 
 const logger = new Logger('SessionModule');
 
+/**
+ * The value at `userKey` in session data: a field (`'userId'`) or a dotted path into nested
+ * objects (`'passport.user'`, where Passport keeps its user). Own properties only.
+ */
+export function readUserKey(data: object | undefined, userKey: string): unknown {
+  let value: unknown = data;
+  for (const segment of userKey.split('.')) {
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, segment)) return undefined;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return value;
+}
+
 const serialize = (field: string, value: unknown): string | undefined => {
   try {
     return JSON.stringify(value);
@@ -228,7 +241,7 @@ export class SessionState {
       this.storedId = this.id;
     } else if (changed) {
       const change: SessionChange = { set, unset, expiresAt, lastSeenAt: now };
-      if (this.originals.has(this.options.userKey)) change.userId = this.userId();
+      if (this.originals.has(this.options.userKey.split('.')[0])) change.userId = this.userId();
       if (!(await this.store.commit(this.storedId, change))) return this.lost();
     } else if (this.touchRequested || this.touchDue(now, expiresAt)) {
       if (!(await this.store.touch(this.storedId, expiresAt, now))) return this.lost();
@@ -314,7 +327,7 @@ export class SessionState {
 
   /** The user for the per-user index: a string or number id; anything else indexes nothing. */
   private userId(): string | null {
-    const value = this.data[this.options.userKey];
+    const value = readUserKey(this.data, this.options.userKey);
     if (typeof value === 'string') return value === '' ? null : value;
     return typeof value === 'number' && Number.isFinite(value) ? String(value) : null;
   }

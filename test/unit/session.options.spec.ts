@@ -144,6 +144,15 @@ describe('resolveSessionOptions()', () => {
       expect(resolveSessionOptions({ secret: SECRET, storeTimeout: '500ms' }).storeTimeout).toBe(500);
     });
 
+    it("accepts a userKey that is a field or a dotted path such as 'passport.user', and names a malformed one", () => {
+      expect(resolveSessionOptions({ secret: SECRET, userKey: 'passport.user' }).userKey).toBe('passport.user');
+      for (const userKey of ['', 'a..b', '.user', 'passport.', '__proto__.polluted', 'a.constructor', 42]) {
+        const error = configErrorOf({ secret: SECRET, userKey });
+        expect(error.message).toContain('"userKey"');
+        expect(error.message).toContain("'passport.user'");
+      }
+    });
+
     it('rejects a storeTimeout that is not a positive duration', () => {
       const error = configErrorOf({ secret: SECRET, storeTimeout: 0 });
 

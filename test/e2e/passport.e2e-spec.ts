@@ -1,0 +1,91 @@
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { cookieHeader, idOf, isClearing, requireSid, setCookieLine } from '../fixtures/index.js';
+import type { FixtureApp } from '../fixtures/index.js';
+import type { SessionModuleOptions } from '../../lib/index.js';
+import { startRedisServer } from '../support/redis-topology.js';
+import type { RedisServer } from '../support/redis-topology.js';
+import { createPassportApp } from '../fixtures/passport-app.js';
+
+/** How each store under test is started for the app, and stopped after it. */
+interface StoreUnderTest {
+  store(): Promise<SessionModuleOptions['store']>;
+  stop(): Promise<void>;
+}
+
+const memory = (): StoreUnderTest => ({ store: async () => ({ type: 'memory' }), stop: async () => undefined });
+
+/** A throwaway redis-server of its own: the shared Redis of the machine is never touched. */
+const redis = (): StoreUnderTest => {
+  let server: RedisServer | undefined;
+  return {
+    store: async () => {
+      server = await startRedisServer();
+      return { type: 'redis', url: server.url };
+    },
+    stop: async () => server?.stop(),
+  };
+};
+
+describe.each([
+  ['memory', memory],
+  ['Redis', redis],
+])('Passport (@nestjs/passport + passport-local, sessions) on the %s store', (_name, storeUnderTest) => {
+  let app: FixtureApp;
+  const backing = storeUnderTest();
+
+  beforeAll(async () => {
+    app = await createPassportApp({ store: await backing.store() });
+  }, 30_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await backing.stop();
+  });
+
+  const login = (username: string, password = 'demo', cookie?: string) => {
+    const req = app.http().post('/login');
+    if (cookie) req.set('Cookie', cookieHeader(cookie));
+    return req.send({ username, password });
+  };
+
+  it('signs in with req.login(): a new session id, the user serialized into it, the guard and req.user working', async () => {
+    const res = await login('ann').expect(200);
+    const cookie = requireSid(res);
+
+    expect(res.body).toEqual({ user: { id: 'ann', name: 'ANN' } });
+    const profile = await app.http().get('/profile').set('Cookie', cookieHeader(cookie)).expect(200);
+    expect(profile.body).toEqual({ user: { id: 'ann', name: 'ANN' }, authenticated: true, sessionId: idOf(cookie) });
+    const session = await app.http().get('/session').set('Cookie', cookieHeader(cookie)).expect(200);
+    expect(session.body).toEqual({ data: { passport: { user: 'ann' } } });
+  });
+
+  it('refuses a wrong password with 401 and signs nobody in', async () => {
+    await login('ann', 'wrong').expect(401);
+  });
+
+  it('regenerates the session on sign-in: the pre-login id is dead afterwards', async () => {
+    const before = requireSid(await app.http().post('/cart').expect(200));
+
+    const after = requireSid(await login('bob', 'demo', before).expect(200));
+
+    expect(idOf(after)).not.toBe(idOf(before));
+    await expect(app.store.get(idOf(before))).resolves.toBeNull();
+  });
+
+  it('signs out with req.logout(): the session is regenerated empty, the cookie cleared, and the old cookie gets 401', async () => {
+    const cookie = requireSid(await login('carl').expect(200));
+
+    const logout = await app.http().post('/logout').set('Cookie', cookieHeader(cookie)).expect(204);
+
+    expect(isClearing(setCookieLine(logout)!)).toBe(true);
+    await expect(app.store.get(idOf(cookie))).resolves.toBeNull();
+    await app.http().get('/profile').set('Cookie', cookieHeader(cookie)).expect(401);
+  });
+
+  it("indexes the session under Passport's user (userKey: 'passport.user')", async () => {
+    const cookie = requireSid(await login('dora').expect(200));
+
+    await expect(app.store.listByUser('dora')).resolves.toEqual([expect.objectContaining({ id: idOf(cookie) })]);
+  });
+});
