@@ -24,7 +24,3 @@ export const RESERVED_FIELDS: ReadonlySet<string> = new Set([
   'constructor',
   'prototype',
 ]);
-
-/** Every store type of the contract (this version may build only some: see STORE_CONFIG_CLASSES). */
-export const STORE_TYPES = ['memory', 'file', 'redis', 'postgres', 'cookie'] as const;
-export type StoreType = (typeof STORE_TYPES)[number];

@@ -4,7 +4,7 @@ import { SessionConfigError, SessionMessages } from './session.errors.js';
 import { IsDuration, isPlainObject, message, parseDuration, PATH, Rule } from './session.validation.js';
 import type { Duration } from './session.validation.js';
 import { SessionStore } from './stores/session-store.js';
-import { AVAILABLE_STORE_TYPES, STORE_CONFIG_CLASSES } from './stores/store-config.js';
+import { STORE_TYPES, STORE_CONFIG_CLASSES } from './stores/store-config.js';
 import type { StoreConfig } from './stores/store-config.js';
 
 /** Options of the full contract that this version does not provide yet: refused by name. */
@@ -311,10 +311,10 @@ function secretProblem(value: unknown): string {
 }
 
 function isStoreConfig(value: unknown): value is StoreConfig {
-  return isPlainObject(value) && AVAILABLE_STORE_TYPES.has(value.type);
+  return isPlainObject(value) && STORE_TYPES.has(value.type);
 }
 
 function storeProblem(value: unknown): string {
   if (!isPlainObject(value)) return SessionMessages.storeShape(value);
-  return SessionMessages.storeType(value.type, [...AVAILABLE_STORE_TYPES]);
+  return SessionMessages.storeType(value.type, [...STORE_TYPES]);
 }

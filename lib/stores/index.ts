@@ -19,8 +19,8 @@ export { FileStore } from './file.store.js';
 export type { FileStoreOptions } from './file.store.js';
 export { CookieStore, MAX_CREDENTIAL_BYTES } from './cookie.store.js';
 export type { CookieStoreOptions } from './cookie.store.js';
-export { AVAILABLE_STORE_TYPES, CookieStoreConfig, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';
-export type { RedisEndpoint, StoreConfig } from './store-config.js';
+export { STORE_TYPES, CookieStoreConfig, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';
+export type { RedisEndpoint, StoreConfig, StoreType } from './store-config.js';
 
 /**
  * Turns a store config object into a store (or passes a store instance through). The module

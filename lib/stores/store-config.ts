@@ -3,7 +3,6 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import type { ConnectionOptions } from 'node:tls';
 import { SessionMessages } from '../session.errors.js';
-import type { StoreType } from '../session.constants.js';
 import { message, PATH, Rule } from '../session.validation.js';
 import { MAX_TIMER_DELAY } from './store-runtime.js';
 
@@ -252,6 +251,7 @@ export const STORE_CONFIG_CLASSES: Record<StoreConfig['type'], StoreConfigClass>
   cookie: CookieStoreConfig,
 };
 
-/** Store types accepted by this version. */
-export const AVAILABLE_STORE_TYPES: ReadonlySet<StoreType> = new Set(Object.keys(STORE_CONFIG_CLASSES) as StoreType[]);
+/** Every store type a config object may name. */
+export type StoreType = StoreConfig['type'];
+export const STORE_TYPES: ReadonlySet<StoreType> = new Set(Object.keys(STORE_CONFIG_CLASSES) as StoreType[]);
 
