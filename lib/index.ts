@@ -2,7 +2,7 @@ export { SessionModule } from './session.module.js';
 export { SESSION_ASYNC_OPTIONS_TYPE, SESSION_OPTIONS_TYPE } from './session.module-definition.js';
 export type { SessionModuleExtras } from './session.module-definition.js';
 export { SessionCookieOptions, SessionModuleOptions, resolveSessionOptions } from './session.options.js';
-export type { ResolvedSessionOptions, SessionTokenFormat, SessionTransport } from './session.options.js';
+export type { OnMaxSessions, ResolvedSessionOptions, SessionTokenFormat, SessionTransport } from './session.options.js';
 export { SESSION_TOKEN_HEADER } from './transports/index.js';
 export { parseDuration } from './session.validation.js';
 export type { Duration } from './session.validation.js';
@@ -10,6 +10,8 @@ export { AllowAnonymous, InjectSessionOptions, InjectSessionStore, Session } fro
 export { SessionGuard } from './session.guard.js';
 export { SessionService } from './session.service.js';
 export type { UserSessionView } from './session.service.js';
+export { SessionEvents } from './session.events.js';
+export type { SessionEvent, SessionEventListener, SessionEventType } from './session.events.js';
 export { SessionMiddleware } from './session.middleware.js';
 export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './session.state.js';
 export { ALLOW_ANONYMOUS_KEY, RESERVED_FIELDS, SESSION_OPTIONS } from './session.constants.js';
@@ -18,12 +20,13 @@ export {
   SessionError,
   SessionFieldNotJsonError,
   SessionFieldNotStorableError,
+  SessionLimitReachedError,
   SessionReservedFieldError,
   SessionStoreUnavailableError,
   SessionStoreUnsupportedError,
   SessionTooLargeError,
 } from './session.errors.js';
-export { generateSessionId, isSessionId, maskSessionId, SessionIdSigner } from './crypto/index.js';
+export { generateSessionId, isSessionId, hashSessionId, SessionIdSigner } from './crypto/index.js';
 export {
   CookieStore,
   CookieStoreConfig,
@@ -42,6 +45,8 @@ export {
 } from './stores/index.js';
 export type {
   CookieStoreOptions,
+  ExpiredSession,
+  ExpiryListener,
   FileStoreOptions,
   MemoryStoreOptions,
   PostgresStoreOptions,
@@ -49,6 +54,7 @@ export type {
   RedisEndpoint,
   RedisStoreOptions,
   SessionChange,
+  SessionClient,
   SessionFields,
   SessionFieldValue,
   SessionSummary,

@@ -1,5 +1,6 @@
 import {
   BadRequestException,
+  ConflictException,
   HttpException,
   InternalServerErrorException,
   NotImplementedException,
@@ -63,8 +64,6 @@ export const SessionMessages = {
     `option "store.type" must be one of ${types.map(show).join(', ')} (got ${show(value)}). Or pass an instance of a class that extends SessionStore.`,
   storeShape: (value: unknown) =>
     `option "store" must be a store config such as { type: 'memory' } or an instance of a class that extends SessionStore (got ${show(value)}).`,
-  optionNotAvailable: (path: string, value: unknown) =>
-    `option "${path}" (${show(value)}) is not provided by this version of nestjs-session-sync yet. Remove it from the options.`,
   driverMissing: (store: string, pkg: string): string => SessionMessages.packageMissing(`The ${store} session store`, pkg),
   packageMissing: (feature: string, pkg: string) =>
     `${feature} needs the "${pkg}" package, which is not installed. Install it with: npm install ${pkg}`,
@@ -72,6 +71,14 @@ export const SessionMessages = {
     `The cookie session store needs the module's secret to seal sessions: create it through SessionModule (store: { type: 'cookie' }), or with CookieStore.create({ secret }).`,
   tokenFormatNeedsHeader: (transport: string) =>
     `option "tokenFormat" is 'jwt', which applies to header tokens, but "transport" is ${show(transport)}. Set transport to 'header' or 'both', or drop tokenFormat.`,
+  maxSessionsCookieStore: () =>
+    `option "maxSessionsPerUser" needs a store that can list a user's sessions, and the cookie store keeps each session only in its client's cookie. Use a server-side store (memory, file, redis, postgres), or drop maxSessionsPerUser.`,
+  onMaxSessionsAlone: (value: unknown) =>
+    `option "onMaxSessions" (${show(value)}) does nothing without "maxSessionsPerUser". Set maxSessionsPerUser (e.g. 5), or drop onMaxSessions.`,
+  logger: (value: unknown) =>
+    `option "logger" must be a Nest LoggerService, an object with log, warn and error methods (got ${show(value)}). Pass e.g. new Logger('Sessions'), or drop the option.`,
+  sessionLimitReached: (max: number) =>
+    `This account already has ${max} active session${max === 1 ? '' : 's'}, the most allowed. Sign out on another device (or revoke a session there) and sign in again.`,
   tokenFormatCookieStore: () =>
     `option "tokenFormat" is 'jwt', but the cookie store's token is the sealed session itself, not a JWT naming a server-side session. Use a server-side store (memory, file, redis, postgres) with JWT tokens, or drop tokenFormat.`,
   sessionTooLarge: (bytes: number, limit: number, carrier: string) =>
@@ -131,6 +138,18 @@ export const SessionMessages = {
     `Session ${maskedId} in the file store ${problem}; treating it as absent.`,
   fileSweepFailed: (detail: string) =>
     `File session store: sweeping expired sessions failed (${detail}); the next sweep will try again.`,
+  userLockTimeout: (holder: string, timeout: number) =>
+    `the sign-in lock of one user stayed held by ${holder} for ${timeout} ms (if sign-ins are slow, raise store.lockTimeout)`,
+  fileUserLockFailed: (detail: string) =>
+    `the file system failed on the sign-in lock of one user (${detail}; check the permissions and free space of the store's directory)`,
+  fileUserLockNotReleased: (detail: string) =>
+    `File session store: could not release the sign-in lock of one user (${detail}); it will be taken over once stale.`,
+  postgresUserLockFailed: (detail: string) =>
+    `the connection that holds the sign-in locks of users failed (${detail})`,
+  postgresUserLockNotReleased: (detail: string) =>
+    `PostgreSQL session store: could not release the sign-in lock of one user (${detail}); its connection was closed, which frees it.`,
+  postgresColumnMissing: (table: string, column: string, alter: string) =>
+    `The session table ${JSON.stringify(table)} has no column "${column}" (it was created by an earlier version). Add it with the SQL below, or set store.createTable to true to have it added at start-up:\n${alter}`,
 } as const;
 
 /** Base class of the library's errors; `code` is stable, the message may change. */
@@ -211,6 +230,18 @@ export class SessionTooLargeError extends PayloadTooLargeException {
 
   constructor(bytes: number, limit: number, carrier = 'sealed session') {
     super({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_LARGE', message: SessionMessages.sessionTooLarge(bytes, limit, carrier) });
+  }
+}
+
+/**
+ * A sign-in refused by `maxSessionsPerUser` with `onMaxSessions: 'reject'`: a 409, since the
+ * request is fine but conflicts with the sessions the user already has. Nothing is written.
+ */
+export class SessionLimitReachedError extends ConflictException {
+  readonly code = 'SESSION_LIMIT_REACHED';
+
+  constructor(max: number) {
+    super({ statusCode: 409, error: 'Conflict', code: 'SESSION_LIMIT_REACHED', message: SessionMessages.sessionLimitReached(max) });
   }
 }
 

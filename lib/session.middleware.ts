@@ -1,10 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { NestMiddleware } from '@nestjs/common';
+import type { LoggerService, NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { maskSessionId } from './crypto/index.js';
+import { hashSessionId } from './crypto/index.js';
 import { SessionCredentials } from './session.credentials.js';
 import type { OpenedCredential } from './session.credentials.js';
 import { InjectSessionOptions } from './session.decorators.js';
+import { SessionEvents } from './session.events.js';
 import { SessionMessages, toHttpException } from './session.errors.js';
 import { exposeSession, hookResponse } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
@@ -13,7 +14,10 @@ import { SessionState } from './session.state.js';
 import { boundStoreCalls } from './stores/bounded-store.js';
 import { CookieStore } from './stores/cookie.store.js';
 import { SessionStore } from './stores/session-store.js';
-import type { StoredSession } from './stores/session-store.js';
+import type { SessionClient, StoredSession } from './stores/session-store.js';
+
+/** Longest user agent recorded: enough to tell devices apart, not a place to store a payload. */
+const MAX_USER_AGENT = 256;
 
 /**
  * The request pipeline, top to bottom:
@@ -24,7 +28,7 @@ import type { StoredSession } from './stores/session-store.js';
  */
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
-  private readonly logger = new Logger('SessionModule');
+  private readonly logger: LoggerService;
   private readonly store: SessionStore;
   /** The cookie store, whose sessions live in each request's credential rather than on a server. */
   private readonly cookieStore: CookieStore | null;
@@ -33,7 +37,9 @@ export class SessionMiddleware implements NestMiddleware {
     @InjectSessionOptions() private readonly options: ResolvedSessionOptions,
     store: SessionStore,
     private readonly credentials: SessionCredentials,
+    private readonly events: SessionEvents,
   ) {
+    this.logger = options.logger ?? new Logger('SessionModule');
     this.cookieStore = store instanceof CookieStore ? store : null;
     this.store = boundStoreCalls(store, options.storeTimeout);
   }
@@ -54,7 +60,7 @@ export class SessionMiddleware implements NestMiddleware {
         opened = await this.credentials.open(presented, store);
         loaded = opened && (await this.load(store, opened.id, now));
       } catch (error) {
-        this.logger.warn(`Could not load session ${opened ? maskSessionId(opened.id) : ''}: ${String(error)}`);
+        this.logger.warn(`Could not load session ${opened ? hashSessionId(opened.id) : ''}: ${String(error)}`);
         const answer = toHttpException(error, store.kind);
         exposeSession(req, () => {
           throw answer;
@@ -62,7 +68,8 @@ export class SessionMiddleware implements NestMiddleware {
         return next();
       }
     }
-    const state = new SessionState(store, this.options, loaded, now);
+    const client = this.options.recordClient ? clientOf(req) : undefined;
+    const state = new SessionState(store, this.options, loaded, now, { events: this.events, client });
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
     if (loaded && opened?.stale) await state.touch();
@@ -111,7 +118,17 @@ export class SessionMiddleware implements NestMiddleware {
 
   private commitFailed(error: unknown, state: SessionState, store: SessionStore): { status: number; body: object } {
     const answer = toHttpException(error, store.kind);
-    if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${maskSessionId(state.id)}: ${String(error)}`);
+    if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${hashSessionId(state.id)}: ${String(error)}`);
     return { status: answer.getStatus(), body: answer.getResponse() as object };
   }
+}
+
+/** What `recordClient` records of a request: its user agent, and its IP as the platform sees it. */
+function clientOf(req: SessionRequest): SessionClient {
+  const client: SessionClient = {};
+  const userAgent = req.headers['user-agent'];
+  if (typeof userAgent === 'string' && userAgent !== '') client.userAgent = userAgent.slice(0, MAX_USER_AGENT);
+  const ip = (req as SessionRequest & { ip?: string }).ip ?? req.socket?.remoteAddress;
+  if (ip) client.ip = ip;
+  return client;
 }

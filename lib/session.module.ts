@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import type { MiddlewareConsumer, NestModule } from '@nestjs/common';
 import { SESSION_OPTIONS } from './session.constants.js';
 import { SessionCredentials } from './session.credentials.js';
+import { SessionEvents } from './session.events.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionMiddleware } from './session.middleware.js';
 import { SESSION_MODULE_OPTIONS, SessionConfigurableModule } from './session.module-definition.js';
@@ -34,14 +35,19 @@ import { createSessionStore, SessionStore } from './stores/index.js';
     {
       provide: SessionStore,
       inject: [SESSION_OPTIONS],
-      useFactory: (options: ResolvedSessionOptions) => createSessionStore(options.store, options.secrets),
+      useFactory: async (options: ResolvedSessionOptions) => {
+        const store = await createSessionStore(options.store, options.secrets);
+        if (options.logger) store.useLogger(options.logger);
+        return store;
+      },
     },
     { provide: SessionCredentials, inject: [SESSION_OPTIONS, SessionStore], useFactory: SessionCredentials.create },
+    SessionEvents,
     SessionMiddleware,
     SessionGuard,
     SessionService,
   ],
-  exports: [SESSION_OPTIONS, SessionStore, SessionGuard, SessionService],
+  exports: [SESSION_OPTIONS, SessionStore, SessionGuard, SessionService, SessionEvents],
 })
 export class SessionModule extends SessionConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

@@ -1,22 +1,20 @@
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, validateSync } from 'class-validator';
 import type { ValidationError } from 'class-validator';
+import type { LoggerService } from '@nestjs/common';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
-import { IsDuration, isPlainObject, message, parseDuration, PATH, Rule } from './session.validation.js';
+import { IsDuration, isPlainObject, IsPositiveInteger, message, parseDuration, PATH, Rule } from './session.validation.js';
 import type { Duration } from './session.validation.js';
 import { SessionStore } from './stores/session-store.js';
 import { STORE_TYPES, STORE_CONFIG_CLASSES } from './stores/store-config.js';
 import type { StoreConfig } from './stores/store-config.js';
 
-/** Options of the full contract that this version does not provide yet: refused by name. */
-const NOT_YET_AVAILABLE: Readonly<Record<string, (value: unknown) => boolean>> = {
-  maxSessionsPerUser: () => true,
-  onMaxSessions: () => true,
-};
-
 const TRANSPORTS = ['cookie', 'header', 'both'] as const;
 export type SessionTransport = (typeof TRANSPORTS)[number];
 
 const TOKEN_FORMATS = ['signed-id', 'jwt'] as const;
+
+const ON_MAX_SESSIONS = ['evict-oldest', 'reject'] as const;
+export type OnMaxSessions = (typeof ON_MAX_SESSIONS)[number];
 export type SessionTokenFormat = (typeof TOKEN_FORMATS)[number];
 
 /** RFC 6265 token characters: what a cookie name may be made of. */
@@ -160,6 +158,45 @@ export class SessionModuleOptions {
   @IsOptional()
   @Rule('isUserKey', isUserKey, (v) => SessionMessages.userKey(v))
   userKey?: string;
+
+  /**
+   * Most live sessions one user may have, on all nodes together. A sign-in beyond it evicts the
+   * user's oldest sessions, or is refused (`onMaxSessions`). Needs a store that lists a user's
+   * sessions (not the cookie store).
+   * @default unlimited
+   */
+  @IsOptional()
+  @IsPositiveInteger()
+  maxSessionsPerUser?: number;
+
+  /**
+   * What a sign-in beyond `maxSessionsPerUser` does: `'evict-oldest'` ends the user's oldest
+   * sessions (by creation) to make room, never the one signing in; `'reject'` answers the sign-in
+   * with 409 `SESSION_LIMIT_REACHED` and writes nothing, so the client keeps the session it had.
+   * @default 'evict-oldest'
+   */
+  @IsOptional()
+  @IsIn(ON_MAX_SESSIONS, message((v) => SessionMessages.oneOf(PATH, v, ON_MAX_SESSIONS)))
+  onMaxSessions?: OnMaxSessions;
+
+  /**
+   * Record the user agent and IP address of the request that signs a session in, for
+   * `SessionService.list()`. Off by default: they are personal data. The IP is the platform's
+   * (`req.ip`: behind a proxy, set Express's `trust proxy`).
+   * @default false
+   */
+  @IsOptional()
+  @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
+  recordClient?: boolean;
+
+  /**
+   * Where the module's warnings and errors go (a Nest `LoggerService`). Session ids never
+   * appear in them, only their hashes.
+   * @default new Logger('SessionModule'), which follows the application's logger
+   */
+  @IsOptional()
+  @Rule('isLogger', isLogger, (v) => SessionMessages.logger(v))
+  logger?: LoggerService;
 }
 
 /** The options after validation, with every default filled in and durations in milliseconds. */
@@ -184,6 +221,11 @@ export interface ResolvedSessionOptions {
   readonly storeTimeout: number;
   readonly saveUninitialized: boolean;
   readonly userKey: string;
+  readonly maxSessionsPerUser?: number;
+  readonly onMaxSessions: OnMaxSessions;
+  readonly recordClient: boolean;
+  /** Set only when the application gave one; otherwise each part makes a `Logger('SessionModule')`. */
+  readonly logger?: LoggerService;
 }
 
 /**
@@ -192,8 +234,6 @@ export interface ResolvedSessionOptions {
  */
 export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   if (!isPlainObject(raw)) throw new SessionConfigError([SessionMessages.optionsNotObject(raw)]);
-  const notYet = Object.keys(NOT_YET_AVAILABLE).filter((key) => key in raw && NOT_YET_AVAILABLE[key](raw[key]));
-  if (notYet.length) throw new SessionConfigError(notYet.map((key) => SessionMessages.optionNotAvailable(key, raw[key])));
   const problems: string[] = [];
   const options = copyOptions(new SessionModuleOptions(), raw, '', problems);
   problems.push(...problemsOf(options));
@@ -225,6 +265,8 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   const tokenFormat = options.tokenFormat ?? 'signed-id';
   if (tokenFormat === 'jwt' && transport === 'cookie') problems.push(SessionMessages.tokenFormatNeedsHeader(transport));
   if (tokenFormat === 'jwt' && isCookieStore(options.store)) problems.push(SessionMessages.tokenFormatCookieStore());
+  if (options.maxSessionsPerUser !== undefined && isCookieStore(options.store)) problems.push(SessionMessages.maxSessionsCookieStore());
+  if (options.onMaxSessions !== undefined && options.maxSessionsPerUser === undefined) problems.push(SessionMessages.onMaxSessionsAlone(options.onMaxSessions));
   if (problems.length) throw new SessionConfigError(problems);
 
   return {
@@ -239,6 +281,10 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
     storeTimeout: parseDuration(options.storeTimeout ?? '3s')!,
     saveUninitialized: options.saveUninitialized ?? false,
     userKey: options.userKey ?? 'userId',
+    maxSessionsPerUser: options.maxSessionsPerUser,
+    onMaxSessions: options.onMaxSessions ?? 'evict-oldest',
+    recordClient: options.recordClient ?? false,
+    logger: options.logger,
   };
 }
 
@@ -294,6 +340,11 @@ function isCookieStore(store: unknown): boolean {
 
 function isUserKey(value: unknown): boolean {
   return typeof value === 'string' && value.split('.').every((s) => s.length > 0 && s !== '__proto__' && s !== 'constructor' && s !== 'prototype');
+}
+
+function isLogger(value: unknown): boolean {
+  const logger = value as Partial<Record<'log' | 'warn' | 'error', unknown>> | null;
+  return typeof logger === 'object' && logger !== null && ['log', 'warn', 'error'].every((m) => typeof logger[m as 'log'] === 'function');
 }
 
 function isSecret(value: unknown): boolean {

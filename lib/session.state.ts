@@ -1,10 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { RESERVED_FIELDS } from './session.constants.js';
-import { toHttpException, SessionFieldNotJsonError, SessionReservedFieldError } from './session.errors.js';
+import { toHttpException, SessionFieldNotJsonError, SessionLimitReachedError, SessionReservedFieldError } from './session.errors.js';
+import type { SessionEvents } from './session.events.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { generateSessionId } from './crypto/index.js';
 import { defineField } from './stores/field-codec.js';
-import type { SessionChange, SessionFields, SessionStore, StoredSession } from './stores/session-store.js';
+import type { SessionChange, SessionClient, SessionFields, SessionStore, StoredSession } from './stores/session-store.js';
 
 /**
  * The data of a session. Empty here; applications describe their fields by declaration merging:
@@ -32,7 +33,7 @@ export interface RegenerateOptions {
 
 /** The members every session has besides its data fields. Their names are reserved. */
 export interface SessionMethods {
-  /** The session id. Never log it: use `maskSessionId()`. */
+  /** The session id. Never log it: use `hashSessionId()`. */
   readonly id: string;
   /** True when this request started the session (it was not in the store before). */
   readonly isNew: boolean;
@@ -61,6 +62,13 @@ export interface CredentialSubject {
   id: string;
   userId: string | null;
   expiresAt: number;
+}
+
+/** What a request's session knows beyond the store: where to report events, who the client is. */
+export interface SessionContext {
+  events?: SessionEvents;
+  /** The requesting client, recorded on sign-in when `recordClient` is on. */
+  client?: SessionClient;
 }
 
 /** What the client's credential must become once the session is committed. */
@@ -114,6 +122,10 @@ export class SessionState {
   private readonly originals = new Map<string, string | undefined>();
   private currentId: string | null;
   private storedId: string | null;
+  /** The user the stored session belongs to: a write that names another one is a sign-in. */
+  private storedUser: string | null;
+  /** The client recorded with the stored session, carried over by a rotation. */
+  private storedClient: SessionClient | null;
   private created: boolean;
   private createdAt: number;
   private lastSeenAt: number;
@@ -134,9 +146,12 @@ export class SessionState {
     private readonly options: ResolvedSessionOptions,
     loaded: StoredSession | null,
     now: number,
+    private readonly context: SessionContext = {},
   ) {
     this.currentId = loaded?.id ?? null;
     this.storedId = loaded?.id ?? null;
+    this.storedUser = loaded?.userId ?? null;
+    this.storedClient = loaded?.client ?? null;
     this.created = loaded === null;
     this.createdAt = loaded?.createdAt ?? now;
     this.lastSeenAt = loaded?.lastSeenAt ?? now;
@@ -169,13 +184,13 @@ export class SessionState {
 
   async destroy(): Promise<void> {
     const live = this.storedId;
+    const user = this.storedUser;
     this.destroyedHere = true;
-    this.storedId = null;
-    this.currentId = null;
-    this.created = true;
+    this.forget();
     this.createdAt = Date.now();
-    this.clearData();
-    if (live) await this.store.destroy(live);
+    if (!live) return;
+    await this.store.destroy(live);
+    this.context.events?.emit('destroyed', live, user);
   }
 
   async reload(): Promise<void> {
@@ -187,9 +202,7 @@ export class SessionState {
     this.clearData();
     if (!loaded) {
       // Destroyed elsewhere meanwhile: become a fresh session rather than resurrect it.
-      this.storedId = null;
-      this.currentId = null;
-      this.created = true;
+      this.forget();
       return;
     }
     copyFields(this.data, loaded.data);
@@ -231,24 +244,58 @@ export class SessionState {
     const { set, unset, current } = this.diff();
     const changed = Object.keys(set).length > 0 || unset.length > 0;
     const expiresAt = this.expiryFrom(now);
+    const user = this.userId();
+    /** The user this write signs the session in as, if it does. */
+    const signingIn = user !== this.storedUser ? user : null;
 
     if (this.storedId === null) {
       if (!changed && !this.saveRequested && !this.options.saveUninitialized) return;
-      await this.store.create(this.record(now, expiresAt));
-      this.storedId = this.id;
+      const record = this.record(now, expiresAt);
+      await this.admitted(signingIn, () => this.store.create(record));
+      this.context.events?.emit('created', record.id, record.userId);
     } else if (this.storedId !== this.currentId) {
-      if (!(await this.store.rotate(this.storedId, this.record(now, expiresAt)))) return this.lost();
-      this.storedId = this.id;
+      const [previousId, record] = [this.storedId, this.record(now, expiresAt)];
+      if (!(await this.admitted(signingIn, () => this.store.rotate(previousId, record)))) return this.lost();
+      this.context.events?.rotated(previousId, record.id, record.userId);
     } else if (changed) {
       const change: SessionChange = { set, unset, expiresAt, lastSeenAt: now };
-      if (this.originals.has(this.options.userKey.split('.')[0])) change.userId = this.userId();
-      if (!(await this.store.commit(this.storedId, change))) return this.lost();
+      if (this.originals.has(this.options.userKey.split('.')[0]) && user !== this.storedUser) {
+        change.userId = user;
+        change.client = this.clientFor(user);
+      }
+      const storedId = this.storedId;
+      if (!(await this.admitted(signingIn, () => this.store.commit(storedId, change)))) return this.lost();
     } else if (this.touchRequested || this.touchDue(now, expiresAt)) {
       if (!(await this.store.touch(this.storedId, expiresAt, now))) return this.lost();
     } else {
       return;
     }
+    if (user !== this.storedUser) this.storedClient = this.clientFor(user);
+    this.storedId = this.id;
+    this.storedUser = user;
     this.settle(now, expiresAt, current);
+  }
+
+  /**
+   * Runs a sign-in's write under `maxSessionsPerUser`: with the user locked on every node, the
+   * user's other sessions are counted, and beyond the limit the oldest are evicted (never this
+   * one) or the sign-in is refused before anything is written.
+   */
+  private async admitted<T>(user: string | null, write: () => Promise<T>): Promise<T> {
+    const max = this.options.maxSessionsPerUser;
+    if (user === null || max === undefined) return write();
+    return this.store.withUserLock(user, async () => {
+      const mine = [this.storedId, this.currentId];
+      const others = (await this.store.listByUser(user)).filter((session) => !mine.includes(session.id));
+      const excess = others.length + 1 - max;
+      if (excess > 0 && this.options.onMaxSessions === 'reject') throw new SessionLimitReachedError(max);
+      // Listed oldest first, by creation.
+      for (const session of others.slice(0, Math.max(0, excess))) {
+        await this.store.destroy(session.id);
+        this.context.events?.emit('revoked', session.id, user, 'evicted');
+      }
+      return write();
+    });
   }
 
   /**
@@ -304,14 +351,29 @@ export class SessionState {
 
   /** The session was destroyed by another request meanwhile: it stays dead. */
   private lost(): void {
+    this.forget();
+  }
+
+  /** Becomes a session that is not stored: a new one, with no data and no user. */
+  private forget(): void {
     this.storedId = null;
+    this.storedUser = null;
+    this.storedClient = null;
     this.currentId = null;
     this.created = true;
     this.clearData();
   }
 
+  /** The whole session, for a create or a rotation. */
   private record(now: number, expiresAt: number): StoredSession {
-    return { id: this.id, data: this.data, createdAt: this.createdAt, lastSeenAt: now, expiresAt, userId: this.userId() };
+    const userId = this.userId();
+    const client = userId === this.storedUser ? this.storedClient : this.clientFor(userId);
+    return { id: this.id, data: this.data, createdAt: this.createdAt, lastSeenAt: now, expiresAt, userId, client };
+  }
+
+  /** The client to record for a session that now belongs to `user`: the requester's, if asked to. */
+  private clientFor(user: string | null): SessionClient | null {
+    return user !== null && this.options.recordClient ? (this.context.client ?? null) : null;
   }
 
   /** Sliding idle expiry, capped by the absolute deadline counted from creation. */

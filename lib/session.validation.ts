@@ -29,6 +29,14 @@ export const Rule = (name: string, test: (value: unknown) => boolean, message: (
     },
   });
 
+/** A whole number above 0 (at most `max`): counts and millisecond timeouts. */
+export const IsPositiveInteger = (max = Number.MAX_SAFE_INTEGER) =>
+  Rule(
+    'isPositiveInteger',
+    (v) => Number.isInteger(v) && (v as number) > 0 && (v as number) <= max,
+    (v) => SessionMessages.positiveInteger(PATH, v),
+  );
+
 export const IsDuration = (min = 1) =>
   Rule('isDuration', (v) => parseDuration(v, min) !== undefined, (v) => SessionMessages.duration(PATH, v));
 

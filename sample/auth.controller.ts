@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Post, UnauthorizedException, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, NotFoundException, Param, Post, UnauthorizedException, UseGuards } from '@nestjs/common';
 import { IsString, MaxLength, MinLength } from 'class-validator';
 import { Session, SessionGuard, SessionService } from '../lib/index.js';
 
@@ -39,12 +39,21 @@ export class AuthController {
   @Get('sessions')
   @UseGuards(SessionGuard)
   list(@Session() session: Session) {
-    return this.sessions.listForUser(session.userId!, session.id);
+    return this.sessions.list(session.userId!, session.id);
   }
 
   @Delete('sessions')
   @UseGuards(SessionGuard)
   revokeOthers(@Session() session: Session) {
     return this.sessions.revokeOthers(session.userId!, session.id);
+  }
+
+  /** Ends one of this user's sessions, by the hashed id `GET /auth/sessions` lists. */
+  @Delete('sessions/:id')
+  @UseGuards(SessionGuard)
+  async revokeOne(@Session() session: Session, @Param('id') id: string) {
+    const result = await this.sessions.revoke(session.userId!, id);
+    if (result.revoked === 0) throw new NotFoundException('No session of yours has this id.');
+    return result;
   }
 }

@@ -23,10 +23,18 @@ export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
     absoluteTimeout: env.SESSION_ABSOLUTE_TIMEOUT === 'false' ? false : duration(env.SESSION_ABSOLUTE_TIMEOUT),
     transport: env.SESSION_TRANSPORT as SessionModuleOptions['transport'],
     tokenFormat: env.SESSION_TOKEN_FORMAT as SessionModuleOptions['tokenFormat'],
+    // A value that is not a whole number reaches the module as NaN, and its validation names it.
+    maxSessionsPerUser: env.SESSION_MAX_PER_USER ? Number(env.SESSION_MAX_PER_USER) : undefined,
+    onMaxSessions: (env.SESSION_ON_MAX_SESSIONS || undefined) as SessionModuleOptions['onMaxSessions'],
+    recordClient: flag(env.SESSION_RECORD_CLIENT),
   };
-  // Passed on as given so that the module's validation answers for it (refused in this version).
-  if (env.SESSION_MAX_PER_USER) Object.assign(options, { maxSessionsPerUser: Number(env.SESSION_MAX_PER_USER) });
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SessionModuleOptions;
+}
+
+/** 'true' / 'false' as booleans; any other text is passed on for validation to name. */
+function flag(value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  return value === 'true' ? true : value === 'false' ? false : (value as unknown as boolean);
 }
 
 function storeFromEnv(env: Env): object {

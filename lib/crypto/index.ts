@@ -1,4 +1,4 @@
-export { generateSessionId, isSessionId, maskSessionId } from './session-id.js';
+export { generateSessionId, isSessionId, hashSessionId } from './session-id.js';
 export { SessionIdSigner } from './signer.js';
 export { isCanonicalCompact, loadJose } from './jose.js';
 export type { Jose } from './jose.js';

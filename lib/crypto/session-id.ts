@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /** 32 random bytes: 256 bits from the CSPRNG, twice the 128 bits OWASP asks for. */
 const ID_BYTES = 32;
@@ -19,7 +19,14 @@ export function isSessionId(value: unknown): value is string {
   return typeof value === 'string' && ID_PATTERN.test(value);
 }
 
-/** A loggable stand-in for an id: logs never show a usable one. */
-export function maskSessionId(id: string): string {
-  return `${id.slice(0, 6)}…`;
+/** 16 base64url characters: 96 bits, so two of one user's sessions never share one. */
+const HASH_LENGTH = 16;
+
+/**
+ * A short, one-way stand-in for a session id: what logs, events and session listings show.
+ * The same id always gives the same hash, so a listed session, an event and a log line can be
+ * matched up, but nothing that sees the hash can present it as a credential.
+ */
+export function hashSessionId(id: string): string {
+  return createHash('sha256').update(id).digest('base64url').slice(0, HASH_LENGTH);
 }

@@ -2,9 +2,9 @@ import { isSessionId, loadJose, SessionSealer } from '../crypto/index.js';
 import { SessionStoreUnsupportedError, SessionTooLargeError } from '../session.errors.js';
 import { resolveSecrets } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
-import { applyChange, defineField, encodeFields, fieldsAsJson } from './field-codec.js';
+import { applyChange, defineField, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
 import { SessionStore } from './session-store.js';
-import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
+import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 
 /** Browsers keep at most 4096 bytes per cookie (RFC 6265 §6.1); a longer one is silently dropped. */
 export const MAX_CREDENTIAL_BYTES = 4096;
@@ -32,6 +32,8 @@ interface SealedRecord {
   s: number;
   e: number;
   u: string | null;
+  /** The client record, when one was made (`recordClient`). */
+  k?: SessionClient;
   d: SessionFields;
 }
 
@@ -106,7 +108,7 @@ export class CookieStore extends SessionStore {
     if (!record) return null;
     const data: SessionFields = Object.create(null);
     for (const name of Object.keys(record.d)) defineField(data, name, record.d[name]);
-    return { id, data, createdAt: record.c, lastSeenAt: record.s, expiresAt: record.e, userId: record.u };
+    return { id, data, createdAt: record.c, lastSeenAt: record.s, expiresAt: record.e, userId: record.u, client: readClient(record.k) };
   }
 
   async create(session: StoredSession): Promise<void> {
@@ -121,7 +123,8 @@ export class CookieStore extends SessionStore {
     const fields = fieldsAsJson(record.d);
     applyChange(fields, change.unset, set);
     const userId = change.userId === undefined ? record.u : change.userId;
-    const next = { id, createdAt: record.c, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId };
+    const client = change.client === undefined ? readClient(record.k) : change.client;
+    const next = { id, createdAt: record.c, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId, client };
     await this.hold(next, [...fields]);
     return true;
   }
@@ -142,7 +145,7 @@ export class CookieStore extends SessionStore {
     return Promise.reject(new SessionStoreUnsupportedError(this.kind, "list a user's sessions: each one lives only in its client's cookie"));
   }
 
-  destroyByUser(): Promise<number> {
+  destroyByUser(): Promise<string[]> {
     return Promise.reject(new SessionStoreUnsupportedError(this.kind, "revoke a user's sessions: each one lives only in its client's cookie, and a copy of it opens until it expires"));
   }
 
@@ -156,13 +159,14 @@ export class CookieStore extends SessionStore {
 
   /** Seals a session and holds it, or throws (holding nothing new) when it is too large to carry. */
   private async hold(
-    session: Pick<StoredSession, 'id' | 'createdAt' | 'lastSeenAt' | 'expiresAt' | 'userId'>,
+    session: Pick<StoredSession, 'id' | 'createdAt' | 'lastSeenAt' | 'expiresAt' | 'userId' | 'client'>,
     fields: Array<[string, string | undefined]>,
   ): Promise<void> {
     const jar = this.client();
     const data = fields.filter(([, json]) => json !== undefined).map(([name, json]) => `${JSON.stringify(name)}:${json}`);
     const { id, createdAt, lastSeenAt, expiresAt, userId } = session;
-    const head = JSON.stringify({ v: 1, id, c: createdAt, s: lastSeenAt, e: expiresAt, u: userId });
+    const client = readClient(session.client) ?? undefined;
+    const head = JSON.stringify({ v: 1, id, c: createdAt, s: lastSeenAt, e: expiresAt, u: userId, k: client });
     const plaintext = `${head.slice(0, -1)},"d":{${data.join(',')}}}`;
     const sealed = await this.sealer.seal(plaintext);
     if (sealed.length > MAX_CREDENTIAL_BYTES) throw new SessionTooLargeError(sealed.length, MAX_CREDENTIAL_BYTES);

@@ -1,5 +1,6 @@
 import { SessionFieldNotJsonError } from '../session.errors.js';
-import type { SessionFields } from './session-store.js';
+import { isPlainObject } from '../session.validation.js';
+import type { SessionClient, SessionFields } from './session-store.js';
 
 /**
  * How every store turns data fields into JSON text and back, so that all stores agree on the
@@ -36,4 +37,16 @@ export function applyChange(fields: Map<string, string>, unset: readonly string[
     if (json === undefined) fields.delete(name);
     else fields.set(name, json);
   }
+}
+
+/**
+ * A client record as read back from storage: only the string members it may have, and null
+ * for anything else (none recorded, or not one of ours).
+ */
+export function readClient(value: unknown): SessionClient | null {
+  if (!isPlainObject(value)) return null;
+  const client: SessionClient = {};
+  if (typeof value.userAgent === 'string') client.userAgent = value.userAgent;
+  if (typeof value.ip === 'string') client.ip = value.ip;
+  return Object.keys(client).length > 0 ? client : null;
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, rename, stat, unlink, utimes } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { hostname } from 'node:os';
 
@@ -16,13 +16,20 @@ import { hostname } from 'node:os';
  * two processes never both "recover" a lock and both believe they hold it.
  *
  * The lease has the usual limit: a holder that stalls for longer than `staleAfter` may lose its
- * lock while still working. Critical sections here are one small file read and write.
+ * lock while still working. Session locks guard one small file read and write; a lock held for
+ * longer (a user's sign-in, which runs several store calls) is renewed while held (`renewEvery`),
+ * so only a holder that stopped running ever looks abandoned.
  */
 
 /** How long to wait for a lock, and when a lock left by someone else counts as abandoned (ms). */
 export interface LockTiming {
   wait: number;
   staleAfter: number;
+  /**
+   * While held, refresh the lock's mtime this often (ms), so a long critical section never
+   * looks stale. Must be well under `staleAfter`. @default never
+   */
+  renewEvery?: number;
 }
 
 export interface FileLock {
@@ -65,7 +72,7 @@ export async function acquireFileLock(path: string, timing: LockTiming): Promise
   const deadline = Date.now() + timing.wait;
   let extraTries = 0;
   for (let attempt = 0; ; attempt++) {
-    if (await tryCreate(path, token)) return { release: () => release(path, token) };
+    if (await tryCreate(path, token)) return held(path, token, timing.renewEvery);
 
     const holder = await inspect(path);
     const freed = holder === undefined || (isStale(holder, timing.staleAfter) && (await breakLock(path, holder, timing.staleAfter)));
@@ -121,6 +128,40 @@ async function tryCreate(path: string, token: string): Promise<boolean> {
     throw error;
   }
   await handle.close();
+  return true;
+}
+
+/** The lock just taken, renewed on a timer (that never keeps the process alive) until released. */
+function held(path: string, token: string, renewEvery: number | undefined): FileLock {
+  if (renewEvery === undefined) return { release: () => release(path, token) };
+  const timer = setInterval(() => {
+    renew(path, token).then(
+      (ours) => {
+        // Broken as stale meanwhile (this process stalled): the lock is someone else's now.
+        if (!ours) clearInterval(timer);
+      },
+      // A failed renewal is retried on the next tick; the lease only ends if they all fail.
+      () => undefined,
+    );
+  }, renewEvery);
+  timer.unref();
+  return {
+    release: () => {
+      clearInterval(timer);
+      return release(path, token);
+    },
+  };
+}
+
+/**
+ * Moves the lock's mtime to now if the lock is still ours. @returns false when it is not. (A lock
+ * replaced between the check and the touch only gets a fresher mtime: its holder loses nothing.)
+ */
+async function renew(path: string, token: string): Promise<boolean> {
+  const holder = await inspect(path);
+  if (holder?.tag !== token) return false;
+  const now = new Date();
+  await utimes(path, now, now);
   return true;
 }
 

@@ -1,10 +1,9 @@
-import { Logger } from '@nestjs/common';
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { isSessionId, maskSessionId } from '../crypto/index.js';
+import { isSessionId, hashSessionId } from '../crypto/index.js';
 import { SessionConfigError, SessionError, SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
 import { storeConfigProblems } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
@@ -13,7 +12,7 @@ import { acquireFileLock, breakStaleLock, LockTimeoutError, removeIfOlderThan } 
 import type { FileLock } from './file-lock.js';
 import { SessionStore } from './session-store.js';
 import { startSweeper } from './store-runtime.js';
-import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
+import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { FILE_DEFAULTS } from './store-config.js';
 import type { FileStoreConfig } from './store-config.js';
 
@@ -30,17 +29,18 @@ export interface FileStoreOptions {
   lockTimeout?: number;
 }
 
-/** A session file as read: `{ v, c, s, e, u, d }` on disk. */
+/** A session file as read: `{ v, c, s, e, u, k?, d }` on disk. */
 interface SessionRecord {
   createdAt: number;
   lastSeenAt: number;
   expiresAt: number;
   userId: string | null;
+  client: SessionClient | null;
   data: SessionFields;
 }
 
 /** The metadata of a session file. */
-type SessionMeta = Pick<StoredSession, 'createdAt' | 'lastSeenAt' | 'expiresAt' | 'userId'>;
+type SessionMeta = Pick<StoredSession, 'createdAt' | 'lastSeenAt' | 'expiresAt' | 'userId' | 'client'>;
 
 /** Where one session lives: its shard directory, its file and its lock. */
 interface SessionPaths {
@@ -59,6 +59,10 @@ const LITTER_AGE = 60_000;
 const SHARD_NAME = /^[0-9a-f]{2}$/;
 /** `<id>.json.<random>.tmp`, `<id>.lock.<tag>.break`, `<id>.lock.<random>.stale`. */
 const LITTER_NAME = /^[A-Za-z0-9_-]{43}\.(json|lock)\.[A-Za-z0-9_-]+\.(tmp|break|stale)$/;
+/** `locks/<sha256 of a user id>.lock`: the per-user lock of {@link FileStore.withUserLock}. */
+const USER_LOCK_NAME = /^[0-9a-f]{64}\.lock$/;
+/** What breaking a user lock leaves behind if the breaker crashes: `<lock>.<tag>.break`, `<lock>.<random>.stale`. */
+const USER_LOCK_LITTER_NAME = /^[0-9a-f]{64}\.lock\.[A-Za-z0-9_-]+\.(break|stale)$/;
 
 /**
  * Sessions as files in one directory: for a single host, shared by all of its processes (Node
@@ -66,16 +70,20 @@ const LITTER_NAME = /^[A-Za-z0-9_-]{43}\.(json|lock)\.[A-Za-z0-9_-]+\.(tmp|break
  * application runs on several hosts.
  *
  * Layout: `sessions/<aa>/<bb>/<id>.json`, where `aabb` starts the SHA-256 of the id, so no
- * directory holds millions of files, and `users/<sha256 of user id>/<id>`: empty markers that
- * index each user's sessions. Ids are checked before they become paths: an id this library did
- * not generate is simply absent, and no id can name a file outside the directory.
+ * directory holds millions of files, `users/<sha256 of user id>/<id>`: empty markers that index
+ * each user's sessions, and `locks/<sha256 of user id>.lock`: the per-user lock that
+ * {@link FileStore.withUserLock} holds across processes. Ids are checked before they become
+ * paths: an id this library did not generate is simply absent, and no id can name a file outside
+ * the directory; user ids only ever appear hashed.
  *
  * Every write goes to a temp file that is synced and renamed over the session file, so a reader
  * sees the old or the new session, never half of one. A change is applied under a per-session
  * lock file, only while the session exists: concurrent writers to different fields keep each
  * other's work, and a write racing a destroy never brings the session back. Expiry is enforced
  * on read; a sweeper (which never keeps the process alive) deletes expired files, and any number
- * of processes may sweep the same directory at once.
+ * of processes may sweep the same directory at once. Each expired session is deleted under its
+ * lock by exactly one of them, which reports it to {@link SessionStore.watchExpiry} listeners:
+ * one report per expiry across every process, within one sweep interval of the expiry.
  *
  * Needs a local file system with atomic rename and O_EXCL (not NFS or other network shares).
  *
@@ -92,9 +100,9 @@ const LITTER_NAME = /^[A-Za-z0-9_-]{43}\.(json|lock)\.[A-Za-z0-9_-]+\.(tmp|break
 export class FileStore extends SessionStore implements OnApplicationShutdown {
   readonly kind = 'file';
 
-  private readonly logger = new Logger('SessionModule');
   private readonly sessionsRoot: string;
   private readonly usersRoot: string;
+  private readonly locksRoot: string;
   private readonly litterAge: number;
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<number> | undefined;
@@ -109,6 +117,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     super();
     this.sessionsRoot = join(directory, 'sessions');
     this.usersRoot = join(directory, 'users');
+    this.locksRoot = join(directory, 'locks');
     this.litterAge = Math.max(LITTER_AGE, lockTimeout);
     this.timer = startSweeper(() => this.sweep(), sweepInterval, (error) =>
       this.logger.warn(SessionMessages.fileSweepFailed(describeError(error))),
@@ -139,7 +148,9 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     const paths = this.pathsOf(id);
     if (!paths) return null;
     const record = await this.load(id, paths);
-    return record && isLive(record) ? { id, ...record } : null;
+    if (!record || !isLive(record)) return null;
+    const { client, ...rest } = record;
+    return { id, ...rest, ...clientMember(client) };
   }
 
   async create(session: StoredSession): Promise<void> {
@@ -166,7 +177,8 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
       const fields = fieldsAsJson(current.data);
       applyChange(fields, change.unset, encoded);
       const userId = change.userId === undefined ? current.userId : change.userId;
-      const meta = { createdAt: current.createdAt, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId };
+      const client = change.client === undefined ? current.client : change.client;
+      const meta = { createdAt: current.createdAt, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId, client };
 
       if (userId !== null && userId !== current.userId) await this.addMarker(userId, id);
       await writeAtomically(paths.file, serialize(meta, fields));
@@ -223,7 +235,8 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
       const paths = this.requirePaths(id);
       const record = await this.load(id, paths, { quiet: true });
       if (record && record.userId === userId && isLive(record)) {
-        return { id, createdAt: record.createdAt, lastSeenAt: record.lastSeenAt, expiresAt: record.expiresAt };
+        const { createdAt, lastSeenAt, expiresAt, client } = record;
+        return { id, createdAt, lastSeenAt, expiresAt, ...clientMember(client) };
       }
       await this.pruneMarker(userId, id, paths);
       return undefined;
@@ -231,29 +244,49 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     return listed.filter((session) => session !== undefined).sort((a, b) => a.createdAt - b.createdAt);
   }
 
-  async destroyByUser(userId: string, exceptId?: string): Promise<number> {
+  /**
+   * Destroys every session of one user, except `exceptId`. Sessions of theirs that had expired
+   * but were not swept yet are deleted too, and reported as expired (nobody else will), but not
+   * counted.
+   */
+  async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
     const ids = (await this.markedIds(userId)).filter((id) => id !== exceptId);
     const destroyed = await inBatches(ids, (id) => {
       const paths = this.requirePaths(id);
       return this.locked(id, paths, async () => {
         const record = await this.load(id, paths, { quiet: true });
         // Only sessions this user still owns: one moved to another user since is not theirs to end.
-        const counted = record?.userId === userId && (await removeFile(paths.file)) && isLive(record);
+        const removed = record?.userId === userId && (await removeFile(paths.file));
         await this.removeMarker(userId, id);
-        return counted;
+        if (removed && !isLive(record)) this.reportExpired({ id, userId });
+        return removed && isLive(record);
       });
     });
-    return destroyed.filter(Boolean).length;
+    return ids.filter((_, i) => destroyed[i]);
+  }
+
+  /**
+   * Runs `critical` while no other caller, in this process or any other sharing the directory,
+   * runs one for the same user. Callers of this process queue first (the base class), then the
+   * one at the head takes `locks/<sha256 of the user id>.lock`, a lease lock like the session
+   * locks, renewed while `critical` runs so a long sign-in never loses it to age. A holder that
+   * dies frees it at once (its pid is gone) or after `lockTimeout`. Waiting longer than
+   * `lockTimeout` for another process fails with SessionStoreUnavailableError (a 503). Different
+   * users have different lock files, so they never wait for each other.
+   */
+  override withUserLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    return super.withUserLock(userId, () => this.acrossProcesses(userId, critical));
   }
 
   /**
    * Deletes every expired session file now, with stale temp and lock files left by crashed
    * processes. The sweeper calls this on its interval; any number of processes may run it on the
-   * same directory at once, and each expired session is counted by the one that deleted it.
+   * same directory at once, and each expired session is counted, and reported to the expiry
+   * listeners, by the one that deleted it.
    * @returns how many sessions this call removed.
    */
   sweep(): Promise<number> {
-    this.sweeping ??= this.sweepShards().finally(() => {
+    this.sweeping ??= this.sweepAll().finally(() => {
       this.sweeping = undefined;
     });
     return this.sweeping;
@@ -312,7 +345,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
   }
 
   private unreadable(id: string, problem: string): null {
-    this.logger.warn(SessionMessages.fileUnreadable(maskSessionId(id), problem));
+    this.logger.warn(SessionMessages.fileUnreadable(hashSessionId(id), problem));
     return null;
   }
 
@@ -335,7 +368,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
       throw this.failure(id, error);
     } finally {
       // The work is done (or failed on its own): a lock we cannot remove is left to go stale.
-      await lock.release().catch((error: unknown) => this.logger.warn(SessionMessages.fileLockNotReleased(maskSessionId(id), describeError(error))));
+      await lock.release().catch((error: unknown) => this.logger.warn(SessionMessages.fileLockNotReleased(hashSessionId(id), describeError(error))));
     }
   }
 
@@ -346,10 +379,10 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
    */
   private failure(id: string, error: unknown): unknown {
     if (error instanceof LockTimeoutError) {
-      return new SessionStoreUnavailableError(this.kind, error, SessionMessages.fileLockTimeout(maskSessionId(id), this.lockTimeout));
+      return new SessionStoreUnavailableError(this.kind, error, SessionMessages.fileLockTimeout(hashSessionId(id), this.lockTimeout));
     }
     if (errorCode(error) !== undefined) {
-      return new SessionStoreUnavailableError(this.kind, undefined, SessionMessages.fileSystemFailed(maskSessionId(id), describeError(error)));
+      return new SessionStoreUnavailableError(this.kind, undefined, SessionMessages.fileSystemFailed(hashSessionId(id), describeError(error)));
     }
     return error;
   }
@@ -363,6 +396,47 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
       await mkdir(paths.dir, { recursive: true, mode: DIR_MODE });
       return acquireFileLock(paths.lock, timing);
     }
+  }
+
+  /** The cross-process half of {@link withUserLock}: `critical`'s own errors pass through as they are. */
+  private async acrossProcesses<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    let lock: FileLock;
+    try {
+      lock = await this.acquireUserLock(userId);
+    } catch (error) {
+      throw this.userLockFailure(error);
+    }
+    try {
+      return await critical();
+    } finally {
+      await lock.release().catch((error: unknown) => this.logger.warn(SessionMessages.fileUserLockNotReleased(describeError(error))));
+    }
+  }
+
+  private async acquireUserLock(userId: string): Promise<FileLock> {
+    const path = join(this.locksRoot, `${sha256(userId)}.lock`);
+    // Renewed well within staleAfter: only a holder that stopped (crashed, or frozen for
+    // lockTimeout) ever looks abandoned, however long its critical section runs.
+    const options = { wait: this.lockTimeout, staleAfter: this.lockTimeout, renewEvery: Math.max(1, Math.floor(this.lockTimeout / 3)) };
+    try {
+      return await acquireFileLock(path, options);
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+      // locks/ is made on first use, so stores that never lock a user keep the layout they had.
+      await mkdir(this.locksRoot, { recursive: true, mode: DIR_MODE });
+      return acquireFileLock(path, options);
+    }
+  }
+
+  /** A busy user lock or a file system error as a 503-class error; no path (it would hold the user's hash) in it. */
+  private userLockFailure(error: unknown): unknown {
+    if (error instanceof LockTimeoutError) {
+      return new SessionStoreUnavailableError(this.kind, error, SessionMessages.userLockTimeout('another process', this.lockTimeout));
+    }
+    if (errorCode(error) !== undefined) {
+      return new SessionStoreUnavailableError(this.kind, undefined, SessionMessages.fileUserLockFailed(describeError(error)));
+    }
+    return error;
   }
 
   // ---- Per-user index -------------------------------------------------------------------------
@@ -409,6 +483,12 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
 
   // ---- Sweeping -------------------------------------------------------------------------------
 
+  private async sweepAll(): Promise<number> {
+    const removed = await this.sweepShards();
+    await this.sweepUserLocks();
+    return removed;
+  }
+
   private async sweepShards(): Promise<number> {
     let removed = 0;
     const failures: unknown[] = [];
@@ -443,6 +523,12 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     return false;
   }
 
+  /**
+   * Deletes one session file if it has expired, and reports it. Both checks and the delete run
+   * under the session's lock, which every write takes too: a session extended meanwhile is read
+   * live here and kept. Of several processes sweeping at once, only the one whose unlink
+   * succeeded reports the expiry, with the user read from the file it deleted.
+   */
   private async sweepSession(id: string): Promise<boolean> {
     const paths = this.requirePaths(id);
     const seen = await this.load(id, paths, { quiet: true });
@@ -456,6 +542,8 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
           const current = await this.load(id, paths, { quiet: true });
           if (!current || isLive(current)) return false;
           const removed = await removeFile(paths.file);
+          // Reported before the marker goes: a failure there must not lose an expiry already done.
+          if (removed) this.reportExpired({ id, userId: current.userId });
           if (current.userId !== null) await this.removeMarker(current.userId, id);
           return removed;
         },
@@ -466,16 +554,38 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
       throw error;
     }
   }
+
+  /** Breaks user locks left by crashed processes, and what a crashed lock-breaker left. */
+  private async sweepUserLocks(): Promise<void> {
+    const failures: unknown[] = [];
+    await inBatches(await readDirectory(this.locksRoot), async (name) => {
+      const path = join(this.locksRoot, name);
+      try {
+        if (USER_LOCK_NAME.test(name)) await breakStaleLock(path, this.lockTimeout);
+        else if (USER_LOCK_LITTER_NAME.test(name)) await removeIfOlderThan(path, this.litterAge);
+      } catch (error) {
+        failures.push(error);
+      }
+    });
+    if (failures.length > 0) {
+      this.logger.warn(SessionMessages.fileSweepFailed(`${failures.length} user locks failed, first: ${describeError(failures[0])}`));
+    }
+  }
 }
 
 // ---- The session file ---------------------------------------------------------------------------
 
-/** `{"v":1,"c":…,"s":…,"e":…,"u":…,"d":{…}}`, built from each field's JSON as encodeFields made it. */
+/**
+ * `{"v":1,"c":…,"s":…,"e":…,"u":…,"k":{…},"d":{…}}`, built from each field's JSON as encodeFields
+ * made it. `k`, the client record, is metadata beside the data and only written when there is
+ * one, so files without it keep the shape (and version) they always had.
+ */
 function serialize(meta: SessionMeta, fields: Iterable<[name: string, json: string | undefined]>): string {
   const data: string[] = [];
   for (const [name, json] of fields) if (json !== undefined) data.push(`${JSON.stringify(name)}:${json}`);
-  const { createdAt, lastSeenAt, expiresAt, userId } = meta;
-  return `{"v":${FORMAT_VERSION},"c":${createdAt},"s":${lastSeenAt},"e":${expiresAt},"u":${JSON.stringify(userId)},"d":{${data.join(',')}}}`;
+  const { createdAt, lastSeenAt, expiresAt, userId, client } = meta;
+  const clientPart = client ? `"k":${JSON.stringify(client)},` : '';
+  return `{"v":${FORMAT_VERSION},"c":${createdAt},"s":${lastSeenAt},"e":${expiresAt},"u":${JSON.stringify(userId)},${clientPart}"d":{${data.join(',')}}}`;
 }
 
 /** The file's session, or null when it is not JSON, not this shape or not this version. */
@@ -487,15 +597,19 @@ function parseRecord(text: string): SessionRecord | null {
     return null;
   }
   if (!isPlainObject(parsed)) return null;
-  const { v, c, s, e, u, d } = parsed;
+  const { v, c, s, e, u, k = null, d } = parsed;
   if (v !== FORMAT_VERSION || ![c, s, e].every(isTimestamp) || !(u === null || typeof u === 'string') || !isPlainObject(d)) {
     return null;
   }
+  if (!(k === null || isPlainObject(k))) return null;
   // No prototype, and every field an own property: `__proto__` in a file stays plain data.
   const data: SessionFields = Object.create(null);
   for (const name of Object.keys(d)) defineField(data, name, d[name]);
-  return { createdAt: c, lastSeenAt: s, expiresAt: e, userId: u, data };
+  return { createdAt: c, lastSeenAt: s, expiresAt: e, userId: u, client: k as SessionClient | null, data };
 }
+
+/** `{ client }`, or nothing when there is none: a session without one reads as it always did. */
+const clientMember = (client: SessionClient | null): { client?: SessionClient } => (client ? { client } : {});
 
 const isTimestamp = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 

@@ -8,7 +8,16 @@ import { SessionStore } from './session-store.js';
 import type { StoreConfig } from './store-config.js';
 
 export { SessionStore } from './session-store.js';
-export type { SessionChange, SessionFields, SessionFieldValue, SessionSummary, StoredSession } from './session-store.js';
+export type {
+  ExpiredSession,
+  ExpiryListener,
+  SessionChange,
+  SessionClient,
+  SessionFields,
+  SessionFieldValue,
+  SessionSummary,
+  StoredSession,
+} from './session-store.js';
 export { MemoryStore } from './memory.store.js';
 export type { MemoryStoreOptions } from './memory.store.js';
 export { RedisStore } from './redis.store.js';

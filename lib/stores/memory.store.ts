@@ -6,6 +6,7 @@ import { startSweeper } from './store-runtime.js';
 import {
   SessionStore,
   type SessionChange,
+  type SessionClient,
   type SessionFields,
   type SessionSummary,
   type StoredSession,
@@ -34,6 +35,8 @@ interface Entry {
   lastSeenAt: number;
   expiresAt: number;
   userId: string | null;
+  /** The client record as JSON text (so no caller's object is kept), or null for none. */
+  client: string | null;
   fields: Map<string, string>;
 }
 
@@ -46,7 +49,11 @@ const DEFAULT_SWEEP_INTERVAL = 60_000;
  *
  * Expiry is enforced on every read, and a background sweeper (which never keeps the process
  * alive) reclaims the memory of sessions nobody reads again. With `maxSessions`, the least
- * recently used session is evicted first.
+ * recently used session is evicted first. Every session dropped because it expired (by the
+ * sweeper, by a read that finds it expired, or by eviction of one already expired) is reported
+ * to {@link SessionStore.watchExpiry} listeners, once: it is gone from the map as it is reported.
+ * The per-user lock is the base class's in-process queue, which is exact for a store that lives
+ * in one process.
  *
  * @example
  * ```ts
@@ -91,6 +98,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
       lastSeenAt: entry.lastSeenAt,
       expiresAt: entry.expiresAt,
       userId: entry.userId,
+      ...clientMember(entry.client),
     };
   }
 
@@ -101,12 +109,14 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
   async commit(id: string, change: SessionChange): Promise<boolean> {
     // Encode before touching the entry, so a value JSON cannot carry leaves the session as it was.
     const encoded = encodeFields(change.set);
+    const client = change.client === undefined ? undefined : encodeClient(change.client);
     const entry = this.live(id);
     if (!entry) return false;
 
     applyChange(entry.fields, change.unset, encoded);
     entry.expiresAt = change.expiresAt;
     entry.lastSeenAt = change.lastSeenAt;
+    if (client !== undefined) entry.client = client;
     if (change.userId !== undefined && change.userId !== entry.userId) {
       this.unindex(id, entry.userId);
       entry.userId = change.userId;
@@ -133,25 +143,26 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     for (const id of this.idsOf(userId)) {
       const entry = this.live(id);
       if (!entry) continue;
-      sessions.push({ id, createdAt: entry.createdAt, lastSeenAt: entry.lastSeenAt, expiresAt: entry.expiresAt });
+      const { createdAt, lastSeenAt, expiresAt } = entry;
+      sessions.push({ id, createdAt, lastSeenAt, expiresAt, ...clientMember(entry.client) });
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
   }
 
-  async destroyByUser(userId: string, exceptId?: string): Promise<number> {
-    let destroyed = 0;
+  async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
+    const destroyed: string[] = [];
     for (const id of this.idsOf(userId)) {
       if (id === exceptId) continue;
       // Expired sessions are removed too, but only sessions a user could still use are counted.
-      if (this.live(id)) destroyed += 1;
+      if (this.live(id)) destroyed.push(id);
       this.remove(id);
     }
     return destroyed;
   }
 
   /**
-   * Removes every expired session now. The sweeper calls this on its interval; tests and
-   * applications with their own scheduling may call it directly.
+   * Removes every expired session now, reporting each to the expiry listeners. The sweeper calls
+   * this on its interval; tests and applications with their own scheduling may call it directly.
    * @returns how many sessions were removed.
    */
   sweep(): number {
@@ -159,7 +170,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     let removed = 0;
     for (const [id, entry] of this.entries) {
       if (entry.expiresAt > now) continue;
-      this.remove(id);
+      this.expire(id, entry);
       removed += 1;
     }
     return removed;
@@ -176,10 +187,16 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     if (entry.expiresAt <= Date.now()) {
-      this.remove(id);
+      this.expire(id, entry);
       return undefined;
     }
     return entry;
+  }
+
+  /** Drops an expired entry and reports it: removal first, so it can never be reported twice. */
+  private expire(id: string, entry: Entry): void {
+    this.remove(id);
+    this.reportExpired({ id, userId: entry.userId });
   }
 
   private put(session: StoredSession, fields = encodeFields(session.data)): void {
@@ -193,6 +210,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
       lastSeenAt: session.lastSeenAt,
       expiresAt: session.expiresAt,
       userId: session.userId,
+      client: session.client ? encodeClient(session.client) : null,
       fields: data,
     });
     this.index(session.id, session.userId);
@@ -213,9 +231,12 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
 
   private evictOverflow(): void {
     while (this.entries.size > this.maxSessions) {
-      const oldest = this.entries.keys().next();
+      const oldest = this.entries.entries().next();
       if (oldest.done) return;
-      this.remove(oldest.value);
+      const [id, entry] = oldest.value;
+      // An entry that had expired anyway still counts as an expiry: nobody would report it later.
+      if (entry.expiresAt <= Date.now()) this.expire(id, entry);
+      else this.remove(id);
     }
   }
 
@@ -241,10 +262,18 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
   }
 }
 
+/** A client record as JSON text: what is kept is a copy, never the caller's object. `null` clears. */
+function encodeClient(client: SessionClient | null): string | null {
+  return client === null ? null : JSON.stringify(client);
+}
+
 /**
- * Each field as JSON text. `undefined` (and anything else JSON drops, such as a function) becomes
- * `undefined`, meaning "no such field", exactly as `JSON.stringify` of the whole object would.
+ * `{ client }` with a fresh copy per read, or nothing at all when there is none: a session
+ * without a client reads exactly as it did before client records existed.
  */
+function clientMember(json: string | null): { client?: SessionClient } {
+  return json === null ? {} : { client: JSON.parse(json) as SessionClient };
+}
 
 /**
  * A fresh object per read. It has no prototype, so a field named `__proto__` or `constructor`

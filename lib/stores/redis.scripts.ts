@@ -1,10 +1,18 @@
 /**
- * The Lua scripts of the Redis store. Each touches one key (so each runs on Cluster, on the node
- * of that key's slot) and is atomic there: "write only if the session still exists" is one step,
- * never check-then-write.
+ * The Lua scripts of the Redis store. Each touches the keys of one hash tag only (so each runs on
+ * Cluster, on the node of that tag's slot) and is atomic there: "write only if the session still
+ * exists" is one step, never check-then-write.
  *
  * A session is one hash: metadata fields `~c` (created), `~s` (last seen), `~e` (expires at),
- * `~u` (user), and one `d:<name>` field per data field, holding its JSON. Expiry is the key's TTL.
+ * `~u` (user), `~k` (the client record, JSON; only when one was recorded), and one `d:<name>`
+ * field per data field, holding its JSON. Expiry is the key's TTL.
+ *
+ * Beside it, in the same slot, lives its expiry marker `<session key>:x`: a string holding the
+ * session's user ('' for none) that outlives the session by a grace period. When Redis expires
+ * the session it publishes only the key name, the hash being gone by then: the marker is what
+ * tells the node that reports the expiry whose session it was, and taking it (GETDEL) is what
+ * lets exactly one node report it. Every script that sets a session's expiry sets the marker's
+ * too, and every delete removes both.
  */
 
 /**
@@ -12,42 +20,61 @@
  * writes nothing; otherwise the session's user ('' for none), so the caller can keep that user's
  * index alive as long as the session.
  *
- * KEYS[1] session · ARGV[1] expires at (ms epoch) · ARGV[2] last seen · ARGV[3] user mode
- * ('k' keep, 's' set, 'c' clear) · ARGV[4] user · ARGV[5] n pairs · then n field/JSON pairs,
- * then the fields to remove.
+ * KEYS[1] session · KEYS[2] expiry marker · ARGV[1] expires at (ms epoch) · ARGV[2] last seen ·
+ * ARGV[3] marker expires at · ARGV[4] user mode ('k' keep, 's' set, 'c' clear) · ARGV[5] user ·
+ * ARGV[6] n pairs · then n field/value pairs to set (data fields, and `~k` when the client record
+ * changes), then the fields to remove.
  */
 export const COMMIT_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local pairs = tonumber(ARGV[5])
-local first_unset = 6 + 2 * pairs
-if pairs > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, first_unset - 1)) end
+local pairs = tonumber(ARGV[6])
+local first_unset = 7 + 2 * pairs
+if pairs > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 7, first_unset - 1)) end
 if #ARGV >= first_unset then redis.call('HDEL', KEYS[1], unpack(ARGV, first_unset)) end
 redis.call('HSET', KEYS[1], '~s', ARGV[2], '~e', ARGV[1])
-if ARGV[3] == 's' then redis.call('HSET', KEYS[1], '~u', ARGV[4])
-elseif ARGV[3] == 'c' then redis.call('HDEL', KEYS[1], '~u') end
+if ARGV[4] == 's' then redis.call('HSET', KEYS[1], '~u', ARGV[5])
+elseif ARGV[4] == 'c' then redis.call('HDEL', KEYS[1], '~u') end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return redis.call('HGET', KEYS[1], '~u') or ''
+local user = redis.call('HGET', KEYS[1], '~u') or ''
+redis.call('SET', KEYS[2], user)
+redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+return user
 `;
 
 /**
- * Writes a whole session under a fresh id, replacing anything there.
- * KEYS[1] session · ARGV[1] expires at (ms epoch) · then field/value pairs.
+ * Writes a whole session under a fresh id, replacing anything there, and its expiry marker.
+ * KEYS[1] session · KEYS[2] expiry marker · ARGV[1] expires at (ms epoch) · ARGV[2] marker
+ * expires at · ARGV[3] user ('' for none) · then field/value pairs.
  */
 export const CREATE_SCRIPT = `
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('PEXPIREAT', KEYS[2], ARGV[2])
 return 1
 `;
 
 /**
- * Deletes a session only if it still belongs to the given user: revoking a user's sessions must
- * not delete one that has since been signed in as someone else.
- * KEYS[1] session · ARGV[1] user. Returns 1 when deleted.
+ * Deletes a session and its expiry marker. Returns 1 when the session existed (the marker alone
+ * does not count: it outlives an expired session), so rotation can tell "already destroyed".
+ * KEYS[1] session · KEYS[2] expiry marker.
+ */
+export const DESTROY_SCRIPT = `
+local existed = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+return existed
+`;
+
+/**
+ * Deletes a session (and its expiry marker) only if it still belongs to the given user: revoking
+ * a user's sessions must not delete one that has since been signed in as someone else.
+ * KEYS[1] session · KEYS[2] expiry marker · ARGV[1] user. Returns 1 when deleted.
  */
 export const DESTROY_IF_OWNED_SCRIPT = `
-if redis.call('HGET', KEYS[1], '~u') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('HGET', KEYS[1], '~u') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+return redis.call('DEL', KEYS[1])
 `;
 
 /**
@@ -60,4 +87,14 @@ if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
+`;
+
+/**
+ * Releases a user lock only if it is still ours: after a lease ran out, the key may belong to
+ * another node, whose lock must survive our late release.
+ * KEYS[1] lock · ARGV[1] our token. Returns 1 when released.
+ */
+export const UNLOCK_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 `;

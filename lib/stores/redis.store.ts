@@ -1,13 +1,21 @@
-import { Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { OnApplicationShutdown } from '@nestjs/common';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import { maskSessionId } from '../crypto/index.js';
+import { hashSessionId } from '../crypto/index.js';
 import { SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
 import { defineField, encodeFields } from './field-codec.js';
-import { COMMIT_SCRIPT, CREATE_SCRIPT, DESTROY_IF_OWNED_SCRIPT, INDEX_SCRIPT } from './redis.scripts.js';
+import {
+  COMMIT_SCRIPT,
+  CREATE_SCRIPT,
+  DESTROY_IF_OWNED_SCRIPT,
+  DESTROY_SCRIPT,
+  INDEX_SCRIPT,
+  UNLOCK_SCRIPT,
+} from './redis.scripts.js';
 import { SessionStore } from './session-store.js';
 import { StoreWarnings } from './store-runtime.js';
-import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
+import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { REDIS_DEFAULTS } from './store-config.js';
 import type { RedisStoreConfig } from './store-config.js';
 
@@ -16,10 +24,12 @@ export type RedisClient = Redis | Cluster;
 
 /** The scripts, as ioredis exposes them once defined on a client. */
 interface ScriptCommands {
-  nssCommit(key: string, ...args: (string | number)[]): Promise<string | null>;
-  nssCreate(key: string, ...args: (string | number)[]): Promise<number>;
-  nssDestroyIfOwned(key: string, userId: string): Promise<number>;
+  nssCommit(key: string, marker: string, ...args: (string | number)[]): Promise<string | null>;
+  nssCreate(key: string, marker: string, ...args: (string | number)[]): Promise<number>;
+  nssDestroy(key: string, marker: string): Promise<number>;
+  nssDestroyIfOwned(key: string, marker: string, userId: string): Promise<number>;
   nssIndex(key: string, id: string, score: number, ttl: number): Promise<number>;
+  nssUnlock(key: string, token: string): Promise<number>;
 }
 
 type ScriptedClient = RedisClient & ScriptCommands;
@@ -42,9 +52,54 @@ export interface RedisStoreOptions {
   ownsClient?: boolean;
 }
 
-const META = { created: '~c', lastSeen: '~s', expires: '~e', user: '~u' } as const;
+const META = { created: '~c', lastSeen: '~s', expires: '~e', user: '~u', client: '~k' } as const;
 const DATA_PREFIX = 'd:';
 const USER_MODE = { keep: 'k', set: 's', clear: 'c' } as const;
+
+/**
+ * How much longer a session's expiry marker lives than the session. Redis publishes an expiry
+ * when it reclaims the key, which for a key nobody reads is when its expiry cycle gets to it:
+ * about 200 keys with a TTL per second at the default `hz 10`, so minutes after the TTL on a large
+ * keyspace. The marker must still be there then. It costs little: a reported expiry takes its
+ * marker at once, so only unreported ones (nobody watching) keep theirs for the grace period.
+ */
+const EXPIRY_MARKER_GRACE = 60 * 60_000;
+
+/**
+ * How long a user lock holds if its holder never releases it (a node that crashed inside the
+ * critical section). The module bounds each store call by `storeTimeout` (3 s by default), so a
+ * critical section is normally over, or abandoned, well within it; 10 s leaves room for a slow
+ * one without letting a second node in, and is the longest a crashed node can hold up that
+ * user's sign-ins. It is also the longest a caller waits for the lock before giving up.
+ */
+const USER_LOCK_LEASE = 10_000;
+/** Retry delays while a user lock is taken: short, since critical sections are a few commands. */
+const USER_LOCK_RETRY = { first: 5, max: 100 } as const;
+
+/** ms between reconnect attempts of the store's connections. */
+const reconnectDelay = (attempt: number): number => Math.min(100 * attempt, 2000);
+
+/**
+ * Expiry subscribers wait for their server as long as it takes: their SUBSCRIBE (and the
+ * notification check before it) stay queued while the server is down instead of failing, and
+ * ioredis subscribes again after every reconnect (a Sentinel failover included).
+ */
+const SUBSCRIBER_OPTIONS: RedisOptions = {
+  lazyConnect: false,
+  enableOfflineQueue: true,
+  autoResubscribe: true,
+  commandTimeout: undefined,
+  maxRetriesPerRequest: null,
+  retryStrategy: reconnectDelay,
+  // Nothing but SUBSCRIBE runs on these connections: no command coordination to set up.
+  himportFieldsets: undefined,
+};
+
+/** The warning for a server that does not publish expiry events (the store never changes its config). */
+const notificationsOff = (where: string, flags: string): string =>
+  `Redis session store: ${where} does not publish key expiry events (notify-keyspace-events is "${flags}"), ` +
+  'so expired sessions are not reported. Enable them with CONFIG SET notify-keyspace-events Ex ' +
+  '(or add E and x to the current flags), or "notify-keyspace-events Ex" in redis.conf; on a Cluster, on every master.';
 
 /** Outage policy of the clients the store creates: fail fast, recover by itself. */
 const CLIENT_DEFAULTS: RedisOptions = {
@@ -55,7 +110,7 @@ const CLIENT_DEFAULTS: RedisOptions = {
   // and are retried once on a new connection, so a short blip or a failover costs no error.
   enableOfflineQueue: true,
   maxRetriesPerRequest: 1,
-  retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+  retryStrategy: reconnectDelay,
   // Closing a client whose server is gone leaves a timer of this length behind: keep it short.
   disconnectTimeout: 200,
 };
@@ -67,7 +122,10 @@ const CLIENT_DEFAULTS: RedisOptions = {
  *
  * Every key of one session is `<prefix>{<id>}`: the id is the hash tag, so a session's commands
  * go to one Cluster slot, and id rotation writes the new key and deletes the old one instead of
- * a cross-slot RENAME.
+ * a cross-slot RENAME. Beside it, `<prefix>{<id>}:x` (its expiry marker, see redis.scripts.ts)
+ * lets the store report expiries from Redis keyspace notifications, once across all nodes (the
+ * server must publish them: `notify-keyspace-events Ex`, on every master of a Cluster); the user
+ * lock of {@link withUserLock} is `<prefix>user:{<userId>}:lock`, in the index's slot.
  *
  * @example
  * ```ts
@@ -80,8 +138,7 @@ const CLIENT_DEFAULTS: RedisOptions = {
 export class RedisStore extends SessionStore implements OnApplicationShutdown {
   readonly kind = 'redis';
 
-  private readonly logger = new Logger('SessionModule');
-  private readonly warnings = new StoreWarnings('Redis session store');
+  private readonly warnings = new StoreWarnings('Redis session store', () => this.logger);
   private readonly client: ScriptedClient;
   private readonly prefix: string;
   private readonly strong: boolean;
@@ -92,6 +149,14 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   private writer: ScriptedClient | undefined;
   /** Until then, strong writes fail at once: the last WAIT found no replica. */
   private replicaMissingUntil = 0;
+  /** Expiry subscribers, always owned by the store: one (key '') or, on a Cluster, one per master (key host:port). */
+  private readonly subscribers = new Map<string, Redis>();
+  /** Set once the expiry watch started, so a second start (listeners gone, then back) adds nothing. */
+  private expiryWatchStarted = false;
+  /** Removes the listeners the expiry watch put on a Cluster client. */
+  private stopClusterWatch: (() => void) | undefined;
+  /** Servers already warned about for having notifications off, so each is named once. */
+  private readonly warnedNotificationsOff = new Set<string>();
 
   constructor(options: RedisStoreOptions) {
     super();
@@ -133,7 +198,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   async create(session: StoredSession): Promise<void> {
     const fields = hashFields(session);
     if (session.userId !== null) await this.index(session.userId, session.id, session.createdAt, session.expiresAt);
-    await this.write((pipeline) => pipeline.nssCreate(this.key(session.id), session.expiresAt, ...fields));
+    await this.write((pipeline) => pipeline.nssCreate(...this.keys(session.id), ...createArgs(session), ...fields));
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
@@ -143,11 +208,23 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
       if (json === undefined) unset.push(DATA_PREFIX + field);
       else set.push(DATA_PREFIX + field, json);
     }
+    if (change.client === null) unset.push(META.client);
+    else if (change.client !== undefined) set.push(META.client, encodeClient(change.client));
     // The index is written first: a session a user can be signed in with is always listed.
     if (change.userId) await this.index(change.userId, id, change.lastSeenAt, change.expiresAt);
     const mode = change.userId === undefined ? USER_MODE.keep : change.userId === null ? USER_MODE.clear : USER_MODE.set;
     const user = await this.write<string | null>((pipeline) =>
-      pipeline.nssCommit(this.key(id), change.expiresAt, change.lastSeenAt, mode, change.userId ?? '', set.length / 2, ...set, ...unset),
+      pipeline.nssCommit(
+        ...this.keys(id),
+        change.expiresAt,
+        change.lastSeenAt,
+        change.expiresAt + EXPIRY_MARKER_GRACE,
+        mode,
+        change.userId ?? '',
+        set.length / 2,
+        ...set,
+        ...unset,
+      ),
     );
     if (user === null) return false;
     // The index must outlive the session. Refreshed off the request path: the index already
@@ -163,50 +240,232 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     // rather than a RENAME). If the old one was already gone, it was destroyed meanwhile: the
     // new key is removed again, so the session stays dead.
     const [, deleted] = await Promise.all([
-      this.write((pipeline) => pipeline.nssCreate(this.key(next.id), next.expiresAt, ...fields)),
-      this.write((pipeline) => pipeline.del(this.key(oldId))),
+      this.write((pipeline) => pipeline.nssCreate(...this.keys(next.id), ...createArgs(next), ...fields)),
+      this.write((pipeline) => pipeline.nssDestroy(...this.keys(oldId))),
     ]);
     if (deleted === 1) return true;
-    await this.write((pipeline) => pipeline.del(this.key(next.id)));
+    await this.destroy(next.id);
     return false;
   }
 
   async destroy(id: string): Promise<void> {
-    await this.write((pipeline) => pipeline.del(this.key(id)));
+    await this.write((pipeline) => pipeline.nssDestroy(...this.keys(id)));
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
     const ids = await this.client.zrange(this.indexKey(userId), '0', '-1');
-    const rows = await Promise.all(ids.map((id) => this.client.hmget(this.key(id), META.created, META.lastSeen, META.expires, META.user)));
+    const rows = await Promise.all(
+      ids.map((id) => this.client.hmget(this.key(id), META.created, META.lastSeen, META.expires, META.user, META.client)),
+    );
     const now = Date.now();
     const live: SessionSummary[] = [];
     const dead: string[] = [];
     ids.forEach((id, i) => {
-      const [created, lastSeen, expires, user] = rows[i];
+      const [created, lastSeen, expires, user, clientJson] = rows[i];
       const expiresAt = Number(expires);
-      if (user !== userId || !(expiresAt > now)) dead.push(id);
-      else live.push({ id, createdAt: Number(created), lastSeenAt: Number(lastSeen), expiresAt });
+      if (user !== userId || !(expiresAt > now)) {
+        dead.push(id);
+        return;
+      }
+      const client = parseClient(clientJson);
+      // Listed only if get() would return it too; left in the index, as revoking must still find it.
+      if (client === undefined) this.unreadable(id, 'holds a client record that is not ours');
+      else live.push({ id, createdAt: Number(created), lastSeenAt: Number(lastSeen), expiresAt, ...(client && { client }) });
     });
     if (dead.length) await this.client.zrem(this.indexKey(userId), ...dead);
     return live.sort((a, b) => a.createdAt - b.createdAt);
   }
 
-  async destroyByUser(userId: string, exceptId?: string): Promise<number> {
+  async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
     const ids = (await this.client.zrange(this.indexKey(userId), '0', '-1')).filter((id) => id !== exceptId);
-    const deleted = await Promise.all(ids.map((id) => this.write((pipeline) => pipeline.nssDestroyIfOwned(this.key(id), userId))));
+    const deleted = await Promise.all(ids.map((id) => this.write((pipeline) => pipeline.nssDestroyIfOwned(...this.keys(id), userId))));
     if (ids.length) await this.client.zrem(this.indexKey(userId), ...ids);
-    return deleted.filter((n) => n === 1).length;
+    return ids.filter((_, i) => deleted[i] === 1);
   }
 
   async ping(): Promise<void> {
     await this.client.ping();
   }
 
+  /**
+   * Runs `critical` while no other caller, on any node sharing this Redis, holds the same user's
+   * lock: a key `<prefix>user:{<userId>}:lock` set with NX and a lease, retried while taken, and
+   * released only by its holder. Callers in this process queue first (the base class), so one of
+   * them at a time polls Redis. Rejects when Redis does not answer (the command timeout), or when
+   * the lock stays taken longer than a lease.
+   */
+  override withUserLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    return super.withUserLock(userId, () => this.withCrossNodeLock(userId, critical));
+  }
+
   async onApplicationShutdown(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopClusterWatch?.();
+    const subscribers = [...this.subscribers.values()];
+    this.subscribers.clear();
+    await Promise.all(subscribers.map(closeSubscriber));
     if (this.writer) await closeClient(this.writer);
     if (this.ownsClient) await closeClient(this.client);
+  }
+
+  // ---- Expiry events -----------------------------------------------------------------------
+
+  /**
+   * Subscribes to Redis' `expired` keyspace events: on a duplicate connection (standalone and
+   * Sentinel, which follows failovers by itself), or on one connection per Cluster master, kept in
+   * step with the masters the Cluster client knows. Resolves once subscribed where it can be.
+   */
+  protected override async startExpiryWatch(): Promise<void> {
+    if (this.expiryWatchStarted || this.closed) return;
+    this.expiryWatchStarted = true;
+    try {
+      if (isCluster(this.client)) await this.watchCluster(this.client);
+      else await this.watchServer(this.client);
+    } catch (error) {
+      // A subscriber closed by a shutdown meanwhile is no failure to report.
+      if (!this.closed) throw error;
+    }
+  }
+
+  private async watchServer(client: Redis): Promise<void> {
+    const subscriber = client.duplicate(SUBSCRIBER_OPTIONS);
+    this.subscribers.set('', subscriber);
+    await this.listen(subscriber, client.options.db ?? 0, 'the Redis server');
+  }
+
+  private async watchCluster(cluster: Cluster): Promise<void> {
+    const reconcile = (): void => void this.reconcileClusterSubscribers(cluster);
+    // A master gone (a crash): learn its successor now, not at the next command that fails.
+    const nodeGone = (): void => {
+      reconcile();
+      refreshSlots(cluster);
+    };
+    cluster.on('refresh', reconcile);
+    cluster.on('ready', reconcile);
+    cluster.on('+node', reconcile);
+    cluster.on('-node', nodeGone);
+    this.stopClusterWatch = () => {
+      cluster.off('refresh', reconcile);
+      cluster.off('ready', reconcile);
+      cluster.off('+node', reconcile);
+      cluster.off('-node', nodeGone);
+    };
+    await this.reconcileClusterSubscribers(cluster);
+  }
+
+  /**
+   * One subscriber per master the Cluster client knows right now (keyspace events are published
+   * only by the node whose key expired, and replicas expire nothing): new masters get one, and
+   * nodes that are no longer masters lose theirs. Resolves once the new ones are subscribed.
+   */
+  private reconcileClusterSubscribers(cluster: Cluster): Promise<unknown> {
+    if (this.closed) return Promise.resolve();
+    const masters = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+    for (const [address, subscriber] of this.subscribers) {
+      if (masters.has(address)) continue;
+      this.subscribers.delete(address);
+      void closeSubscriber(subscriber);
+    }
+    const started: Promise<void>[] = [];
+    for (const [address, node] of masters) {
+      if (this.subscribers.has(address)) continue;
+      // Cluster nodes are made never to reconnect (ioredis waits for a MOVED instead): this one must.
+      const subscriber = node.duplicate({ ...SUBSCRIBER_OPTIONS, readOnly: false });
+      this.subscribers.set(address, subscriber);
+      // A lost master: ask the Cluster who serves its slots now, as long as it stays unreachable.
+      subscriber.on('reconnecting', () => refreshSlots(cluster));
+      started.push(
+        this.listen(subscriber, 0, `the Redis Cluster master ${address}`).catch((error: unknown) => {
+          if (this.subscribers.get(address) === subscriber) this.warnings.warn(error);
+        }),
+      );
+    }
+    return Promise.all(started);
+  }
+
+  /** Checks the server's notification config, then subscribes to its expired events. */
+  private async listen(subscriber: Redis, db: number, where: string): Promise<void> {
+    this.reportErrors(subscriber);
+    subscriber.on('message', (_channel: string, key: string) => this.onExpiredKey(key));
+    await this.checkNotifications(subscriber, where);
+    await subscriber.subscribe(`__keyevent@${db}__:expired`);
+  }
+
+  /**
+   * Warns once per server whose `notify-keyspace-events` lacks `E` (keyevent channels) or `x`
+   * (expired events; `A` includes it). Managed services often refuse CONFIG: then nothing is said,
+   * since nothing is known. The store never changes the server's config itself.
+   */
+  private async checkNotifications(subscriber: Redis, where: string): Promise<void> {
+    let flags: string;
+    try {
+      const reply = (await subscriber.config('GET', 'notify-keyspace-events')) as unknown[];
+      flags = String(reply[1] ?? '');
+    } catch {
+      return;
+    }
+    if (flags.includes('E') && /[xA]/.test(flags)) return;
+    if (this.warnedNotificationsOff.has(where)) return;
+    this.warnedNotificationsOff.add(where);
+    this.logger.warn(notificationsOff(where, flags));
+  }
+
+  /**
+   * One session key expired: whoever takes its marker (GETDEL, atomic) reports it, so among all
+   * the nodes that received the same event exactly one does. Markers of destroyed or rotated
+   * sessions are deleted with them, so those are never reported. Only a node with listeners
+   * takes the marker, leaving it to one that has.
+   */
+  private onExpiredKey(key: string): void {
+    const id = this.sessionIdOf(key);
+    if (id === undefined || this.closed || !this.watchingExpiry) return;
+    this.client.getdel(this.markerKey(id)).then(
+      (user) => {
+        if (user !== null) this.reportExpired({ id, userId: user === '' ? null : user });
+      },
+      (error: unknown) => this.warnings.warn(error),
+    );
+  }
+
+  /** The session id of a session key of this prefix; undefined for any other key (an index, a marker, a lock). */
+  private sessionIdOf(key: string): string | undefined {
+    const head = `${this.prefix}{`;
+    if (!key.startsWith(head) || !key.endsWith('}')) return undefined;
+    const id = key.slice(head.length, -1);
+    return id === '' || /[{}]/.test(id) ? undefined : id;
+  }
+
+  // ---- User lock ---------------------------------------------------------------------------
+
+  /**
+   * The lock is taken and released on the main connection, without `WAIT` even under
+   * `consistency: 'strong'`: a lock lost in a failover only lets a second node in during the
+   * failover itself, as an expired lease would, and it guards a session count rather than data,
+   * which is not worth a replica round trip (or a failed sign-in when no replica answers).
+   */
+  private async withCrossNodeLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    const key = this.lockKey(userId);
+    const token = randomBytes(16).toString('base64url');
+    await this.acquireUserLock(key, token);
+    try {
+      return await critical();
+    } finally {
+      // A failed release costs at most one lease: the key expires by itself.
+      await this.client.nssUnlock(key, token).catch((error: unknown) => this.warnings.warn(error));
+    }
+  }
+
+  private async acquireUserLock(key: string, token: string): Promise<void> {
+    const giveUpAt = Date.now() + USER_LOCK_LEASE;
+    for (let delay: number = USER_LOCK_RETRY.first; ; delay = Math.min(2 * delay, USER_LOCK_RETRY.max)) {
+      if ((await this.client.set(key, token, 'PX', USER_LOCK_LEASE, 'NX')) === 'OK') return;
+      if (this.closed || Date.now() >= giveUpAt) {
+        throw new SessionStoreUnavailableError(this.kind, undefined, `a user's session lock stayed taken for ${USER_LOCK_LEASE} ms`);
+      }
+      // Jittered, so that nodes waiting for the same lock do not retry in step.
+      await sleep(delay / 2 + Math.random() * (delay / 2));
+    }
   }
 
   // ---- Internals ---------------------------------------------------------------------------
@@ -215,8 +474,22 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     return `${this.prefix}{${id}}`;
   }
 
+  /** The session key and its expiry marker, the two keys of the session scripts (one slot). */
+  private keys(id: string): [string, string] {
+    return [this.key(id), this.markerKey(id)];
+  }
+
+  private markerKey(id: string): string {
+    return `${this.key(id)}:x`;
+  }
+
   private indexKey(userId: string): string {
     return `${this.prefix}user:{${userId}}`;
+  }
+
+  /** In the index's slot: the same hash tag. */
+  private lockKey(userId: string): string {
+    return `${this.indexKey(userId)}:lock`;
   }
 
   /** Adds `id` to the user's index (or, with '', only extends it) to live twice the session's remaining time. */
@@ -274,7 +547,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   private unreadable(id: string, problem: string): null {
-    this.logger.warn(`Session ${maskSessionId(id)} in Redis ${problem}; treating it as absent.`);
+    this.logger.warn(`Session ${hashSessionId(id)} in Redis ${problem}; treating it as absent.`);
     return null;
   }
 
@@ -285,10 +558,16 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
 }
 
+/** The create script's arguments before the fields: expiry, marker expiry, user. */
+function createArgs(session: StoredSession): (string | number)[] {
+  return [session.expiresAt, session.expiresAt + EXPIRY_MARKER_GRACE, session.userId ?? ''];
+}
+
 /** The hash fields of a whole session: metadata, then one JSON field per data field. */
 function hashFields(session: StoredSession): string[] {
   const fields = [META.created, String(session.createdAt), META.lastSeen, String(session.lastSeenAt), META.expires, String(session.expiresAt)];
   if (session.userId !== null) fields.push(META.user, session.userId);
+  if (session.client) fields.push(META.client, encodeClient(session.client));
   for (const [field, json] of encodeFields(session.data)) if (json !== undefined) fields.push(DATA_PREFIX + field, json);
   return fields;
 }
@@ -302,6 +581,8 @@ function parseSession(id: string, hash: Record<string, string>): StoredSession |
   const lastSeenAt = timestamp(hash[META.lastSeen]);
   const expiresAt = timestamp(hash[META.expires]);
   if (![createdAt, lastSeenAt, expiresAt].every(Number.isFinite)) return undefined;
+  const client = parseClient(hash[META.client]);
+  if (client === undefined) return undefined;
   const data: SessionFields = Object.create(null);
   for (const [field, json] of Object.entries(hash)) {
     if (!field.startsWith(DATA_PREFIX)) continue;
@@ -311,7 +592,33 @@ function parseSession(id: string, hash: Record<string, string>): StoredSession |
       return undefined;
     }
   }
-  return { id, data, createdAt, lastSeenAt, expiresAt, userId: hash[META.user] ?? null };
+  // No record, no field: what stores return for a session that has none.
+  return { id, data, createdAt, lastSeenAt, expiresAt, userId: hash[META.user] ?? null, ...(client && { client }) };
+}
+
+/** A client record as stored: only the fields the record has, as JSON. */
+function encodeClient(client: SessionClient): string {
+  return JSON.stringify({ userAgent: client.userAgent, ip: client.ip });
+}
+
+/** A stored client record: null when there is none, undefined when it is not one of ours. */
+function parseClient(json: string | null | undefined): SessionClient | null | undefined {
+  if (json === undefined || json === null) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const client: SessionClient = {};
+  for (const field of ['userAgent', 'ip'] as const) {
+    const text = (value as Record<string, unknown>)[field];
+    if (text === undefined) continue;
+    if (typeof text !== 'string') return undefined;
+    client[field] = text;
+  }
+  return client;
 }
 
 /** Closes a client and waits until its socket is closed. */
@@ -331,6 +638,22 @@ async function closeClient(client: RedisClient): Promise<void> {
   await ended;
 }
 
+/** Closes an expiry subscriber at once: it has nothing to flush, and its server may be gone. */
+async function closeSubscriber(subscriber: Redis): Promise<void> {
+  if (subscriber.status === 'end') return;
+  const ended = new Promise<void>((resolve) => {
+    subscriber.once('end', resolve);
+    setTimeout(resolve, 1000).unref();
+  });
+  subscriber.disconnect();
+  await ended;
+}
+
+/** Asks a Cluster client to re-read the slot map (a no-op while one is under way, or once it is closed). */
+function refreshSlots(cluster: Cluster): void {
+  if (cluster.status === 'ready') cluster.refreshSlotsCache();
+}
+
 function firstResult<T>(results: [Error | null, unknown][] | null): T {
   for (const [error] of results ?? []) if (error) throw error;
   return results?.[0]?.[1] as T;
@@ -344,10 +667,12 @@ function defineScripts(client: RedisClient): ScriptedClient {
   const scripted = client as ScriptedClient;
   // Defined once per client, even when several stores share it.
   if (typeof scripted.nssCommit === 'function') return scripted;
-  client.defineCommand('nssCommit', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
-  client.defineCommand('nssCreate', { numberOfKeys: 1, lua: CREATE_SCRIPT });
-  client.defineCommand('nssDestroyIfOwned', { numberOfKeys: 1, lua: DESTROY_IF_OWNED_SCRIPT });
+  client.defineCommand('nssCommit', { numberOfKeys: 2, lua: COMMIT_SCRIPT });
+  client.defineCommand('nssCreate', { numberOfKeys: 2, lua: CREATE_SCRIPT });
+  client.defineCommand('nssDestroy', { numberOfKeys: 2, lua: DESTROY_SCRIPT });
+  client.defineCommand('nssDestroyIfOwned', { numberOfKeys: 2, lua: DESTROY_IF_OWNED_SCRIPT });
   client.defineCommand('nssIndex', { numberOfKeys: 1, lua: INDEX_SCRIPT });
+  client.defineCommand('nssUnlock', { numberOfKeys: 1, lua: UNLOCK_SCRIPT });
   return scripted;
 }
 
@@ -384,7 +709,7 @@ function createClient(ioredis: Ioredis, config: RedisStoreConfig): RedisClient {
       slotsRefreshTimeout: 2000,
       // Also learn of failovers and slot moves between requests, not only from a MOVED reply.
       slotsRefreshInterval: 5000,
-      clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+      clusterRetryStrategy: reconnectDelay,
     };
     return new ioredis.Cluster(config.cluster, clusterOptions);
   }
@@ -393,7 +718,7 @@ function createClient(ioredis: Ioredis, config: RedisStoreConfig): RedisClient {
       ...options,
       sentinels: config.sentinels,
       name: config.name,
-      sentinelRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+      sentinelRetryStrategy: reconnectDelay,
     });
   }
   return new ioredis.Redis(config.url ?? 'redis://127.0.0.1:6379', options);

@@ -9,6 +9,9 @@
  * racing a logout from bringing the session back.
  */
 
+import { Logger } from '@nestjs/common';
+import type { LoggerService } from '@nestjs/common';
+
 /** Field values are JSON: every store keeps them as JSON, so all stores round-trip alike. */
 export type SessionFieldValue = unknown;
 
@@ -26,6 +29,17 @@ export interface StoredSession {
   expiresAt: number;
   /** The signed-in user (`data[userKey]` as a string), kept in a per-user index; null if none. */
   userId: string | null;
+  /**
+   * The client that signed the session in, when the application opted in (`recordClient`);
+   * null or absent otherwise. Stores keep it beside the data, never in it.
+   */
+  client?: SessionClient | null;
+}
+
+/** What is recorded about the client that signed a session in (opt-in: `recordClient`). */
+export interface SessionClient {
+  userAgent?: string;
+  ip?: string;
 }
 
 /** What one request changed: applied atomically, only to a session that still exists. */
@@ -38,6 +52,8 @@ export interface SessionChange {
   lastSeenAt: number;
   /** New owner for the per-user index: a user id, `null` to clear, `undefined` to keep. */
   userId?: string | null;
+  /** New client record: an object to set, `null` to clear, `undefined` to keep. */
+  client?: SessionClient | null;
 }
 
 /** A live session of a user, as listed from the per-user index. */
@@ -46,7 +62,19 @@ export interface SessionSummary {
   createdAt: number;
   lastSeenAt: number;
   expiresAt: number;
+  /** The recorded client, when there is one. */
+  client?: SessionClient | null;
 }
+
+/** A session the store itself found expired (a sweeper, a TTL), as reported to listeners. */
+export interface ExpiredSession {
+  id: string;
+  /** Its signed-in user when it expired, or null. */
+  userId: string | null;
+}
+
+/** Receives the expiries a store reports. */
+export type ExpiryListener = (expired: ExpiredSession) => void;
 
 /**
  * Base class of every store, and the DI token of the store in use.
@@ -62,6 +90,13 @@ export interface SessionSummary {
 export abstract class SessionStore {
   /** A short name for messages and health reports: `memory`, `redis`… */
   abstract readonly kind: string;
+
+  /** Where the store's warnings go: the module's `logger` option once the module sets it. */
+  protected logger: LoggerService = new Logger('SessionModule');
+
+  private readonly expiryListeners = new Set<ExpiryListener>();
+  /** Per-user queues of {@link withUserLock} within this process. */
+  private readonly userQueues = new Map<string, Promise<unknown>>();
 
   /** The live session with this id, or null (unknown, destroyed, expired or unreadable). */
   abstract get(id: string): Promise<StoredSession | null>;
@@ -90,9 +125,9 @@ export abstract class SessionStore {
 
   /**
    * Destroys every session of one user, except `exceptId` if given.
-   * @returns how many sessions were destroyed.
+   * @returns the ids of the live sessions it destroyed (so each can be reported as revoked).
    */
-  abstract destroyByUser(userId: string, exceptId?: string): Promise<number>;
+  abstract destroyByUser(userId: string, exceptId?: string): Promise<string[]>;
 
   /**
    * Extends the expiry of an unmodified session. Stores may override this with something
@@ -105,5 +140,74 @@ export abstract class SessionStore {
   /** Resolves when the store answers; rejects otherwise. Used by health checks. */
   ping(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** Sends the store's warnings to `logger` (the module's `logger` option). */
+  useLogger(logger: LoggerService): void {
+    this.logger = logger;
+  }
+
+  /**
+   * Runs `critical` while no other `withUserLock` for the same user runs: what keeps
+   * `maxSessionsPerUser` exact when one user signs in on several nodes at once.
+   *
+   * The default serializes callers within this process only, which is enough for a store that
+   * lives in one process. A store shared by several nodes overrides it with a lock all of them
+   * see (a Redis key, a PostgreSQL advisory lock, a lock file).
+   */
+  withUserLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    const previous = this.userQueues.get(userId) ?? Promise.resolve();
+    const run = previous.then(critical, critical);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.userQueues.set(userId, settled);
+    void settled.then(() => {
+      if (this.userQueues.get(userId) === settled) this.userQueues.delete(userId);
+    });
+    return run;
+  }
+
+  /**
+   * Calls `listener` for every session this store finds expired, once per expiry across all
+   * nodes that share the store (the node that reclaims it reports it). Stores that cannot see
+   * expiries never call it. The first listener starts the store's watch
+   * ({@link startExpiryWatch}); the returned function removes the listener.
+   */
+  watchExpiry(listener: ExpiryListener): () => void {
+    this.expiryListeners.add(listener);
+    if (this.expiryListeners.size === 1) {
+      Promise.resolve()
+        .then(() => this.startExpiryWatch())
+        .catch((error: unknown) => this.logger.warn(`Could not watch ${this.kind} session expiry: ${String(error)}`));
+    }
+    return () => {
+      this.expiryListeners.delete(listener);
+    };
+  }
+
+  /**
+   * Starts whatever makes expiries visible (a subscription, say). Sweeper-based stores need
+   * nothing: their sweeper reports through {@link reportExpired} anyway.
+   */
+  protected startExpiryWatch(): void | Promise<void> {
+    return undefined;
+  }
+
+  /** True while somebody listens: a store may skip work that only feeds listeners. */
+  protected get watchingExpiry(): boolean {
+    return this.expiryListeners.size > 0;
+  }
+
+  /** Hands one expiry to every listener; a listener that throws is logged, never rethrown. */
+  protected reportExpired(expired: ExpiredSession): void {
+    for (const listener of this.expiryListeners) {
+      try {
+        listener(expired);
+      } catch (error) {
+        this.logger.error(`A session expiry listener threw: ${String(error)}`);
+      }
+    }
   }
 }

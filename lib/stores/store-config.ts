@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import type { ConnectionOptions } from 'node:tls';
 import { SessionMessages } from '../session.errors.js';
-import { message, PATH, Rule } from '../session.validation.js';
+import { IsPositiveInteger, message, PATH, Rule } from '../session.validation.js';
 import { MAX_TIMER_DELAY } from './store-runtime.js';
 
 /**
@@ -11,14 +11,6 @@ import { MAX_TIMER_DELAY } from './store-runtime.js';
  * class-validator schema their options are checked against at start-up. A static `problems()`
  * holds the checks that span several fields.
  */
-
-/** A whole number above 0 (at most `max`): counts and millisecond timeouts. */
-const IsPositiveInteger = (max = Number.MAX_SAFE_INTEGER) =>
-  Rule(
-    'isPositiveInteger',
-    (v) => Number.isInteger(v) && (v as number) > 0 && (v as number) <= max,
-    (v) => SessionMessages.positiveInteger(PATH, v),
-  );
 
 /** A sweeper interval in ms: a whole number a Node timer can hold. */
 const IsSweepInterval = () => IsPositiveInteger(MAX_TIMER_DELAY);
@@ -195,6 +187,14 @@ export class PostgresStoreConfig {
   @IsOptional()
   @IsPositiveInteger()
   poolSize?: number;
+
+  /**
+   * How long a sign-in waits for the lock of a user that another node holds, and for the lock
+   * connection to answer (ms); then it fails with a 503. @default 2000
+   */
+  @IsOptional()
+  @IsPositiveInteger()
+  lockTimeout?: number;
 
   /** Checks that span several fields. */
   static problems(config: PostgresStoreConfig): string[] {

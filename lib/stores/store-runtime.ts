@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import type { LoggerService } from '@nestjs/common';
 
 /**
  * What the stores share at run time: their sweeper timer and their rate-limited warnings.
@@ -29,11 +29,12 @@ export function startSweeper(sweep: () => unknown, interval: number, onError: (e
  * its client report every reconnect attempt, which must not flood the log.
  */
 export class StoreWarnings {
-  private readonly logger = new Logger('SessionModule');
   private lastLogged = 0;
 
   constructor(
     private readonly label: string,
+    /** The store's logger, asked at each warning: the module may replace it after construction. */
+    private readonly logger: () => LoggerService,
     private readonly quietMs = 10_000,
   ) {}
 
@@ -41,6 +42,6 @@ export class StoreWarnings {
     const now = Date.now();
     if (now - this.lastLogged < this.quietMs) return;
     this.lastLogged = now;
-    this.logger.warn(`${this.label}: ${error instanceof Error ? error.message : String(error)}`);
+    this.logger().warn(`${this.label}: ${error instanceof Error ? error.message : String(error)}`);
   }
 }

@@ -1,4 +1,5 @@
 export {
+  bothInsideAtOnce,
   describeSessionStoreConformance,
   type ConformanceCapability,
   type ConformanceSetup,

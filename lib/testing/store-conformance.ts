@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SessionFieldNotJsonError, SessionStoreUnsupportedError } from '../session.errors.js';
-import type { SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
+import type { ExpiredSession, SessionClient, SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
 
 /** A capability a store may declare it cannot honour. */
-export type ConformanceCapability = 'listByUser' | 'destroyByUser' | 'concurrentFieldMerge';
+export type ConformanceCapability = 'listByUser' | 'destroyByUser' | 'concurrentFieldMerge' | 'expiryEvents';
 
 /** How {@link describeSessionStoreConformance} obtains and releases the store under test. */
 export interface ConformanceSetup {
@@ -27,6 +27,14 @@ const SHORT_LIFETIME = 150;
 const newId = (): string => randomBytes(32).toString('base64url');
 const newUserId = (): string => `user-${randomBytes(9).toString('base64url')}`;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** How long a store may take to notice an expiry: a sweep interval or a TTL, plus delivery. */
+const EXPIRY_REPORT_DEADLINE = 8_000;
+/** After the first report, how long a second one for the same expiry is waited for. */
+const DUPLICATE_WINDOW = 1_000;
+const CLIENT: SessionClient = { userAgent: 'Mozilla/5.0 (conformance)', ip: '203.0.113.7' };
+
+/** "No client recorded" may be null or absent. */
+const noClient = (session: { client?: SessionClient | null } | null): boolean => session !== null && (session.client ?? null) === null;
 
 function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
   const now = Date.now();
@@ -54,6 +62,11 @@ function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
  * nothing can reject: for a store that declares it (the cookie store, which rewrites the whole
  * session), the case "keeps both fields when writers change different fields at once" is
  * replaced by one asserting that, of two successive writes to one field, the last one wins.
+ * With `'expiryEvents'` declared (a store that cannot see expiries), the suite asserts that
+ * watching reports nothing.
+ *
+ * Expiry reports are awaited for a few seconds: a sweeper-based store must be created with a
+ * short sweep interval (a few hundred ms) for those cases to pass.
  *
  * @example
  * ```ts
@@ -536,13 +549,13 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
       }
 
       if (supports('destroyByUser')) {
-        it('destroys the other sessions of a user and returns their count, sparing the excepted one', async () => {
+        it('destroys the other sessions of a user and returns their ids, sparing the excepted one', async () => {
           const userId = newUserId();
           const current = await created({ userId, data: { here: true } });
           const others = [await created({ userId }), await created({ userId })];
           const stranger = await created({ userId: newUserId() });
 
-          await expect(store.destroyByUser(userId, current.id)).resolves.toBe(2);
+          expect((await store.destroyByUser(userId, current.id)).sort()).toEqual(ids(others).sort());
 
           await expect(store.get(current.id)).resolves.toMatchObject({ data: { here: true }, userId });
           for (const other of others) await expect(store.get(other.id)).resolves.toBeNull();
@@ -554,13 +567,13 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
           const userId = newUserId();
           const sessions = [await created({ userId }), await created({ userId })];
 
-          await expect(store.destroyByUser(userId)).resolves.toBe(2);
+          expect((await store.destroyByUser(userId)).sort()).toEqual(ids(sessions).sort());
 
           for (const session of sessions) await expect(store.get(session.id)).resolves.toBeNull();
-          await expect(store.destroyByUser(userId)).resolves.toBe(0);
+          await expect(store.destroyByUser(userId)).resolves.toEqual([]);
         });
 
-        it('does not count sessions already destroyed or moved to another user', async () => {
+        it('does not return sessions already destroyed or moved to another user', async () => {
           const userId = newUserId();
           const destroyed = await created({ userId });
           const moved = await created({ userId });
@@ -573,12 +586,157 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
             userId: newUserId(),
           });
 
-          await expect(store.destroyByUser(userId)).resolves.toBe(0);
+          await expect(store.destroyByUser(userId)).resolves.toEqual([]);
           await expect(store.get(moved.id)).resolves.not.toBeNull();
         });
       } else {
         it('rejects destroyByUser with SessionStoreUnsupportedError, as it declares', async () => {
           await expect(store.destroyByUser(newUserId())).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
+        });
+      }
+    });
+
+    describe('client record', () => {
+      it('returns the client a session was created with, and none when created without', async () => {
+        const withClient = await created({ client: CLIENT });
+        const without = await created();
+
+        expect((await store.get(withClient.id))!.client).toEqual(CLIENT);
+        expect(noClient(await store.get(without.id))).toBe(true);
+      });
+
+      it('sets a client with a commit, keeps it when the change leaves it undefined, and clears it with null', async () => {
+        const session = await created();
+        const change = (client?: SessionClient | null) => ({ set: {}, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now(), client });
+
+        await expect(store.commit(session.id, change(CLIENT))).resolves.toBe(true);
+        expect((await store.get(session.id))!.client).toEqual(CLIENT);
+        await expect(store.commit(session.id, { ...change(), set: { visits: 2 } })).resolves.toBe(true);
+        expect((await store.get(session.id))!.client).toEqual(CLIENT);
+        await expect(store.commit(session.id, change(null))).resolves.toBe(true);
+        expect(noClient(await store.get(session.id))).toBe(true);
+      });
+
+      it('moves the client of the rotated session to the new id', async () => {
+        const old = await created({ client: CLIENT });
+        const next = newSession({ client: { ip: '198.51.100.2' } });
+
+        await expect(store.rotate(old.id, next)).resolves.toBe(true);
+
+        expect((await store.get(next.id))!.client).toEqual({ ip: '198.51.100.2' });
+      });
+
+      if (supports('listByUser')) {
+        it("lists each of a user's sessions with its client", async () => {
+          const userId = newUserId();
+          const first = await created({ userId, client: CLIENT, createdAt: Date.now() - 1_000 });
+          const second = await created({ userId });
+
+          const listed = await store.listByUser(userId);
+
+          expect(ids(listed)).toEqual([first.id, second.id]);
+          expect(listed[0].client).toEqual(CLIENT);
+          expect(noClient(listed[1])).toBe(true);
+        });
+      }
+    });
+
+    describe('user lock', () => {
+      it('runs the critical sections of one user one at a time, and returns what each returned', async () => {
+        const userId = newUserId();
+        const trace: string[] = [];
+        const section = (n: number) =>
+          store.withUserLock(userId, async () => {
+            trace.push(`enter ${n}`);
+            await sleep(20);
+            trace.push(`exit ${n}`);
+            return n;
+          });
+
+        const results = await Promise.all([1, 2, 3, 4].map(section));
+
+        expect(results).toEqual([1, 2, 3, 4]);
+        for (let i = 0; i < trace.length; i += 2) {
+          expect(trace[i].replace('enter', 'exit')).toBe(trace[i + 1]);
+        }
+      });
+
+      it('never makes one user wait for another', async () => {
+        await expect(bothInsideAtOnce(store, store)).resolves.toEqual(['first', 'second']);
+      });
+
+      it('passes on the error of a section that throws, and frees the lock for the next one', async () => {
+        const userId = newUserId();
+
+        await expect(store.withUserLock(userId, () => Promise.reject(new Error('critical failed')))).rejects.toThrow('critical failed');
+        await expect(store.withUserLock(userId, async () => 'next')).resolves.toBe('next');
+      });
+    });
+
+    describe('expiry reports', () => {
+      /** Everything reported while `run` runs and for `settle` ms after, about the given ids. */
+      async function reportsAbout(run: (seen: ExpiredSession[]) => Promise<void>): Promise<ExpiredSession[]> {
+        const seen: ExpiredSession[] = [];
+        const stop = store.watchExpiry((expired) => seen.push(expired));
+        try {
+          await run(seen);
+          return seen;
+        } finally {
+          stop();
+        }
+      }
+
+      async function until(condition: () => boolean): Promise<boolean> {
+        const deadline = Date.now() + EXPIRY_REPORT_DEADLINE;
+        while (!condition() && Date.now() < deadline) await sleep(50);
+        return condition();
+      }
+
+      if (supports('expiryEvents')) {
+        it('reports a session that expires once, with its id and user; not one destroyed or extended', async () => {
+          const userId = newUserId();
+          const seen = await reportsAbout(async (reports) => {
+            // Watching starts first: a store may need a moment to subscribe.
+            await sleep(200);
+            const expiring = await created({ userId, expiresAt: Date.now() + SHORT_LIFETIME });
+            const destroyed = await created({ userId, expiresAt: Date.now() + SHORT_LIFETIME });
+            const extended = await created({ userId, expiresAt: Date.now() + 1_000 });
+            await store.destroy(destroyed.id);
+            await store.commit(extended.id, { set: {}, unset: [], expiresAt: Date.now() + LIFETIME, lastSeenAt: Date.now() });
+
+            expect(await until(() => reports.some((r) => r.id === expiring.id))).toBe(true);
+            // Long enough for the destroyed and extended sessions' old expiries to have passed.
+            await sleep(DUPLICATE_WINDOW + 1_000);
+            const about = reports.filter((r) => [expiring.id, destroyed.id, extended.id].includes(r.id));
+            expect(about).toEqual([{ id: expiring.id, userId }]);
+            await expect(store.get(extended.id)).resolves.not.toBeNull();
+          });
+          expect(seen.length).toBeGreaterThan(0);
+        }, 20_000);
+
+        it('reports an anonymous session with userId null, and stops reporting once the listener is removed', async () => {
+          const anonymous: ExpiredSession[] = [];
+          const stop = store.watchExpiry((expired) => anonymous.push(expired));
+          const removed: ExpiredSession[] = [];
+          store.watchExpiry((expired) => removed.push(expired))();
+          await sleep(200);
+          const session = await created({ expiresAt: Date.now() + SHORT_LIFETIME });
+
+          const reported = await until(() => anonymous.some((r) => r.id === session.id));
+          stop();
+
+          expect(reported).toBe(true);
+          expect(anonymous.filter((r) => r.id === session.id)).toEqual([{ id: session.id, userId: null }]);
+          expect(removed.filter((r) => r.id === session.id)).toEqual([]);
+        }, 20_000);
+      } else {
+        it('reports nothing, as it declares it cannot see expiries', async () => {
+          const seen = await reportsAbout(async () => {
+            const session = await created({ expiresAt: Date.now() + SHORT_LIFETIME });
+            await sleep(SHORT_LIFETIME + DUPLICATE_WINDOW);
+            await expect(store.get(session.id)).resolves.toBeNull();
+          });
+          expect(seen).toEqual([]);
         });
       }
     });
@@ -589,6 +747,37 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
       });
     });
   });
+}
+
+/**
+ * Runs a section for one user on store `a` and one for another user on store `b` (the same
+ * store, or two nodes of one), each waiting inside until the other has entered too: it settles
+ * with `['first', 'second']` only if the two run at the same time, and with 'deadlock' (rather
+ * than hanging the test) if one waited for the other's lock. For a custom store's own
+ * multi-node tests of `withUserLock`.
+ */
+export async function bothInsideAtOnce(a: SessionStore, b: SessionStore, timeoutMs = 10_000): Promise<string[] | 'deadlock'> {
+  let enterFirst!: () => void;
+  let enterSecond!: () => void;
+  const firstEntered = new Promise<void>((resolve) => (enterFirst = resolve));
+  const secondEntered = new Promise<void>((resolve) => (enterSecond = resolve));
+  const first = a.withUserLock(newUserId(), async () => {
+    enterFirst();
+    await secondEntered;
+    return 'first';
+  });
+  const second = b.withUserLock(newUserId(), async () => {
+    enterSecond();
+    await firstEntered;
+    return 'second';
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const deadlock = new Promise<'deadlock'>((resolve) => (timer = setTimeout(() => resolve('deadlock'), timeoutMs)));
+  try {
+    return await Promise.race([Promise.all([first, second]), deadlock]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function ids(sessions: Array<{ id: string }>): string[] {

@@ -65,7 +65,7 @@ class FeatureController {
   @Get('mine')
   @UseGuards(SessionGuard)
   mine(@Session() session: Session) {
-    return this.sessions.listForUser(String((session as SessionBag).userId), session.id);
+    return this.sessions.list(String((session as SessionBag).userId), session.id);
   }
 
   @Get('store')

@@ -1,8 +1,13 @@
 import 'reflect-metadata';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { cookieHeader, idOf, isClearing, requireSid, setCookieLine } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 import type { SessionModuleOptions } from '../../lib/index.js';
+import { postgresForTests } from '../support/postgres-server.js';
+import type { PostgresServer } from '../support/postgres-server.js';
 import { startRedisServer } from '../support/redis-topology.js';
 import type { RedisServer } from '../support/redis-topology.js';
 import { createPassportApp } from '../fixtures/passport-app.js';
@@ -27,9 +32,37 @@ const redis = (): StoreUnderTest => {
   };
 };
 
+/** A directory of its own, removed afterwards. */
+const file = (): StoreUnderTest => {
+  let directory: string | undefined;
+  return {
+    store: async () => {
+      directory = await mkdtemp(join(tmpdir(), 'nss-passport-'));
+      return { type: 'file', directory };
+    },
+    stop: async () => {
+      if (directory) await rm(directory, { recursive: true, force: true });
+    },
+  };
+};
+
+/** A database of its own (a throwaway cluster, or one created on DATABASE_URL's server). */
+const postgres = (): StoreUnderTest => {
+  let server: PostgresServer | undefined;
+  return {
+    store: async () => {
+      server = await postgresForTests();
+      return { type: 'postgres', connectionString: server.url(), createTable: true };
+    },
+    stop: async () => server?.dispose(),
+  };
+};
+
 describe.each([
   ['memory', memory],
   ['Redis', redis],
+  ['file', file],
+  ['PostgreSQL', postgres],
 ])('Passport (@nestjs/passport + passport-local, sessions) on the %s store', (_name, storeUnderTest) => {
   let app: FixtureApp;
   const backing = storeUnderTest();

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FileStore } from '../../lib/stores/file.store.js';
-import type { SessionChange, StoredSession } from '../../lib/stores/session-store.js';
+import type { ExpiredSession, SessionChange, StoredSession } from '../../lib/stores/session-store.js';
 
 /**
  * FileStore shared by separate OS processes, as under Node cluster or PM2. Each worker is a plain
@@ -229,6 +229,34 @@ describe('FileStore shared by two processes', () => {
 
     expect(a + b).toBe(30);
     for (const session of expired) expect(await exists(join(sessionDir(directory, session.id), `${session.id}.json`))).toBe(false);
+  });
+
+  it('never lets the critical sections of one user overlap when the two processes run them at once', async () => {
+    const traceFile = join(directory, 'user-lock-trace.txt');
+    const userId = `user-${randomBytes(6).toString('hex')}`;
+    const names = Array.from({ length: 20 }, (_, i) => `s${i}`);
+
+    const results = await Promise.all(names.map((name, i) => (i % 2 ? first : second).call('tracedUserLock', userId, traceFile, name)));
+
+    expect(results).toEqual(names);
+    const trace = (await readFile(traceFile, 'utf8')).trim().split('\n');
+    expect(trace).toHaveLength(2 * names.length);
+    for (let i = 0; i < trace.length; i += 2) expect(trace[i + 1]).toBe(trace[i].replace('enter', 'exit'));
+  });
+
+  it('reports each expiry once across the two processes when both watch and sweep at once', async () => {
+    await Promise.all([first.call('watchExpiry'), second.call('watchExpiry')]);
+    const userId = `user-${randomBytes(6).toString('hex')}`;
+    const expired = Array.from({ length: 30 }, (_, i) => newSession({ userId: i % 2 ? userId : null, expiresAt: Date.now() - 1 }));
+    for (const session of expired) await first.call('create', session);
+
+    await Promise.all([first.call('sweep'), second.call('sweep'), first.call('sweep'), second.call('sweep')]);
+    await Promise.all([first.call('sweep'), second.call('sweep')]);
+
+    const reports = [...(await first.call<ExpiredSession[]>('expiryReports')), ...(await second.call<ExpiredSession[]>('expiryReports'))];
+    const about = reports.filter((report) => expired.some((session) => session.id === report.id));
+    expect(about).toHaveLength(expired.length);
+    expect(about).toEqual(expect.arrayContaining(expired.map((session) => ({ id: session.id, userId: session.userId }))));
   });
 
   it('frees the lock of a process killed while holding it, without waiting for lockTimeout', async () => {

@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { maskSessionId } from '../../lib/crypto/index.js';
+import { hashSessionId } from '../../lib/crypto/index.js';
 import { SessionConfigError, SessionError, SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
 import { acquireFileLock } from '../../lib/stores/file-lock.js';
 import { FileStore, type FileStoreOptions } from '../../lib/stores/file.store.js';
 import { createSessionStore } from '../../lib/stores/index.js';
-import type { SessionChange, StoredSession } from '../../lib/stores/session-store.js';
-import { describeSessionStoreConformance } from '../../lib/testing/index.js';
+import type { ExpiredSession, SessionChange, SessionStore, StoredSession } from '../../lib/stores/session-store.js';
+import { bothInsideAtOnce, describeSessionStoreConformance } from '../../lib/testing/index.js';
 
 const HOUR = 60 * 60_000;
 const SECRET = 's'.repeat(32);
@@ -129,7 +129,8 @@ afterAll(async () => {
 // ---- The contract -------------------------------------------------------------------------------
 
 describeSessionStoreConformance('FileStore', {
-  createStore: async () => FileStore.open({ directory: await tempDir() }),
+  // A short sweep interval: the conformance expiry reports (150 ms lifetimes) come from the sweeper.
+  createStore: async () => FileStore.open({ directory: await tempDir(), sweepInterval: 100 }),
 });
 
 describe('FileStore', () => {
@@ -339,7 +340,7 @@ describe('FileStore', () => {
 
       expect(await readdir(join(store.directory, 'users'))).toEqual([sha256(userId)]);
       expect((await store.listByUser(userId)).map((s) => s.id)).toEqual([session.id]);
-      await expect(store.destroyByUser(userId)).resolves.toBe(1);
+      await expect(store.destroyByUser(userId)).resolves.toEqual([session.id]);
       expect(await readFile(join(base, 'decoy'), 'utf8')).toContain('stolen');
     });
   });
@@ -373,7 +374,7 @@ describe('FileStore', () => {
       await expect(store.sweep()).resolves.toBe(0);
 
       expect(await readFile(path, 'utf8')).toBe(content);
-      expect(warnings.some((warning) => warning.includes(maskSessionId(id)))).toBe(true);
+      expect(warnings.some((warning) => warning.includes(hashSessionId(id)))).toBe(true);
       expect(warnings.some((warning) => warning.includes(id))).toBe(false);
     });
 
@@ -400,7 +401,7 @@ describe('FileStore', () => {
       const creating = store.create(session);
       await expect(creating).rejects.toBeInstanceOf(SessionStoreUnavailableError);
       const message = await creating.catch((error: Error) => String(error));
-      expect(message).toContain(maskSessionId(session.id));
+      expect(message).toContain(hashSessionId(session.id));
       expect(message).toContain('ENOTDIR');
       expect(message).not.toContain(session.id);
       await expect(store.commit(session.id, change({ x: 1 }))).rejects.toBeInstanceOf(SessionStoreUnavailableError);
@@ -610,7 +611,7 @@ describe('FileStore', () => {
         const committing = store.commit(session.id, change({ after: true }));
         await expect(committing).rejects.toBeInstanceOf(SessionStoreUnavailableError);
         await expect(committing).rejects.toThrow(/store\.lockTimeout/);
-        await expect(committing).rejects.toThrow(maskSessionId(session.id));
+        await expect(committing).rejects.toThrow(hashSessionId(session.id));
         await expect(committing.catch((error: Error) => error.message)).resolves.not.toContain(session.id);
       } finally {
         clearInterval(renewing);
@@ -731,5 +732,304 @@ describe('FileStore', () => {
 
       await expect(store.ping()).rejects.toThrow();
     });
+  });
+});
+
+// ---- Expiry events, user locks, client records ------------------------------------------------
+
+const openedForEvents: FileStore[] = [];
+
+/** A store shut down after the file's tests; a far sweep interval unless given. */
+async function openStore(options: Partial<FileStoreOptions> = {}): Promise<FileStore> {
+  const store = await FileStore.open({ directory: options.directory ?? (await tempDir()), sweepInterval: HOUR, ...options });
+  openedForEvents.push(store);
+  return store;
+}
+
+afterAll(async () => {
+  await Promise.all(openedForEvents.map((store) => store.onApplicationShutdown()));
+});
+
+/** Everything `store` reports from now on. */
+function reportsOf(store: FileStore): ExpiredSession[] {
+  const reports: ExpiredSession[] = [];
+  store.watchExpiry((expired) => reports.push(expired));
+  return reports;
+}
+
+/** Resolves once the clock has passed `time` (a session with that expiry is then expired). */
+async function past(time: number): Promise<void> {
+  while (Date.now() <= time) await sleep(Math.max(1, time - Date.now() + 1));
+}
+
+const userLockFile = (directory: string, userId: string): string => join(directory, 'locks', `${sha256(userId)}.lock`);
+
+describe('FileStore expiry events', () => {
+  it('reports a session its sweeper deletes once, with its id and the user read from its file', async () => {
+    const store = await openStore();
+    const reports = reportsOf(store);
+    const userId = newUserId();
+    const session = newSession({ userId, expiresAt: Date.now() - 1 });
+    const anonymous = newSession({ expiresAt: Date.now() - 1 });
+    await store.create(session);
+    await store.create(anonymous);
+
+    await expect(store.sweep()).resolves.toBe(2);
+    await expect(store.sweep()).resolves.toBe(0);
+
+    expect(reports).toHaveLength(2);
+    expect(reports).toEqual(expect.arrayContaining([{ id: session.id, userId }, { id: anonymous.id, userId: null }]));
+  });
+
+  it('does not report a destroyed session, nor one extended before its expiry', async () => {
+    const store = await openStore();
+    const reports = reportsOf(store);
+    const userId = newUserId();
+    const expiresAt = Date.now() + 200;
+    const [expiring, destroyed, extended] = [0, 1, 2].map(() => newSession({ userId, expiresAt }));
+    for (const session of [expiring, destroyed, extended]) await store.create(session);
+    await store.destroy(destroyed.id);
+    await store.commit(extended.id, change({}, { expiresAt: Date.now() + HOUR }));
+
+    await past(expiresAt);
+    await store.sweep();
+
+    expect(reports).toEqual([{ id: expiring.id, userId }]);
+    await expect(store.get(extended.id)).resolves.not.toBeNull();
+  });
+
+  it('reports each of several expiries exactly once in total when two stores on one directory both watch and sweep', async () => {
+    const directory = await tempDir();
+    const [first, second] = [await openStore({ directory, sweepInterval: 20 }), await openStore({ directory, sweepInterval: 20 })];
+    const reports = [reportsOf(first), reportsOf(second)];
+    const userId = newUserId();
+    const expiresAt = Date.now() + 300;
+    const sessions = Array.from({ length: 30 }, (_, i) => newSession({ userId: i % 3 ? userId : null, expiresAt }));
+    for (const session of sessions) await first.create(session);
+
+    const all = (): ExpiredSession[] => [...reports[0], ...reports[1]];
+    // Both timers sweep on their own; explicit sweeps from both add to the contention.
+    await past(expiresAt);
+    await Promise.all([first.sweep(), second.sweep()]);
+    expect(await eventually(async () => all().length >= sessions.length)).toBe(true);
+    // One more round from both, so a duplicate would have had every chance to appear.
+    await Promise.all([first.sweep(), second.sweep()]);
+
+    const expected = sessions.map((session) => ({ id: session.id, userId: session.userId }));
+    expect(all()).toHaveLength(sessions.length);
+    expect(all()).toEqual(expect.arrayContaining(expected));
+    for (const session of sessions) expect(await exists(sessionFile(directory, session.id))).toBe(false);
+  });
+
+  it('neither deletes nor reports a session whose writer holds its lock, and keeps it once the writer extended it', async () => {
+    const store = await openStore();
+    const reports = reportsOf(store);
+    const session = newSession({ expiresAt: Date.now() - 1 });
+    await store.create(session);
+    const path = sessionFile(store.directory, session.id);
+    // A writer in another process: it holds the lock, and makes the session live before releasing it.
+    const lock = await acquireFileLock(lockFile(store.directory, session.id), { wait: 0, staleAfter: HOUR });
+    try {
+      await expect(store.sweep()).resolves.toBe(0);
+      await writeFile(path, sessionText({ e: Date.now() + HOUR }));
+    } finally {
+      await lock.release();
+    }
+
+    await expect(store.sweep()).resolves.toBe(0);
+
+    expect(reports).toEqual([]);
+    expect(await exists(path)).toBe(true);
+  });
+
+  it('reports the expired sessions destroyByUser deletes, without returning them', async () => {
+    const store = await openStore();
+    const reports = reportsOf(store);
+    const userId = newUserId();
+    const expired = newSession({ userId, expiresAt: Date.now() - 1 });
+    const live = newSession({ userId });
+    await store.create(expired);
+    await store.create(live);
+
+    await expect(store.destroyByUser(userId)).resolves.toEqual([live.id]);
+
+    expect(reports).toEqual([{ id: expired.id, userId }]);
+  });
+});
+
+describe('FileStore user lock', () => {
+  /** A critical section that records when it enters and leaves, and stays inside for a few turns of the event loop. */
+  const traced = (trace: string[], name: string) => async (): Promise<string> => {
+    trace.push(`enter ${name}`);
+    for (let i = 0; i < 5; i++) await sleep(2);
+    trace.push(`exit ${name}`);
+    return name;
+  };
+
+  /** Asserts that every entry is followed by its own exit: no two sections overlapped. */
+  function expectNoOverlap(trace: string[], sections: number): void {
+    expect(trace).toHaveLength(2 * sections);
+    for (let i = 0; i < trace.length; i += 2) expect(trace[i + 1]).toBe(trace[i].replace('enter', 'exit'));
+  }
+
+  it('never lets the critical sections of one user overlap, across two stores on one directory', async () => {
+    const directory = await tempDir();
+    const stores = [await openStore({ directory }), await openStore({ directory })];
+    const userId = newUserId();
+    const trace: string[] = [];
+
+    const names = Array.from({ length: 12 }, (_, i) => `s${i}`);
+    const results = await Promise.all(names.map((name, i) => stores[i % 2].withUserLock(userId, traced(trace, name))));
+
+    expect(results).toEqual(names);
+    expectNoOverlap(trace, names.length);
+    expect(await exists(userLockFile(directory, userId))).toBe(false);
+  });
+
+  it('runs the critical sections of different users at the same time', async () => {
+    const directory = await tempDir();
+    const [first, second] = [await openStore({ directory }), await openStore({ directory })];
+
+    await expect(bothInsideAtOnce(first, second)).resolves.toEqual(['first', 'second']);
+  });
+
+  it('releases the lock when a critical section throws, so another store takes it at once', async () => {
+    const directory = await tempDir();
+    // Far beyond the test's timeout: a lock left behind would make the second call fail, not wait it out.
+    const [first, second] = [await openStore({ directory, lockTimeout: HOUR }), await openStore({ directory, lockTimeout: HOUR })];
+    const userId = newUserId();
+
+    await expect(first.withUserLock(userId, () => Promise.reject(new Error('critical failed')))).rejects.toThrow('critical failed');
+
+    expect(await exists(userLockFile(directory, userId))).toBe(false);
+    await expect(second.withUserLock(userId, async () => 'next')).resolves.toBe('next');
+  });
+
+  it('keeps the lock while a section runs longer than lockTimeout: another store fails with a 503-class error instead of breaking in', async () => {
+    const directory = await tempDir();
+    const [holder, waiter] = [await openStore({ directory, lockTimeout: 150 }), await openStore({ directory, lockTimeout: 150 })];
+    const userId = newUserId();
+    let inside = 0;
+    let most = 0;
+    let releaseHolder!: () => void;
+    const held = holder.withUserLock(userId, async () => {
+      most = Math.max(most, ++inside);
+      await new Promise<void>((resolve) => (releaseHolder = resolve));
+      inside -= 1;
+    });
+    expect(await eventually(async () => inside === 1)).toBe(true);
+
+    // Several waits of lockTimeout each: by age alone the holder's lock would have gone stale.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const waiting = waiter.withUserLock(userId, async () => {
+        most = Math.max(most, ++inside);
+        inside -= 1;
+      });
+      await expect(waiting).rejects.toBeInstanceOf(SessionStoreUnavailableError);
+      await expect(waiting).rejects.toThrow(/store\.lockTimeout/);
+    }
+    releaseHolder();
+    await held;
+
+    await expect(waiter.withUserLock(userId, async () => 'after')).resolves.toBe('after');
+    expect(most).toBe(1);
+  });
+
+  it('takes over the user lock of a process that died holding it, without waiting for lockTimeout', async () => {
+    const store = await openStore({ lockTimeout: 10 * 60_000 });
+    const userId = newUserId();
+    const path = userLockFile(store.directory, userId);
+    await mkdir(join(store.directory, 'locks'), { recursive: true });
+    await acquireFileLock(path, { wait: 0, staleAfter: HOUR });
+    const lock = JSON.parse(await readFile(path, 'utf8'));
+    await writeFile(path, JSON.stringify({ ...lock, pid: deadPid() }));
+
+    await expect(store.withUserLock(userId, async () => 'taken over')).resolves.toBe('taken over');
+    expect(await exists(path)).toBe(false);
+  });
+
+  it('names the lock file by the SHA-256 of the user id, so no user id becomes a path', async () => {
+    const store = await openStore();
+    const userId = '../../../etc/passwd\0/x';
+    let during: string[] = [];
+
+    await store.withUserLock(userId, async () => {
+      during = await readdir(join(store.directory, 'locks'));
+    });
+
+    expect(during).toEqual([`${sha256(userId)}.lock`]);
+    expect(await readdir(join(store.directory, 'locks'))).toEqual([]);
+  });
+
+  it('sweeps away a user lock left by a crashed process, and leaves a live one alone', async () => {
+    const store = await openStore({ lockTimeout: 1_000 });
+    const locks = join(store.directory, 'locks');
+    await mkdir(locks, { recursive: true });
+    const crashed = userLockFile(store.directory, newUserId());
+    const litter = `${userLockFile(store.directory, newUserId())}.0a1b2c3d4e5f.stale`;
+    const old = new Date(Date.now() - HOUR);
+    for (const path of [crashed, litter]) {
+      await writeFile(path, JSON.stringify({ pid: process.pid, host: 'crashed', token: 'crashed-holder-token' }));
+      await utimes(path, old, old);
+    }
+    const liveUser = newUserId();
+    let releaseLive: (() => void) | undefined;
+    const live = store.withUserLock(liveUser, () => new Promise<void>((resolve) => (releaseLive = resolve)));
+    expect(await eventually(async () => releaseLive !== undefined)).toBe(true);
+
+    await store.sweep();
+
+    expect(await exists(crashed)).toBe(false);
+    expect(await exists(litter)).toBe(false);
+    expect(await exists(userLockFile(store.directory, liveUser))).toBe(true);
+    releaseLive!();
+    await live;
+  });
+});
+
+describe('FileStore client record', () => {
+  const CLIENT = { userAgent: 'Mozilla/5.0 (test)', ip: '203.0.113.7' };
+
+  it('writes the client beside the data as "k", and leaves files without one as they were', async () => {
+    const store = await openStore();
+    const withClient = newSession({ client: CLIENT, data: { cart: ['a'] } });
+    const without = newSession();
+    await store.create(withClient);
+    await store.create(without);
+
+    const written = JSON.parse(await readFile(sessionFile(store.directory, withClient.id), 'utf8'));
+    expect(written).toMatchObject({ v: 1, k: CLIENT, d: { cart: ['a'] } });
+    expect(Object.keys(JSON.parse(await readFile(sessionFile(store.directory, without.id), 'utf8')))).toEqual(['v', 'c', 's', 'e', 'u', 'd']);
+  });
+
+  it('keeps the client through create, commit (set, keep, clear), rotate and listByUser', async () => {
+    const store = await openStore();
+    const userId = newUserId();
+    const session = newSession({ userId, client: CLIENT });
+    await store.create(session);
+    expect((await store.get(session.id))!.client).toEqual(CLIENT);
+
+    await store.commit(session.id, change({ visits: 2 }));
+    expect((await store.get(session.id))!.client).toEqual(CLIENT);
+    await store.commit(session.id, change({}, { client: { ip: '198.51.100.9' } }));
+    expect((await store.get(session.id))!.client).toEqual({ ip: '198.51.100.9' });
+    expect((await store.listByUser(userId)).map((s) => s.client)).toEqual([{ ip: '198.51.100.9' }]);
+    await store.commit(session.id, change({}, { client: null }));
+    expect((await store.get(session.id))!.client ?? null).toBeNull();
+    expect(JSON.parse(await readFile(sessionFile(store.directory, session.id), 'utf8')).k).toBeUndefined();
+
+    const next = newSession({ userId, client: CLIENT });
+    await expect(store.rotate(session.id, next)).resolves.toBe(true);
+    expect((await store.get(next.id))!.client).toEqual(CLIENT);
+    expect((await store.listByUser(userId)).map((s) => s.client)).toEqual([CLIENT]);
+    expect((await store.get(next.id))!.data).toEqual({ visits: 1 });
+  });
+
+  it('reads a file whose "k" is not an object as no session, like any file not of this format', async () => {
+    const store = await openStore();
+    const id = newId();
+    await plant(store.directory, id, sessionText({ k: 'not a client' }));
+
+    await expect(store.get(id)).resolves.toBeNull();
   });
 });

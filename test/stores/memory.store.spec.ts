@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, describe, expect, it, jest } from '@jest/globals';
 import { SessionConfigError, SessionFieldNotJsonError } from '../../lib/session.errors.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../lib/stores/memory.store.js';
-import type { StoredSession } from '../../lib/stores/session-store.js';
+import type { ExpiredSession, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
 import { describeSessionStoreConformance } from '../../lib/testing/index.js';
 
+/** Short enough that the conformance expiry reports (150 ms lifetimes) arrive within their deadline. */
+const CONFORMANCE_SWEEP_INTERVAL = 100;
+
 describeSessionStoreConformance('MemoryStore', {
-  createStore: () => new MemoryStore(),
+  createStore: () => new MemoryStore({ sweepInterval: CONFORMANCE_SWEEP_INTERVAL }),
 });
 
 const HOUR = 60 * 60_000;
@@ -147,7 +150,7 @@ describe('MemoryStore', () => {
 
       expect(store.size).toBe(2);
       expect((await store.listByUser('u-rotating')).map((s) => s.id)).toEqual([rotated.id]);
-      await expect(store.destroyByUser('u-evicted')).resolves.toBe(0);
+      await expect(store.destroyByUser('u-evicted')).resolves.toEqual([]);
     });
   });
 
@@ -215,5 +218,178 @@ describe('MemoryStore', () => {
     it.each([0, -5, 2 ** 31])('rejects sweepInterval %p, naming the option', (sweepInterval) => {
       expect(() => new MemoryStore({ sweepInterval })).toThrow(/"store\.sweepInterval" must be a positive whole number/);
     });
+  });
+});
+
+describe('MemoryStore expiry events', () => {
+  const opened: MemoryStore[] = [];
+  const open = (options?: MemoryStoreOptions): MemoryStore => {
+    const store = new MemoryStore(options);
+    opened.push(store);
+    return store;
+  };
+
+  /** A store and everything it reports. */
+  function watched(options?: MemoryStoreOptions): { store: MemoryStore; reports: ExpiredSession[] } {
+    const store = open(options);
+    const reports: ExpiredSession[] = [];
+    store.watchExpiry((expired) => reports.push(expired));
+    return { store, reports };
+  }
+
+  afterEach(() => {
+    jest.useRealTimers();
+    for (const store of opened.splice(0)) store.onApplicationShutdown();
+  });
+
+  it('reports a session its sweeper reclaims once, with its id and user', async () => {
+    jest.useFakeTimers();
+    const { store, reports } = watched({ sweepInterval: 1_000 });
+    const session = newSession({ userId: 'u-expiring', expiresAt: Date.now() + 500 });
+    await store.create(session);
+
+    jest.advanceTimersByTime(5_000);
+
+    expect(reports).toEqual([{ id: session.id, userId: 'u-expiring' }]);
+    expect(store.size).toBe(0);
+  });
+
+  it('reports a session dropped by the read that found it expired, once, and the sweeper does not report it again', async () => {
+    const { store, reports } = watched();
+    const session = newSession({ expiresAt: Date.now() - 1 });
+    await store.create(session);
+
+    await expect(store.get(session.id)).resolves.toBeNull();
+    await expect(store.get(session.id)).resolves.toBeNull();
+    await expect(store.commit(session.id, { set: { a: 1 }, unset: [], expiresAt: Date.now() + HOUR, lastSeenAt: Date.now() })).resolves.toBe(false);
+    expect(store.sweep()).toBe(0);
+
+    expect(reports).toEqual([{ id: session.id, userId: null }]);
+  });
+
+  it('does not report a destroyed session, nor one extended before its expiry', async () => {
+    jest.useFakeTimers();
+    const { store, reports } = watched({ sweepInterval: 1_000 });
+    const expiring = newSession({ userId: 'u1', expiresAt: Date.now() + 500 });
+    const destroyed = newSession({ userId: 'u1', expiresAt: Date.now() + 500 });
+    const extended = newSession({ userId: 'u1', expiresAt: Date.now() + 500 });
+    for (const session of [expiring, destroyed, extended]) await store.create(session);
+    await store.destroy(destroyed.id);
+    await store.commit(extended.id, { set: {}, unset: [], expiresAt: Date.now() + HOUR, lastSeenAt: Date.now() });
+
+    jest.advanceTimersByTime(5_000);
+
+    expect(reports).toEqual([{ id: expiring.id, userId: 'u1' }]);
+    await expect(store.get(extended.id)).resolves.not.toBeNull();
+  });
+
+  it('reports an expired session evicted by maxSessions as expired, but not a live one evicted', async () => {
+    const { store, reports } = watched({ maxSessions: 2 });
+    const expired = newSession({ userId: 'u-old', expiresAt: Date.now() - 1 });
+    const live = newSession();
+    await store.create(expired);
+    await store.create(live);
+
+    await store.create(newSession());
+    await store.create(newSession());
+
+    expect(reports).toEqual([{ id: expired.id, userId: 'u-old' }]);
+    await expect(store.get(live.id)).resolves.toBeNull();
+  });
+
+  it('reports the expired sessions destroyByUser removes, without returning them', async () => {
+    const { store, reports } = watched();
+    const expired = newSession({ userId: 'u2', expiresAt: Date.now() - 1 });
+    const live = newSession({ userId: 'u2' });
+    await store.create(expired);
+    await store.create(live);
+
+    await expect(store.destroyByUser('u2')).resolves.toEqual([live.id]);
+
+    expect(reports).toEqual([{ id: expired.id, userId: 'u2' }]);
+  });
+});
+
+describe('MemoryStore user lock', () => {
+  const store = new MemoryStore();
+  afterAll(() => store.onApplicationShutdown());
+
+  it('never lets the critical sections of one user overlap', async () => {
+    const trace: string[] = [];
+    const section = (n: number) =>
+      store.withUserLock('u-lock', async () => {
+        trace.push(`enter ${n}`);
+        await new Promise((resolve) => setImmediate(resolve));
+        trace.push(`exit ${n}`);
+        return n;
+      });
+
+    await expect(Promise.all([1, 2, 3, 4, 5].map(section))).resolves.toEqual([1, 2, 3, 4, 5]);
+
+    expect(trace).toEqual([1, 2, 3, 4, 5].flatMap((n) => [`enter ${n}`, `exit ${n}`]));
+  });
+
+  it('runs the critical sections of different users at the same time', async () => {
+    let enterFirst!: () => void;
+    let enterSecond!: () => void;
+    const firstEntered = new Promise<void>((resolve) => (enterFirst = resolve));
+    const secondEntered = new Promise<void>((resolve) => (enterSecond = resolve));
+    // Each waits inside for the other to enter: if one user waited for the other, neither would end.
+    const first = store.withUserLock('u-a', async () => {
+      enterFirst();
+      await secondEntered;
+      return 'first';
+    });
+    const second = store.withUserLock('u-b', async () => {
+      enterSecond();
+      await firstEntered;
+      return 'second';
+    });
+
+    await expect(Promise.all([first, second])).resolves.toEqual(['first', 'second']);
+  });
+
+  it('releases the lock when a critical section throws, passing the error on', async () => {
+    await expect(store.withUserLock('u-throw', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+
+    await expect(store.withUserLock('u-throw', async () => 'after')).resolves.toBe('after');
+  });
+});
+
+describe('MemoryStore client record', () => {
+  const store = new MemoryStore();
+  afterAll(() => store.onApplicationShutdown());
+  const CLIENT = { userAgent: 'Mozilla/5.0 (test)', ip: '203.0.113.7' };
+  const touch = (client?: SessionClient | null) => ({ set: {}, unset: [], expiresAt: Date.now() + HOUR, lastSeenAt: Date.now(), client });
+
+  it('keeps the client beside the data through create, commit (set, keep, clear), rotate and listByUser', async () => {
+    const session = newSession({ userId: 'u-client', client: CLIENT });
+    await store.create(session);
+    await expect(store.get(session.id)).resolves.toMatchObject({ client: CLIENT, data: { visits: 1 } });
+    expect(Object.keys((await store.get(session.id))!.data)).toEqual(['visits']);
+
+    await store.commit(session.id, { ...touch(), set: { visits: 2 } });
+    expect((await store.get(session.id))!.client).toEqual(CLIENT);
+    await store.commit(session.id, touch({ ip: '198.51.100.9' }));
+    expect((await store.get(session.id))!.client).toEqual({ ip: '198.51.100.9' });
+    expect((await store.listByUser('u-client')).map((s) => s.client)).toEqual([{ ip: '198.51.100.9' }]);
+    await store.commit(session.id, touch(null));
+    expect((await store.get(session.id))!.client ?? null).toBeNull();
+
+    const next = newSession({ userId: 'u-client', client: CLIENT });
+    await expect(store.rotate(session.id, next)).resolves.toBe(true);
+    expect((await store.get(next.id))!.client).toEqual(CLIENT);
+    expect((await store.listByUser('u-client')).map((s) => s.client)).toEqual([CLIENT]);
+  });
+
+  it('keeps a copy: changing the object passed in, or one read back, changes nothing stored', async () => {
+    const client = { ...CLIENT };
+    const session = newSession({ client });
+    await store.create(session);
+
+    client.ip = '0.0.0.0';
+    (await store.get(session.id))!.client!.userAgent = 'changed';
+
+    expect((await store.get(session.id))!.client).toEqual(CLIENT);
   });
 });

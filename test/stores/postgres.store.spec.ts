@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { PostgresStore, sessionTableDdl } from '../../lib/stores/postgres.store.js';
-import type { SessionChange, StoredSession } from '../../lib/stores/session-store.js';
+import { SessionStoreUnavailableError } from '../../lib/session.errors.js';
+import type { ExpiredSession, SessionChange, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
 import type { PostgresStoreConfig } from '../../lib/stores/store-config.js';
-import { describeSessionStoreConformance } from '../../lib/testing/index.js';
-import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
+import { bothInsideAtOnce, describeSessionStoreConformance } from '../../lib/testing/index.js';
+import { postgresForTests, startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
 
 /**
  * PostgresStore on a real PostgreSQL: the shared conformance suite, then what only SQL can get
@@ -134,7 +135,8 @@ function recordStatements(pool: pg.Pool): SentStatement[] {
 }
 
 describeSessionStoreConformance('PostgresStore', {
-  createStore: () => openStore('conformance_sessions'),
+  // A short sweep interval: the conformance expiry reports (150 ms lifetimes) come from the sweeper.
+  createStore: () => openStore('conformance_sessions', { sweepInterval: 100 }),
 });
 
 describe('PostgresStore start-up', () => {
@@ -513,11 +515,433 @@ describe('PostgresStore on a schema-qualified table', () => {
     await expect(store.rotate(session.id, next)).resolves.toBe(true);
     await insertRows(table, 'expired', 3, 'expired');
     await expect(store.sweep()).resolves.toBe(3);
-    await expect(store.destroyByUser(userId)).resolves.toBe(1);
+    await expect(store.destroyByUser(userId)).resolves.toEqual([next.id]);
     expect(await rowCount(table, next.id)).toBe(0);
 
     // And a second node finds the table without creating it.
     const second = await openStore(table, { createTable: false });
     await expect(second.ping()).resolves.toBeUndefined();
+  });
+});
+
+// ---- Expiry events, user locks, client records ------------------------------------------------
+
+/**
+ * Stores and pools of one test, closed right after it: these tests open many, and the server's
+ * connection limit is shared by the whole file.
+ */
+const scopedStores: PostgresStore[] = [];
+const scopedPools: pg.Pool[] = [];
+
+async function openScoped(table: string, config: Partial<PostgresStoreConfig> = {}): Promise<PostgresStore> {
+  const store = await openStore(table, config);
+  scopedStores.push(store);
+  return store;
+}
+
+function newScopedPool(max = 4): pg.Pool {
+  const pool = newPool(max);
+  scopedPools.push(pool);
+  return pool;
+}
+
+async function closeScoped(): Promise<void> {
+  for (const store of scopedStores.splice(0)) await store.onApplicationShutdown().catch(() => undefined);
+  for (const pool of scopedPools.splice(0)) if (!pool.ended) await pool.end().catch(() => undefined);
+}
+
+
+/** Everything `store` reports from now on. */
+function reportsOf(store: PostgresStore): ExpiredSession[] {
+  const reports: ExpiredSession[] = [];
+  store.watchExpiry((expired) => reports.push(expired));
+  return reports;
+}
+
+/** Polls `check` until it holds or `timeout` passes; returns whether it held. */
+async function until(check: () => boolean | Promise<boolean>, timeout = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(20);
+  }
+  return check();
+}
+
+/** Resolves once the clock has passed `time` (a session with that expiry is then expired). */
+async function past(time: number): Promise<void> {
+  while (Date.now() <= time) await sleep(Math.max(1, time - Date.now() + 1));
+}
+
+describe('PostgresStore expiry events', () => {
+  afterEach(closeScoped);
+
+  it('reports each row its sweep deletes, once, with its id and user', async () => {
+    const table = 'expiry_report_sessions';
+    const store = await openScoped(table);
+    const reports = reportsOf(store);
+    const userId = newUserId();
+    const session = newSession({ userId, expiresAt: Date.now() - 1 });
+    await store.create(session);
+    await insertRows(table, 'planted', 3, 'expired');
+
+    await expect(store.sweep()).resolves.toBe(4);
+    await expect(store.sweep()).resolves.toBe(0);
+
+    expect(reports).toHaveLength(4);
+    expect(reports).toEqual(
+      expect.arrayContaining([{ id: session.id, userId }, ...[1, 2, 3].map((n) => ({ id: `planted-${n}`, userId: null }))]),
+    );
+  });
+
+  it('does not report a destroyed session, nor one extended before its expiry', async () => {
+    const store = await openScoped('expiry_kept_sessions');
+    const reports = reportsOf(store);
+    const userId = newUserId();
+    const expiresAt = Date.now() + 300;
+    const [expiring, destroyed, extended] = [0, 1, 2].map(() => newSession({ userId, expiresAt }));
+    for (const session of [expiring, destroyed, extended]) await store.create(session);
+    await store.destroy(destroyed.id);
+    await expect(store.commit(extended.id, change({ more: 1 }))).resolves.toBe(true);
+
+    await past(expiresAt);
+    await store.sweep();
+
+    expect(reports).toEqual([{ id: expiring.id, userId }]);
+    await expect(store.get(extended.id)).resolves.not.toBeNull();
+  });
+
+  it('reports each expired session once when two nodes sweep', async () => {
+    const table = 'expiry_two_nodes_sessions';
+    const nodes = [await openScoped(table, { pool: newScopedPool(2), sweepInterval: 20 }), await openScoped(table, { pool: newScopedPool(2), sweepInterval: 20 })];
+    const reports = nodes.map(reportsOf);
+    const all = (): ExpiredSession[] => reports.flat();
+    const expiresAt = Date.now() + 300;
+    const sessions = Array.from({ length: 20 }, (_, i) => newSession({ userId: i % 2 ? newUserId() : null, expiresAt }));
+    for (const session of sessions) await nodes[i(session) % 2].create(session);
+
+    // Their timers sweep on their own; explicit sweeps from both nodes add to the contention.
+    await past(expiresAt);
+    await Promise.all(nodes.map((node) => node.sweep()));
+    expect(await until(() => all().length >= sessions.length)).toBe(true);
+    await Promise.all(nodes.map((node) => node.sweep()));
+
+    expect(all()).toHaveLength(sessions.length);
+    expect(all()).toEqual(expect.arrayContaining(sessions.map((session) => ({ id: session.id, userId: session.userId }))));
+
+    function i(session: StoredSession): number {
+      return sessions.indexOf(session);
+    }
+  });
+
+  it('splits a large backlog between two nodes sweeping at once, each row reported by the node that deleted it', async () => {
+    const table = 'expiry_backlog_sessions';
+    const nodes = [await openScoped(table, { pool: newScopedPool(2) }), await openScoped(table, { pool: newScopedPool(2) })];
+    const reports = nodes.map(reportsOf);
+    await insertRows(table, 'backlog', 1_500, 'expired', 'user-backlog');
+
+    const counts = await Promise.all(nodes.map((node) => node.sweep()));
+
+    expect(reports.map((r) => r.length)).toEqual(counts);
+    const ids = reports.flat().map((report) => report.id);
+    expect(new Set(ids).size).toBe(1_500);
+    expect(ids).toHaveLength(1_500);
+    expect(reports.flat().every((report) => report.userId === 'user-backlog')).toBe(true);
+  });
+
+  it('reports the expired rows destroyByUser deletes, without returning them', async () => {
+    const store = await openScoped('expiry_destroy_user_sessions');
+    const reports = reportsOf(store);
+    const userId = newUserId();
+    const expired = newSession({ userId, expiresAt: Date.now() - 1 });
+    const live = newSession({ userId });
+    await store.create(expired);
+    await store.create(live);
+
+    await expect(store.destroyByUser(userId)).resolves.toEqual([live.id]);
+
+    expect(reports).toEqual([{ id: expired.id, userId }]);
+  });
+
+  it('does not sweep before its table exists, so a tiny sweepInterval logs no "relation does not exist"', async () => {
+    const table = 'late_table_sessions';
+    const pool = newScopedPool();
+    const statements = recordStatements(pool);
+    const logged: string[] = [];
+    const log = (message: unknown): void => void logged.push(String(message));
+    const store = new PostgresStore({ pool, table, sweepInterval: 10 });
+    scopedStores.push(store);
+    store.useLogger({ log, warn: log, error: log });
+    const reports = reportsOf(store);
+
+    // Several ticks have looked for the table and found none.
+    expect(await until(() => statements.filter((s) => /to_regclass/.test(s.text)).length >= 3)).toBe(true);
+    expect(statements.filter((s) => /^\s*DELETE\b/i.test(s.text))).toEqual([]);
+
+    await openScoped(table);
+    await insertRows(table, 'late', 3, 'expired');
+
+    expect(await until(() => reports.length === 3)).toBe(true);
+    expect(logged).toEqual([]);
+  });
+});
+
+describe('PostgresStore user lock', () => {
+  afterEach(closeScoped);
+
+  const table = 'user_lock_sessions';
+
+  /** A critical section that records when it enters and leaves, and stays inside for a few turns of the event loop. */
+  const traced = (trace: string[], name: string) => async (): Promise<string> => {
+    trace.push(`enter ${name}`);
+    for (let n = 0; n < 3; n++) await sleep(2);
+    trace.push(`exit ${name}`);
+    return name;
+  };
+
+  it('never lets the critical sections of one user overlap across two nodes', async () => {
+    const nodes = [await openScoped(table, { pool: newScopedPool(2) }), await openScoped(table, { pool: newScopedPool(2) })];
+    const userId = newUserId();
+    const trace: string[] = [];
+    const names = Array.from({ length: 12 }, (_, n) => `s${n}`);
+
+    const results = await Promise.all(names.map((name, n) => nodes[n % 2].withUserLock(userId, traced(trace, name))));
+
+    expect(results).toEqual(names);
+    expect(trace).toHaveLength(2 * names.length);
+    for (let n = 0; n < trace.length; n += 2) expect(trace[n + 1]).toBe(trace[n].replace('enter', 'exit'));
+  });
+
+  it('lets more users sign in at once than the pool has connections, each section querying the pool', async () => {
+    const pool = newScopedPool(2);
+    const store = await openScoped(table, { pool });
+    const users = Array.from({ length: 12 }, () => newUserId());
+
+    // A design that held a pooled connection per lock would leave no connection for these queries.
+    const counts = await Promise.all(
+      users.map((userId) =>
+        store.withUserLock(userId, async () => {
+          await store.listByUser(userId);
+          await store.create(newSession({ userId }));
+          return (await store.listByUser(userId)).length;
+        }),
+      ),
+    );
+
+    expect(counts).toEqual(users.map(() => 1));
+  });
+
+  it('runs the critical sections of different users at the same time', async () => {
+    const nodes = [await openScoped(table), await openScoped(table)];
+
+    await expect(bothInsideAtOnce(nodes[0], nodes[1])).resolves.toEqual(['first', 'second']);
+    // And two users on one node.
+    await expect(bothInsideAtOnce(nodes[0], nodes[0])).resolves.toEqual(['first', 'second']);
+  });
+
+  it('releases the lock when a critical section throws, so another node takes it at once', async () => {
+    const [thrower, next] = [await openScoped(table), await openScoped(table, { lockTimeout: 200 })];
+    const userId = newUserId();
+
+    await expect(thrower.withUserLock(userId, () => Promise.reject(new Error('critical failed')))).rejects.toThrow('critical failed');
+
+    await expect(next.withUserLock(userId, async () => 'next')).resolves.toBe('next');
+  });
+
+  it('fails with a 503-class error naming lockTimeout when another node keeps the lock, then succeeds once it is released', async () => {
+    const [holder, waiter] = [await openScoped(table), await openScoped(table, { lockTimeout: 200 })];
+    const userId = newUserId();
+    let releaseHolder!: () => void;
+    let entered = false;
+    const held = holder.withUserLock(userId, async () => {
+      entered = true;
+      await new Promise<void>((resolve) => (releaseHolder = resolve));
+    });
+    expect(await until(() => entered)).toBe(true);
+
+    const waiting = waiter.withUserLock(userId, async () => 'too early');
+    await expect(waiting).rejects.toBeInstanceOf(SessionStoreUnavailableError);
+    await expect(waiting).rejects.toThrow(/store\.lockTimeout/);
+
+    releaseHolder();
+    await held;
+    await expect(waiter.withUserLock(userId, async () => 'after')).resolves.toBe('after');
+  });
+
+  it('keys the lock by table: one user on two tables does not wait', async () => {
+    const [one, other] = [await openScoped(table), await openScoped('user_lock_other_sessions', { lockTimeout: 200 })];
+    const userId = newUserId();
+    let releaseOne: (() => void) | undefined;
+    const held = one.withUserLock(userId, () => new Promise<void>((resolve) => (releaseOne = resolve)));
+    expect(await until(() => releaseOne !== undefined)).toBe(true);
+
+    await expect(other.withUserLock(userId, async () => 'not blocked')).resolves.toBe('not blocked');
+    releaseOne!();
+    await held;
+  });
+
+  it('frees the lock when its connection dies, and takes the next lock on a new connection', async () => {
+    const [node, other] = [await openScoped(table), await openScoped(table)];
+    const userId = newUserId();
+    let releaseNode!: () => void;
+    let entered = false;
+    const held = node.withUserLock(userId, async () => {
+      entered = true;
+      await new Promise<void>((resolve) => (releaseNode = resolve));
+    });
+    expect(await until(() => entered)).toBe(true);
+
+    // The server ends the backend holding it, as a failover or an idle-connection reaper would.
+    await sql(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+
+    await expect(other.withUserLock(userId, async () => 'taken')).resolves.toBe('taken');
+    releaseNode();
+    await held;
+    await expect(node.withUserLock(userId, async () => 'again')).resolves.toBe('again');
+  });
+
+  it('rejects, never hangs, while the database is down, and locks again once it is back', async () => {
+    const own = await startPostgresServer();
+    try {
+      const store = await PostgresStore.fromConfig({
+        type: 'postgres',
+        connectionString: own.url(),
+        createTable: true,
+        sweepInterval: NO_TIMER,
+        queryTimeout: 500,
+        lockTimeout: 500,
+      });
+      stores.push(store);
+      // Its pool reports the server going away: expected here, and kept out of the output.
+      const quiet = (): void => undefined;
+      store.useLogger({ log: quiet, warn: quiet, error: quiet });
+      const userId = newUserId();
+      await expect(store.withUserLock(userId, async () => 'before')).resolves.toBe('before');
+
+      await own.stop();
+      await expect(store.withUserLock(userId, async () => 'during')).rejects.toBeInstanceOf(SessionStoreUnavailableError);
+      await expect(store.withUserLock(newUserId(), async () => 'during')).rejects.toBeInstanceOf(SessionStoreUnavailableError);
+
+      await own.restart();
+      await expect(store.withUserLock(userId, async () => 'after')).resolves.toBe('after');
+      await store.onApplicationShutdown();
+    } finally {
+      await own.dispose();
+    }
+  });
+
+  it('closes its lock connection on shutdown, also when it was given the pool', async () => {
+    const applicationName = `nss_lock_${randomBytes(4).toString('hex')}`;
+    const url = new URL(server.url());
+    url.searchParams.set('application_name', applicationName);
+    const pool = new pg.Pool({ connectionString: url.href, max: 2 });
+    pool.on('error', () => undefined);
+    pools.push(pool);
+    const store = await openScoped(table, { pool, createTable: false });
+    await store.withUserLock(newUserId(), async () => undefined);
+    const connections = async () =>
+      (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [applicationName]))[0].n;
+    await pool.end();
+    // A closed connection's backend leaves pg_stat_activity a moment later: wait for the pool's.
+    expect(await until(async () => (await connections()) === 1)).toBe(true);
+
+    await store.onApplicationShutdown();
+
+    expect(await until(async () => (await connections()) === 0)).toBe(true);
+    await expect(store.withUserLock(newUserId(), async () => 'closed')).rejects.toBeInstanceOf(SessionStoreUnavailableError);
+  });
+});
+
+describe('PostgresStore client record', () => {
+  afterEach(closeScoped);
+
+  const table = 'client_sessions';
+  const CLIENT: SessionClient = { userAgent: 'Mozilla/5.0 (test)', ip: '203.0.113.7' };
+
+  /** The client column of a row, as PostgreSQL holds it. */
+  async function clientColumn(id: string): Promise<unknown> {
+    const [row] = await sql<{ client: unknown; data: Record<string, unknown> }>(`SELECT client, data FROM ${table} WHERE id = $1`, [id]);
+    expect(Object.keys(row.data)).not.toContain('client');
+    return row.client;
+  }
+
+  it('keeps the client in its own column through create, commit (set, keep, clear), rotate and listByUser', async () => {
+    const store = await openScoped(table);
+    const userId = newUserId();
+    const session = newSession({ userId, client: CLIENT });
+    await store.create(session);
+    expect((await store.get(session.id))!.client).toEqual(CLIENT);
+    expect(await clientColumn(session.id)).toEqual(CLIENT);
+
+    await store.commit(session.id, change({ visits: 2 }));
+    expect((await store.get(session.id))!.client).toEqual(CLIENT);
+    await store.commit(session.id, { ...change({}), client: { ip: '198.51.100.9' } });
+    expect((await store.get(session.id))!.client).toEqual({ ip: '198.51.100.9' });
+    expect((await store.listByUser(userId)).map((s) => s.client)).toEqual([{ ip: '198.51.100.9' }]);
+    await store.commit(session.id, { ...change({}), client: null });
+    expect((await store.get(session.id))!.client ?? null).toBeNull();
+    expect(await clientColumn(session.id)).toBeNull();
+
+    const next = newSession({ userId, client: CLIENT });
+    await expect(store.rotate(session.id, next)).resolves.toBe(true);
+    expect((await store.get(next.id))!.client).toEqual(CLIENT);
+    expect((await store.listByUser(userId)).map((s) => s.client)).toEqual([CLIENT]);
+    expect((await store.get(next.id))!.data).toEqual({ base: true });
+  });
+
+  it('stores a client with characters jsonb refuses, replacing them, rather than failing the sign-in', async () => {
+    const store = await openScoped(table);
+    const session = newSession({ client: { userAgent: 'before\u0000after \ud800', ip: '203.0.113.8' } });
+
+    await store.create(session);
+
+    expect((await store.get(session.id))!.client).toEqual({ userAgent: 'before\ufffdafter \ufffd', ip: '203.0.113.8' });
+  });
+});
+
+describe('PostgresStore on a table made by an earlier version (no client column)', () => {
+  afterEach(closeScoped);
+
+  const table = 'old_sessions';
+  const oldId = newId();
+
+  beforeAll(async () => {
+    // The table as the previous version's sessionTableDdl() made it.
+    await sql(`CREATE TABLE ${table} (
+      id text PRIMARY KEY, data jsonb NOT NULL DEFAULT '{}'::jsonb, user_id text,
+      created_at timestamptz NOT NULL, last_seen_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)`);
+    await sql(
+      `INSERT INTO ${table} (id, data, user_id, created_at, last_seen_at, expires_at)
+       VALUES ($1, '{"old": true}'::jsonb, 'user-old', now(), now(), now() + interval '1 hour')`,
+      [oldId],
+    );
+  });
+
+  const hasClientColumn = async (): Promise<boolean> =>
+    (await sql(`SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = 'client'`, [table])).length === 1;
+
+  it('refuses to start without createTable, naming the missing column and the ALTER statement to run, changing nothing', async () => {
+    const starting = PostgresStore.fromConfig({ type: 'postgres', connectionString: server.url(), table, createTable: false });
+
+    await expect(starting).rejects.toThrow('"client"');
+    await expect(starting).rejects.toThrow(`ALTER TABLE "${table}" ADD COLUMN IF NOT EXISTS "client" jsonb;`);
+    expect(await hasClientColumn()).toBe(false);
+  });
+
+  it('adds the column with createTable, keeping the rows, and a later start-up alters nothing', async () => {
+    const store = await openScoped(table);
+
+    expect(await hasClientColumn()).toBe(true);
+    const old = await store.get(oldId);
+    expect(old).toMatchObject({ data: { old: true }, userId: 'user-old' });
+    expect(old!.client ?? null).toBeNull();
+    await store.commit(oldId, { ...change({}), client: { ip: '192.0.2.1' } });
+    expect((await store.get(oldId))!.client).toEqual({ ip: '192.0.2.1' });
+
+    const pool = newScopedPool();
+    const statements = recordStatements(pool);
+    await openScoped(table, { pool });
+    expect(statements.filter((s) => /\bALTER\b/i.test(s.text))).toEqual([]);
+    await expect(openStore(table, { createTable: false })).resolves.toBeInstanceOf(PostgresStore);
   });
 });

@@ -17,6 +17,7 @@ import { RedisStore } from '../../lib/stores/redis.store.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startRedisServer, type RedisServer } from '../support/redis-topology.js';
+import { settlesWithin } from '../support/waiting.js';
 
 const HOUR = 60 * 60_000;
 const PROBE = 'probe';
@@ -30,6 +31,10 @@ function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
 }
 
 const sessionKey = (id: string, prefix = 'sess:'): string => `${prefix}{${id}}`;
+/** The session's expiry marker: its user, for the node that reports the session expired. */
+const markerKey = (id: string, prefix = 'sess:'): string => `${sessionKey(id, prefix)}:x`;
+/** How much longer the marker lives than its session. */
+const MARKER_GRACE = 60 * 60_000;
 const indexKey = (userId: string, prefix = 'sess:'): string => `${prefix}user:{${userId}}`;
 
 // ---- Resources: every client and store opened here is closed in the afterAll of its describe.
@@ -92,19 +97,6 @@ async function rejectionOf(promise: Promise<unknown>, limitMs = 5_000): Promise<
   }
 }
 
-/** Resolves with `promise`'s value; fails if it is still pending after `limitMs` (a hang guard). */
-async function settlesWithin<T>(promise: Promise<T>, limitMs = 5_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still pending after ${limitMs} ms`)), limitMs);
-  });
-  try {
-    return await Promise.race([promise, hung]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 type SlowlogEntry = [id: number, time: number, micros: number, args: unknown[], addr: string, name: string];
 
 interface Measured {
@@ -159,7 +151,7 @@ describe('RedisStore', () => {
       await server?.stop();
     });
 
-    it('keeps one hash per session at <prefix>{<id>}, with ~c ~s ~e ~u and one JSON field d:<name> per data field', async () => {
+    it('keeps one hash per session at <prefix>{<id>}, with ~c ~s ~e ~u and one JSON field d:<name> per data field, beside its expiry marker', async () => {
       const userId = newUserId();
       const session = newSession({
         userId,
@@ -169,7 +161,7 @@ describe('RedisStore', () => {
 
       await store.create(session);
 
-      expect(await probe.keys(`*${session.id}*`)).toEqual([sessionKey(session.id)]);
+      expect((await probe.keys(`*${session.id}*`)).sort()).toEqual([sessionKey(session.id), markerKey(session.id)]);
       expect(await probe.type(sessionKey(session.id))).toBe('hash');
       expect(await probe.hgetall(sessionKey(session.id))).toEqual({
         '~c': String(session.createdAt),
@@ -190,6 +182,51 @@ describe('RedisStore', () => {
       await store.create(session);
 
       expect(await probe.hexists(sessionKey(session.id), '~u')).toBe(0);
+    });
+
+    it('keeps an expiry marker <prefix>{<id>}:x holding the user, living a grace period longer than the session, through commits', async () => {
+      const userId = newUserId();
+      const session = newSession({ userId, expiresAt: Date.now() + 10 * 60_000 });
+      await store.create(session);
+
+      expect(await probe.get(markerKey(session.id))).toBe(userId);
+      expect(await probe.pexpiretime(markerKey(session.id))).toBe(session.expiresAt + MARKER_GRACE);
+
+      const later = session.expiresAt + HOUR;
+      const other = newUserId();
+      await store.commit(session.id, { set: {}, unset: [], expiresAt: later, lastSeenAt: Date.now(), userId: other });
+
+      expect(await probe.get(markerKey(session.id))).toBe(other);
+      expect(await probe.pexpiretime(markerKey(session.id))).toBe(later + MARKER_GRACE);
+
+      await store.commit(session.id, { set: {}, unset: [], expiresAt: later, lastSeenAt: Date.now(), userId: null });
+
+      expect(await probe.get(markerKey(session.id))).toBe('');
+    });
+
+    it('marks an anonymous session with an empty user, and writes no marker for a commit to a missing session', async () => {
+      const session = newSession({ userId: null });
+      await store.create(session);
+      const missing = newId();
+
+      await expect(store.commit(missing, { set: { n: 1 }, unset: [], expiresAt: Date.now() + HOUR, lastSeenAt: Date.now() })).resolves.toBe(false);
+
+      expect(await probe.get(markerKey(session.id))).toBe('');
+      expect(await probe.exists(markerKey(missing))).toBe(0);
+    });
+
+    it('deletes the marker with its session on destroy and on revocation by user', async () => {
+      const userId = newUserId();
+      const destroyed = newSession({ userId });
+      const revoked = newSession({ userId });
+      await store.create(destroyed);
+      await store.create(revoked);
+
+      await store.destroy(destroyed.id);
+      await expect(store.destroyByUser(userId)).resolves.toEqual([revoked.id]);
+
+      expect(await probe.exists(sessionKey(destroyed.id), markerKey(destroyed.id))).toBe(0);
+      expect(await probe.exists(sessionKey(revoked.id), markerKey(revoked.id))).toBe(0);
     });
 
     it("expires the key exactly at expiresAt, and a commit moves the key's expiry with it", async () => {
@@ -250,6 +287,7 @@ describe('RedisStore', () => {
       expect(await probe.keys(`*${old.id}*`)).toEqual([]);
       expect(await probe.type(sessionKey(next.id))).toBe('hash');
       expect(await probe.hget(sessionKey(next.id), 'd:cart')).toBe('["a"]');
+      expect(await probe.get(markerKey(next.id))).toBe(userId);
     });
 
     it('indexes a user in a sorted set <prefix>user:{<userId>} scored by creation time, living at least as long as its sessions', async () => {
@@ -319,7 +357,7 @@ describe('RedisStore', () => {
 
       await tenant.create(session);
 
-      expect(await probe.keys(`*${session.id}*`)).toEqual([sessionKey(session.id, 'tenant-a:')]);
+      expect((await probe.keys(`*${session.id}*`)).sort()).toEqual([sessionKey(session.id, 'tenant-a:'), markerKey(session.id, 'tenant-a:')]);
       expect(await probe.type(indexKey(userId, 'tenant-a:'))).toBe('zset');
       expect(await probe.exists(indexKey(userId))).toBe(0);
       await expect(tenant.get(session.id)).resolves.toMatchObject({ id: session.id, userId });
@@ -447,6 +485,9 @@ describe('RedisStore', () => {
       ['a non-numeric creation time', { '~c': 'yesterday' }],
       ['a non-numeric expiry', { '~e': 'never' }],
       ['an empty last-seen time', { '~s': '' }],
+      ['a client record that is not JSON', { '~k': '{"ip":' }],
+      ['a client record that is not an object', { '~k': '"Mozilla/5.0"' }],
+      ['a client record whose ip is not a string', { '~k': '{"ip":127}' }],
     ])('reads a hash with %s as no session, and neither deletes nor changes it', async (_what, overrides) => {
       const id = newId();
       const fields: Record<string, string> = { ...metadata(), 'd:visits': '1' };

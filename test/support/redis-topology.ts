@@ -3,8 +3,9 @@
  * 6-node cluster, each started from the machine's `redis-server` on free ports, in fresh temp
  * directories, and stopped afterwards.
  *
- * Every process binds 127.0.0.1, persists nothing (`--save "" --appendonly no`) and logs to
- * `redis.log` in its own directory, whose tail is quoted in every start-up or failover error.
+ * Every process binds 127.0.0.1, persists nothing (`--save "" --appendonly no`), publishes the
+ * keyevent notifications of expired keys promptly (`--notify-keyspace-events Ex --hz 100`, every
+ * data node of every topology; sentinels hold no keys) and logs to `redis.log` in its own directory, whose tail is quoted in every start-up or failover error.
  * The developer's shared Redis on 127.0.0.1:6379 is never started, connected to or flushed.
  *
  * Nothing outlives the test run: `stop()` ends a topology, an 'exit' handler kills what a
@@ -72,8 +73,9 @@ export interface RedisServer extends RedisEndpoint {
 export interface StartRedisServerOptions {
   /**
    * Extra `redis-server` arguments, appended after the harness's own (`--port`, `--bind`, `--dir`,
-   * `--save ""`, `--appendonly no`, `--repl-diskless-sync-delay 0`), so later ones win. Do not
-   * pass `--port`, `--bind` or `--dir`.
+   * `--save ""`, `--appendonly no`, `--repl-diskless-sync-delay 0`, `--notify-keyspace-events Ex`,
+   * `--hz 100`), so later ones win: `['--notify-keyspace-events', '']` starts a server that publishes no
+   * keyspace events. Do not pass `--port`, `--bind` or `--dir`.
    */
   args?: string[];
 }
@@ -486,6 +488,12 @@ function serverArgs(port: number, dir: string, extra: readonly string[] = []): s
     '--daemonize', 'no',
     // Redis 7 waits 5 s before a diskless full sync by default; replicas should sync at once.
     '--repl-diskless-sync-delay', '0',
+    // Keyevent notifications of expired keys, which the Redis store reports session expiries from.
+    '--notify-keyspace-events', 'Ex',
+    // Redis publishes the expiry of a key nobody reads when its expiry cycle reclaims it, and that
+    // cycle runs hz times a second, checking some 20 keys each time: at the default 10, a
+    // 150 ms session among a suite's few hundred keys is reported seconds late; at 100, promptly.
+    '--hz', '100',
     ...extra,
   ];
 }

@@ -40,6 +40,10 @@ describe('resolveSessionOptions()', () => {
       expect(options.saveUninitialized).toBe(false);
       expect(options.userKey).toBe('userId');
       expect(options.store).toEqual({ type: 'memory' });
+      expect(options.maxSessionsPerUser).toBeUndefined();
+      expect(options.onMaxSessions).toBe('evict-oldest');
+      expect(options.recordClient).toBe(false);
+      expect(options.logger).toBeUndefined();
     });
 
     it('derives touchAfter as a tenth of the idle timeout it was given', () => {
@@ -182,6 +186,55 @@ describe('resolveSessionOptions()', () => {
       expect(error.message).toContain('3600000');
       expect(error.message).toContain('7200000');
       expect(error.message).toContain('false');
+    });
+  });
+
+  describe('session management', () => {
+    it("accepts maxSessionsPerUser with either onMaxSessions, 'evict-oldest' unless set", () => {
+      expect(resolveSessionOptions({ secret: SECRET, maxSessionsPerUser: 3 })).toMatchObject({ maxSessionsPerUser: 3, onMaxSessions: 'evict-oldest' });
+      expect(resolveSessionOptions({ secret: SECRET, maxSessionsPerUser: 1, onMaxSessions: 'reject' })).toMatchObject({
+        maxSessionsPerUser: 1,
+        onMaxSessions: 'reject',
+      });
+    });
+
+    it.each([[0], [-1], [1.5], [Number.NaN], ['3']])('rejects maxSessionsPerUser %p, naming the option and the value', (value) => {
+      const error = configErrorOf({ secret: SECRET, maxSessionsPerUser: value });
+
+      expect(error.problems).toEqual([expect.stringContaining('option "maxSessionsPerUser" must be a positive whole number')]);
+    });
+
+    it('rejects an unknown onMaxSessions, naming the choices', () => {
+      const error = configErrorOf({ secret: SECRET, maxSessionsPerUser: 2, onMaxSessions: 'drop-newest' });
+
+      expect(error.message).toContain('"onMaxSessions"');
+      expect(error.message).toContain('must be one of "evict-oldest", "reject" (got "drop-newest")');
+    });
+
+    it('rejects onMaxSessions without maxSessionsPerUser, which it would do nothing without', () => {
+      const error = configErrorOf({ secret: SECRET, onMaxSessions: 'reject' });
+
+      expect(error.problems).toEqual([expect.stringContaining('does nothing without "maxSessionsPerUser"')]);
+    });
+
+    it("rejects maxSessionsPerUser with the cookie store, which cannot list a user's sessions", () => {
+      const error = configErrorOf({ secret: SECRET, maxSessionsPerUser: 2, store: { type: 'cookie' } });
+
+      expect(error.problems).toEqual([expect.stringContaining('Use a server-side store')]);
+    });
+
+    it('accepts recordClient true or false, and names anything else', () => {
+      expect(resolveSessionOptions({ secret: SECRET, recordClient: true }).recordClient).toBe(true);
+      expect(configErrorOf({ secret: SECRET, recordClient: 'yes' }).message).toContain('option "recordClient" must be true or false');
+    });
+
+    it('accepts a Nest LoggerService as logger, and names anything else', () => {
+      const logger = { log: () => undefined, warn: () => undefined, error: () => undefined };
+
+      expect(resolveSessionOptions({ secret: SECRET, logger }).logger).toBe(logger);
+      for (const bad of [console.log, { log: () => undefined }, 'console']) {
+        expect(configErrorOf({ secret: SECRET, logger: bad }).message).toContain('option "logger" must be a Nest LoggerService');
+      }
     });
   });
 

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import { generateSessionId, isSessionId, maskSessionId, SessionIdSigner } from '../../lib/crypto/index.js';
+import { generateSessionId, isSessionId, hashSessionId, SessionIdSigner } from '../../lib/crypto/index.js';
 
 const NEW_SECRET = 'n'.repeat(32);
 const OLD_SECRET = 'o'.repeat(32);
@@ -64,14 +65,21 @@ describe('isSessionId()', () => {
   });
 });
 
-describe('maskSessionId()', () => {
-  it('keeps too little of an id to use it', () => {
+describe('hashSessionId()', () => {
+  it('gives a short one-way hash that shares no part of the id', () => {
     const id = generateSessionId();
-    const masked = maskSessionId(id);
+    const hashed = hashSessionId(id);
 
-    expect(masked).not.toContain(id);
-    expect(masked.replace('…', '').length).toBeLessThanOrEqual(8);
-    expect(id.startsWith(masked.replace('…', ''))).toBe(true);
+    expect(hashed).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(hashed).toBe(createHash('sha256').update(id).digest('base64url').slice(0, 16));
+    for (let i = 0; i + 6 <= hashed.length; i++) expect(id).not.toContain(hashed.slice(i, i + 6));
+  });
+
+  it('gives the same hash for the same id and different hashes for different ids', () => {
+    const id = generateSessionId();
+
+    expect(hashSessionId(id)).toBe(hashSessionId(id));
+    expect(hashSessionId(generateSessionId())).not.toBe(hashSessionId(id));
   });
 });
 
