@@ -23,12 +23,18 @@ export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
     absoluteTimeout: env.SESSION_ABSOLUTE_TIMEOUT === 'false' ? false : duration(env.SESSION_ABSOLUTE_TIMEOUT),
     transport: env.SESSION_TRANSPORT as SessionModuleOptions['transport'],
     tokenFormat: env.SESSION_TOKEN_FORMAT as SessionModuleOptions['tokenFormat'],
-    // A value that is not a whole number reaches the module as NaN, and its validation names it.
-    maxSessionsPerUser: env.SESSION_MAX_PER_USER ? Number(env.SESSION_MAX_PER_USER) : undefined,
+    // Digits become a number; anything else reaches the module as given, and its validation names it.
+    maxSessionsPerUser: count(env.SESSION_MAX_PER_USER),
     onMaxSessions: (env.SESSION_ON_MAX_SESSIONS || undefined) as SessionModuleOptions['onMaxSessions'],
     recordClient: flag(env.SESSION_RECORD_CLIENT),
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SessionModuleOptions;
+}
+
+/** Plain digits as a number; any other text is passed on for validation to name. */
+function count(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  return /^\d+$/.test(value) ? Number(value) : (value as unknown as number);
 }
 
 /** 'true' / 'false' as booleans; any other text is passed on for validation to name. */

@@ -256,5 +256,17 @@ describe('sample application (SPEC §4 HTTP contract)', () => {
 
       await expect(compiling).rejects.toThrow(/"secret"/);
     });
+
+    it.each([
+      [{ SESSION_MAX_PER_USER: 'two' }, 'option "maxSessionsPerUser" must be a positive whole number (got "two")'],
+      [{ SESSION_MAX_PER_USER: '0' }, 'option "maxSessionsPerUser" must be a positive whole number (got 0)'],
+      [{ SESSION_MAX_PER_USER: '2', SESSION_ON_MAX_SESSIONS: 'drop' }, 'option "onMaxSessions" must be one of'],
+      [{ SESSION_ON_MAX_SESSIONS: 'reject' }, 'does nothing without "maxSessionsPerUser"'],
+      [{ SESSION_RECORD_CLIENT: 'yes' }, 'option "recordClient" must be true or false (got "yes")'],
+    ])('fails to start with a bad session-management variable (%p), naming the option and the value', async (env, message) => {
+      const compiling = Test.createTestingModule({ imports: [AppModule.forEnv({ ...ENV, ...env })] }).compile();
+
+      await expect(compiling).rejects.toThrow(message);
+    });
   });
 });
