@@ -136,12 +136,8 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
  * Exposes the session as `req.session`. When the store could not be read, reading it throws
  * the given error: routes that never look at the session keep working through an outage.
  */
-export function exposeSession(req: SessionRequest, session: SessionObject | (() => never)): void {
-  Object.defineProperty(req, 'session', {
-    configurable: true,
-    enumerable: true,
-    get: typeof session === 'function' ? session : () => session,
-  });
+export function exposeSession(req: SessionRequest, session: () => SessionObject): void {
+  Object.defineProperty(req, 'session', { configurable: true, enumerable: true, get: session });
 }
 
 /** The session of the request an execution context handles (Express, or Fastify's raw request). */

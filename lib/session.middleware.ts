@@ -73,7 +73,8 @@ export class SessionMiddleware implements NestMiddleware {
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
     if (loaded && opened?.stale) await state.touch();
-    exposeSession(req, state.proxy);
+    // A getter: regenerate() hands out a new Session object, as express-session does.
+    exposeSession(req, () => state.proxy);
 
     // 3–5. After the handler: diff and commit before the response's first byte, then hand out
     // the credential the client must hold next.

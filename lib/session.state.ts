@@ -37,7 +37,7 @@ export interface SessionMethods {
   readonly id: string;
   /** True when this request started the session (it was not in the store before). */
   readonly isNew: boolean;
-  /** New id and empty data; the old session is destroyed at once (express-session semantics). */
+  /** New id and empty data; the old session is destroyed at once, and `req.session` becomes a new object (express-session semantics). */
   regenerate(options?: RegenerateOptions, callback?: SessionCallback): Promise<void>;
   regenerate(callback: SessionCallback): Promise<void>;
   /** New id, same data: call it on sign-in. The old id is dead once the response is sent. */
@@ -97,6 +97,9 @@ const serialize = (field: string, value: unknown): string | undefined => {
   }
 };
 
+/** A deep copy through JSON: what `toJSON()` hands out, so nothing returned reaches the session. */
+const copyJson = (value: object): Record<string, unknown> => JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
+
 /** Copies JSON-shaped data into a null-prototype object, so no key can reach a prototype. */
 const copyFields = (target: SessionFields, source: SessionFields): void => {
   for (const key of Object.keys(source)) defineField(target, key, source[key]);
@@ -115,10 +118,12 @@ const copyFields = (target: SessionFields, source: SessionFields): void => {
  * the commit turns into one `store.rotate()`.
  */
 export class SessionState {
-  /** The proxy handed to application code as `req.session` / `@Session()`. */
-  readonly proxy: SessionObject;
-
-  private readonly data: SessionFields = Object.create(null);
+  /** The live data: replaced by a new object when `regenerate()` starts the session over. */
+  private data: SessionFields = Object.create(null);
+  /** The Session object `req.session` gives now (see {@link proxy}). */
+  private current: SessionObject;
+  /** Turns the current Session object into a retired one, over the data it showed. */
+  private retireCurrent: (snapshot: SessionFields) => void = () => undefined;
   private readonly originals = new Map<string, string | undefined>();
   private currentId: string | null;
   private storedId: string | null;
@@ -157,7 +162,18 @@ export class SessionState {
     this.lastSeenAt = loaded?.lastSeenAt ?? now;
     this.expiresAt = loaded?.expiresAt ?? 0;
     if (loaded) copyFields(this.data, loaded.data);
-    this.proxy = this.createProxy();
+    this.current = this.createProxy();
+  }
+
+  /**
+   * The Session object handed to application code as `req.session` / `@Session()`. After a
+   * `regenerate()` this is a new object, as with express-session; the one held before keeps
+   * showing the data it had (what Passport's `keepSessionInfo` copies over), while anything
+   * written through it goes to the live session, so `await session.regenerate(); session.userId
+   * = id` works through a `@Session()` parameter too.
+   */
+  get proxy(): SessionObject {
+    return this.current;
   }
 
   /** The id the client holds after this request; a new session's id is made on first need. */
@@ -174,6 +190,11 @@ export class SessionState {
 
   async regenerate(options: RegenerateOptions = {}): Promise<void> {
     if (options.keepData) return this.rotateId();
+    const previous = this.data;
+    this.data = Object.create(null);
+    this.originals.clear();
+    this.retireCurrent(previous);
+    this.current = this.createProxy();
     await this.destroy();
   }
 
@@ -221,7 +242,7 @@ export class SessionState {
   }
 
   toJSON(): Record<string, unknown> {
-    return JSON.parse(JSON.stringify(this.data)) as Record<string, unknown>;
+    return copyJson(this.data);
   }
 
   // ---- Commit ------------------------------------------------------------------------------
@@ -406,8 +427,16 @@ export class SessionState {
     this.originals.set(field, value === undefined ? undefined : serialize(field, value));
   }
 
+  /**
+   * A Session object over the live data. Once retired (by `regenerate()`), it shows its
+   * `snapshot` for fields the live session has not written since, and writes go to the live one.
+   */
   private createProxy(): SessionObject {
     const state = this;
+    let snapshot: SessionFields | undefined;
+    this.retireCurrent = (data) => {
+      snapshot = data;
+    };
     // A store failure inside a method the handler awaits surfaces as a 503, like a failed load.
     const method =
       <A>(run: (arg?: A) => Promise<void>, takesOptions = false) =>
@@ -422,41 +451,57 @@ export class SessionState {
       reload: method(() => state.reload()),
       save: method(() => state.save()),
       touch: method(() => state.touch()),
-      toJSON: () => () => state.toJSON(),
+      // What this object shows: for a retired one, its snapshot under what was written since.
+      toJSON: () => () => (snapshot ? copyJson({ ...Object.fromEntries(Object.entries(snapshot)), ...state.toJSON() }) : state.toJSON()),
     };
     const writable = (key: string | symbol): string => {
       if (typeof key === 'symbol' || RESERVED_FIELDS.has(key)) throw new SessionReservedFieldError(String(key));
       state.remember(key);
       return key;
     };
-    return new Proxy(this.data, {
-      get(target, key) {
+    /** Where a field is read from: the live data, or a retired object's snapshot of it. */
+    const source = (key: string): SessionFields => (snapshot && !Object.hasOwn(state.data, key) ? snapshot : state.data);
+    const read = (key: string): unknown => {
+      const from = source(key);
+      if (from === state.data) state.remember(key);
+      return from[key];
+    };
+    // The target only anchors the proxy: every trap works on `state.data` (or the snapshot),
+    // which regenerate() replaces. It stays extensible and empty, so the proxy invariants hold
+    // for the configurable fields reported from elsewhere.
+    return new Proxy(Object.create(null) as SessionFields, {
+      get(_target, key) {
         if (typeof key === 'symbol') return undefined;
         if (Object.hasOwn(members, key)) return members[key]();
         if (RESERVED_FIELDS.has(key)) return undefined;
-        state.remember(key);
-        return target[key];
+        return read(key);
       },
-      set(target, key, value) {
+      set(_target, key, value) {
         const field = writable(key);
-        if (value === undefined) delete target[field];
-        else defineField(target, field, value);
+        if (value === undefined) delete state.data[field];
+        else defineField(state.data, field, value);
         return true;
       },
-      deleteProperty(target, key) {
-        delete target[writable(key)];
+      deleteProperty(_target, key) {
+        delete state.data[writable(key)];
         return true;
       },
-      defineProperty(target, key, descriptor) {
+      defineProperty(_target, key, descriptor) {
         const field = writable(key);
-        return Reflect.defineProperty(target, field, { ...descriptor, enumerable: true, configurable: true });
+        return Reflect.defineProperty(state.data, field, { ...descriptor, enumerable: true, configurable: true });
       },
-      getOwnPropertyDescriptor(target, key) {
-        if (typeof key === 'string') state.remember(key);
-        return Reflect.getOwnPropertyDescriptor(target, key);
+      getOwnPropertyDescriptor(_target, key) {
+        if (typeof key !== 'string') return undefined;
+        const value = read(key);
+        if (!Object.hasOwn(source(key), key)) return undefined;
+        return { value, writable: true, enumerable: true, configurable: true };
       },
-      has(target, key) {
-        return (typeof key === 'string' && Object.hasOwn(members, key)) || Reflect.has(target, key);
+      ownKeys() {
+        return [...new Set([...Object.keys(snapshot ?? {}), ...Object.keys(state.data)])];
+      },
+      has(_target, key) {
+        if (typeof key !== 'string') return false;
+        return Object.hasOwn(members, key) || Object.hasOwn(state.data, key) || (snapshot !== undefined && Object.hasOwn(snapshot, key));
       },
       setPrototypeOf() {
         throw new SessionReservedFieldError('__proto__');

@@ -106,6 +106,28 @@ describe.each([
     await expect(app.store.get(idOf(before))).resolves.toBeNull();
   });
 
+  it('drops what the session held before sign-in, as Passport does by default', async () => {
+    const before = requireSid(await app.http().post('/cart').expect(200));
+
+    const after = requireSid(await login('bea', 'demo', before).expect(200));
+
+    const session = await app.http().get('/session').set('Cookie', cookieHeader(after)).expect(200);
+    expect(session.body).toEqual({ data: { passport: { user: 'bea' } } });
+  });
+
+  it('keeps what the session held before sign-in with keepSessionInfo: true, under the new id', async () => {
+    const before = requireSid(await app.http().post('/cart').expect(200));
+
+    const res = await app.http().post('/login-keeping-session-info').set('Cookie', cookieHeader(before)).send({ username: 'kim', password: 'demo' }).expect(200);
+
+    const after = requireSid(res);
+    expect(idOf(after)).not.toBe(idOf(before));
+    await expect(app.store.get(idOf(before))).resolves.toBeNull();
+    const session = await app.http().get('/session').set('Cookie', cookieHeader(after)).expect(200);
+    expect(session.body).toEqual({ data: { cart: ['apple'], passport: { user: 'kim' } } });
+    await app.http().get('/profile').set('Cookie', cookieHeader(after)).expect(200);
+  });
+
   it('signs out with req.logout(): the session is regenerated empty, the cookie cleared, and the old cookie gets 401', async () => {
     const cookie = requireSid(await login('carl').expect(200));
 

@@ -50,7 +50,7 @@ function sessionWith(data: Record<string, unknown>): SessionObject {
 
 function requestWith(session: SessionObject | (() => never)): SessionRequest {
   const req = { headers: {} } as SessionRequest;
-  exposeSession(req, session);
+  exposeSession(req, typeof session === 'function' ? session : () => session);
   return req;
 }
 

@@ -50,7 +50,7 @@ function sessionWith(data: Record<string, unknown>, options = optionsWith()): Se
 /** An Express-like request whose `req.session` is what the middleware exposed. */
 function requestWith(session: SessionObject | (() => never) | undefined): SessionRequest {
   const req = { headers: {} } as SessionRequest;
-  if (session !== undefined) exposeSession(req, session);
+  if (session !== undefined) exposeSession(req, typeof session === 'function' ? session : () => session);
   return req;
 }
 

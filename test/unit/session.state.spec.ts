@@ -488,6 +488,54 @@ describe('SessionState', () => {
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ userId: 'u1', cart: [1] });
     });
+
+    it('hands out a new Session object; the one held before still shows the old data, as express-session does', async () => {
+      const store = countingStore();
+      const { id: oldId } = await seed(store, { userId: 'u1', cart: [1] });
+      const state = await load(store, oldId);
+      const before = app(state);
+
+      await before.regenerate();
+
+      expect(app(state)).not.toBe(before);
+      expect(Object.keys(app(state))).toEqual([]);
+      expect(before.cart).toEqual([1]);
+      expect({ ...before }).toEqual({ userId: 'u1', cart: [1] });
+      expect(before.toJSON()).toEqual({ userId: 'u1', cart: [1] });
+      expect(before.id).toBe(app(state).id);
+    });
+
+    it("lets Passport's keepSessionInfo copy the old object's fields into the new session", async () => {
+      const store = countingStore();
+      const { id: oldId } = await seed(store, { cart: [1], returnTo: '/checkout' });
+      const state = await load(store, oldId);
+      const previous = app(state);
+
+      await previous.regenerate();
+      // Passport's merge(req.session, prevSession): a for…in copy.
+      const current = app(state) as unknown as Record<string, unknown>;
+      for (const key in previous) current[key] = (previous as unknown as Record<string, unknown>)[key];
+      app(state).userId = 'u2';
+      await state.commit();
+
+      expect((await store.get(app(state).id))?.data).toEqual({ cart: [1], returnTo: '/checkout', userId: 'u2' });
+      expect(await store.get(oldId)).toBeNull();
+    });
+
+    it('sends what is written through the object held before to the new session, which it then shows', async () => {
+      const store = countingStore();
+      const { id: oldId } = await seed(store, { userId: 'u1', cart: [1] });
+      const state = await load(store, oldId);
+      const held = app(state);
+
+      await held.regenerate();
+      held.userId = 'u2';
+      await state.commit();
+
+      expect(held.userId).toBe('u2');
+      expect((await store.get(app(state).id))?.data).toEqual({ userId: 'u2' });
+      expect(app(state).userId).toBe('u2');
+    });
   });
 
   describe('destroy()', () => {
