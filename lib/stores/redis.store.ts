@@ -76,6 +76,9 @@ const USER_LOCK_LEASE = 10_000;
 /** Retry delays while a user lock is taken: short, since critical sections are a few commands. */
 const USER_LOCK_RETRY = { first: 5, max: 100 } as const;
 
+/** Users whose index lifetime a node remembers, at most (the oldest noted is forgotten first). */
+const INDEX_LIFE_MEMORY = 10_000;
+
 /** ms between reconnect attempts of the store's connections. */
 const reconnectDelay = (attempt: number): number => Math.min(100 * attempt, 2000);
 
@@ -155,6 +158,8 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   private expiryWatchStarted = false;
   /** Removes the listeners the expiry watch put on a Cluster client. */
   private stopClusterWatch: (() => void) | undefined;
+  /** Per user, until when this node last made the user's index live (see rememberIndexLife). */
+  private readonly indexAliveUntil = new Map<string, number>();
   /** Servers already warned about for having notifications off, so each is named once. */
   private readonly warnedNotificationsOff = new Set<string>();
 
@@ -227,9 +232,12 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
       ),
     );
     if (user === null) return false;
-    // The index must outlive the session. Refreshed off the request path: the index already
-    // lives twice the session's remaining time, so one lost refresh costs nothing.
-    if (user) this.index(user, '', 0, change.expiresAt).catch((error) => this.warnings.warn(error));
+    // The index must outlive the session. It lives twice the session's remaining time from its
+    // last refresh, so only a commit whose new expiry passes that needs one: most commits send
+    // no second command. Refreshed off the request path; one lost refresh costs nothing.
+    if (user && change.expiresAt > (this.indexAliveUntil.get(user) ?? 0)) {
+      this.index(user, '', 0, change.expiresAt).catch((error) => this.warnings.warn(error));
+    }
     return true;
   }
 
@@ -494,8 +502,21 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
   /** Adds `id` to the user's index (or, with '', only extends it) to live twice the session's remaining time. */
   private index(userId: string, id: string, score: number, expiresAt: number): Promise<number> {
-    const ttl = Math.max(1, 2 * (expiresAt - Date.now()));
+    const now = Date.now();
+    const ttl = Math.max(1, 2 * (expiresAt - now));
+    this.rememberIndexLife(userId, now + ttl);
     return this.write((pipeline) => pipeline.nssIndex(this.indexKey(userId), id, score, ttl));
+  }
+
+  /**
+   * Notes until when this node made a user's index live. Other nodes may only have extended it
+   * since (the index script never shortens a lifetime), so the note errs on the safe side. Kept
+   * for a bounded number of users: a forgotten one just costs one more refresh.
+   */
+  private rememberIndexLife(userId: string, until: number): void {
+    this.indexAliveUntil.delete(userId);
+    this.indexAliveUntil.set(userId, until);
+    if (this.indexAliveUntil.size > INDEX_LIFE_MEMORY) this.indexAliveUntil.delete(this.indexAliveUntil.keys().next().value!);
   }
 
   /**

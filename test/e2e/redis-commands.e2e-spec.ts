@@ -81,6 +81,13 @@ describe('Redis commands per request on the sample', () => {
     expect(await commandsOf(() => withSid(node.http().post('/visits'), cookie).expect(200))).toEqual({ hgetall: 1, evalsha: 1 });
   });
 
+  it('sends one HGETALL and one EVALSHA for a change to a signed-in session: the user index needs no refresh yet', async () => {
+    const cookie = requireSid(await node.http().post('/auth/login').send({ username: 'changer', password: 'demo' }).expect(200));
+    await withSid(node.http().post('/visits'), cookie).expect(200);
+
+    expect(await commandsOf(() => withSid(node.http().post('/visits'), cookie).expect(200))).toEqual({ hgetall: 1, evalsha: 1 });
+  });
+
   it('sends one HGETALL for a guarded read of a signed-in session', async () => {
     const cookie = requireSid(await node.http().post('/auth/login').send({ username: 'counted', password: 'demo' }).expect(200));
 

@@ -308,8 +308,9 @@ describe('RedisStore', () => {
       ]);
       expect(await probe.pexpiretime(key)).toBeGreaterThanOrEqual(longLived.expiresAt);
 
-      // A commit that keeps the user but outlives every other session: the index follows it.
-      const later = now + 3 * HOUR;
+      // A commit that keeps the user and outlives the index's lifetime so far (twice the
+      // longest session's remaining time, 4 h): the index follows it.
+      const later = now + 5 * HOUR;
       await store.commit(shortLived.id, { set: { n: 1 }, unset: [], expiresAt: later, lastSeenAt: Date.now() });
 
       await eventually(async () => expect(await probe.pexpiretime(key)).toBeGreaterThanOrEqual(later));
