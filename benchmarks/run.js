@@ -1,84 +1,348 @@
-// Measures what the session pipeline costs on the sample application (memory store), side by
-// side in one run: a route without a session, a read-only session request, and a write.
-// Rounds are interleaved so that noise from a shared machine hits every case alike.
-// Usage: npm run bench   (writes BENCHMARKS.md)
-import 'reflect-metadata';
+// Side-by-side benchmark: nestjs-session-sync ("ours", from ../dist/lib) against express-session
+// with connect-redis, connect-pg-simple and session-file-store ("anchors"), and a NestJS app with
+// no session at all ("baseline"). Writes BENCHMARKS.md and prints the same tables.
+//
+// Usage: npm run bench   (= npm run build && node benchmarks/run.js; knobs: see config below)
+//
+// Structure of one run (progress on stderr):
+//   1. infrastructure: a throwaway redis-server, a fresh database on the local PostgreSQL, temp
+//      dirs for the file stores (infra.js), each undone in a finally, on SIGINT/SIGTERM, and by a
+//      watchdog process should this one be killed outright;
+//   2. one child process per server (server.js, apps.js), BENCH_SESSIONS sign-ins each;
+//   3. Redis pass: commands per request (login, read, change) and memory per session, one server
+//      at a time on fresh sessions (redis-stats.js);
+//   4. throughput: warm-up, then rounds × (servers × workloads) in a rotating order, autocannon
+//      driving one server at a time (load.js);
+//   5. lost-update demonstration on two extra server processes;
+//   6. MemoryStore heap in child processes (heap.js); then BENCHMARKS.md (report.js).
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from '../dist/sample/app.module.js';
+import { Cleanup, createDatabase, log, startRedis, startServer, tempDir } from './infra.js';
+import { drive, request, signIn, WORKLOADS } from './load.js';
+import { countCommands, sessionMemory, usedMemory } from './redis-stats.js';
+import { renderReport } from './report.js';
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const started = Date.now();
+/** The knobs: environment variable → [default, meaning] (BENCHMARKS.md lists them from here). */
+export const KNOBS = {
+  BENCH_DURATION: [3, 'seconds per measurement'],
+  BENCH_ROUNDS: [4, 'interleaved rounds'],
+  BENCH_WARMUP: [1, 'seconds of warm-up per server and workload'],
+  BENCH_SESSIONS: [500, 'signed-in sessions per server'],
+  BENCH_CONNECTIONS: [32, 'autocannon connections'],
+  BENCH_COUNT_REQUESTS: [2000, 'requests per Redis command-counting pass'],
+  BENCH_COUNT_SESSIONS: [1000, 'fresh sessions for the Redis counting and memory passes'],
+  BENCH_HEAP_SESSIONS: [100_000, 'sessions in the MemoryStore heap measurement'],
+  BENCH_LOST_REQUESTS: [100, 'concurrent requests per lost-update trial'],
+  BENCH_LOST_TRIALS: [3, 'lost-update trials'],
+  BENCH_SERVERS: ['', 'comma-separated subset of server names (baseline always runs); empty: all'],
+  BENCH_PG_URL: ['postgres://postgres@127.0.0.1:5432/postgres', 'PostgreSQL server (admin URL) the throwaway database is created on'],
+};
+const env = (name) => (process.env[name] === undefined || process.env[name] === '' ? KNOBS[name][0] : process.env[name]);
+const config = {
+  duration: Number(env('BENCH_DURATION')),
+  rounds: Number(env('BENCH_ROUNDS')),
+  warmup: Number(env('BENCH_WARMUP')),
+  sessions: Number(env('BENCH_SESSIONS')),
+  connections: Number(env('BENCH_CONNECTIONS')),
+  countRequests: Number(env('BENCH_COUNT_REQUESTS')),
+  countSessions: Number(env('BENCH_COUNT_SESSIONS')),
+  heapSessions: Number(env('BENCH_HEAP_SESSIONS')),
+  lostRequests: Number(env('BENCH_LOST_REQUESTS')),
+  lostTrials: Number(env('BENCH_LOST_TRIALS')),
+  pgAdminUrl: env('BENCH_PG_URL'),
+  only: String(env('BENCH_SERVERS'))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+};
 
-const app = await NestFactory.create(AppModule.forEnv({ SESSION_SECRET: 'benchmark-secret-0123456789abcdefghij' }), {
-  logger: false,
-});
-await app.listen(0, '127.0.0.1');
-const { port } = app.getHttpServer().address();
-const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+/** The servers, in table order. `anchor`: the express-session store ours is compared with. */
+const SERVERS = [
+  { name: 'baseline', kind: 'baseline', storeLabel: '— (no session)' },
+  { name: 'ours-memory', kind: 'ours', storeLabel: 'memory', needs: [] },
+  { name: 'connect-redis', kind: 'express-session', storeLabel: 'Redis', needs: ['redis'] },
+  { name: 'ours-redis', kind: 'ours', storeLabel: 'Redis', anchor: 'connect-redis', needs: ['redis'] },
+  { name: 'connect-pg-simple', kind: 'express-session', storeLabel: 'PostgreSQL', needs: ['postgres'] },
+  { name: 'ours-postgres', kind: 'ours', storeLabel: 'PostgreSQL', anchor: 'connect-pg-simple', needs: ['postgres'] },
+  { name: 'session-file-store', kind: 'express-session', storeLabel: 'files', needs: ['files'] },
+  { name: 'ours-file', kind: 'ours', storeLabel: 'files', anchor: 'session-file-store', needs: ['files'] },
+];
 
-function send(method, path, cookie) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: cookie ? { cookie } : {} }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode < 400 ? resolve(res.headers['set-cookie']) : reject(new Error(`${path}: ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end();
+/** What each server process is told to build (see server.js). */
+function specOf(server, infra) {
+  switch (server.name) {
+    case 'baseline':
+      return { kind: 'baseline' };
+    case 'ours-memory':
+      return { kind: 'ours', store: { type: 'memory' } };
+    case 'connect-redis':
+      return { kind: 'express-session', name: server.name, store: 'redis', redisUrl: infra.redis.url };
+    case 'ours-redis':
+      return { kind: 'ours', store: { type: 'redis', url: infra.redis.url } };
+    case 'connect-pg-simple':
+      return { kind: 'express-session', name: server.name, store: 'postgres', pgUrl: infra.db.url };
+    case 'ours-postgres':
+      return { kind: 'ours', store: { type: 'postgres', connectionString: infra.db.url, createTable: true } };
+    case 'session-file-store':
+      return { kind: 'express-session', name: server.name, store: 'file', dir: `${infra.files}/session-file-store` };
+    case 'ours-file':
+      return { kind: 'ours', store: { type: 'file', directory: `${infra.files}/ours` } };
+    default:
+      throw new Error(server.name);
+  }
+}
+
+const cleanup = new Cleanup();
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, async () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: stopping every server, redis-server, database and temp dir`);
+    await cleanup.run();
+    process.exit(130);
   });
 }
 
-async function load(method, path, cookie) {
-  let next = 0;
-  const started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < REQUESTS) await send(method, path, cookie);
-    }),
-  );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return REQUESTS / seconds;
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+const loadBefore = os.loadavg().map((n) => n.toFixed(2)).join(' / ');
+
+async function main() {
+  // ---- 1. infrastructure --------------------------------------------------------------------
+  let selected = config.only.length ? SERVERS.filter((s) => s.name === 'baseline' || config.only.includes(s.name)) : SERVERS;
+  const needs = new Set(selected.flatMap((s) => s.needs ?? []));
+  const infra = {};
+  const machineInfo = { redis: '—', postgres: '—' };
+  if (needs.has('redis')) {
+    infra.redis = await startRedis(cleanup);
+    machineInfo.redis = /redis_version:(\S+)/.exec(await infra.redis.admin.info('server'))?.[1];
+    log(`redis-server ${machineInfo.redis} on port ${infra.redis.port}`);
+  }
+  if (needs.has('postgres')) {
+    try {
+      infra.db = await createDatabase(cleanup, config.pgAdminUrl);
+      machineInfo.postgres = await postgresVersion(infra.db.url);
+      log(`database ${infra.db.name} created (PostgreSQL ${machineInfo.postgres})`);
+    } catch (error) {
+      log(`PostgreSQL at ${config.pgAdminUrl} not usable (${error.message}): skipping the PostgreSQL servers`);
+      selected = selected.filter((s) => !s.needs?.includes('postgres'));
+    }
+  }
+  if (needs.has('files')) infra.files = tempDir(cleanup, 'files');
+
+  const cells = selected.length * Object.keys(WORKLOADS).length;
+  const estimate = cells * (config.rounds * (config.duration + 0.3) + config.warmup + 0.3) + 60;
+  log(`${selected.length} servers × ${Object.keys(WORKLOADS).length} workloads × ${config.rounds} rounds × ${config.duration} s; about ${Math.round(estimate / 60)} min`);
+
+  // ---- 2. servers and their sessions --------------------------------------------------------
+  const servers = [];
+  for (const server of selected) {
+    const running = Object.assign(await startServer(cleanup, server.name, specOf(server, infra)), server);
+    servers.push(running);
+    log(`started ${server.name} on port ${running.port}`);
+  }
+  const cookies = {};
+  for (const server of servers) {
+    cookies[server.name] = await signIn(server, config.sessions, 0);
+    log(`${server.name}: ${config.sessions} sessions signed in`);
+  }
+
+  // ---- 3. Redis: commands per request, memory per session -----------------------------------
+  let redis;
+  const redisServers = servers.filter((s) => s.name === 'ours-redis' || s.name === 'connect-redis');
+  if (redisServers.length === 2) {
+    redis = { countRequests: config.countRequests, countSessions: config.countSessions, servers: {} };
+    const { admin } = infra.redis;
+    for (const server of redisServers) {
+      const kind = server.kind === 'ours' ? 'ours' : 'anchor';
+      const stats = {};
+      const before = await usedMemory(admin);
+      let fresh;
+      stats.login = await countCommands(admin, async () => {
+        fresh = await signIn(server, config.countSessions, 100_000);
+        return config.countSessions;
+      });
+      stats.usedMemoryPerSession = ((await usedMemory(admin)) - before) / config.countSessions;
+      stats.memory = await sessionMemory(admin, kind, fresh.slice(0, 200));
+      for (const workload of ['read', 'change']) {
+        stats[workload] = await countCommands(admin, async () => {
+          const m = await drive(server, workload, fresh, { connections: config.connections, amount: config.countRequests });
+          if (m.bad) log(`⚠️ ${server.name} ${workload}: ${m.bad} non-2xx/errors while counting`);
+          return m.total;
+        });
+      }
+      redis.servers[server.name] = stats;
+      log(
+        `${server.name}: commands/request login ${stats.login.commandsPerRequest.toFixed(2)}, read ${stats.read.commandsPerRequest.toFixed(2)} ` +
+          `(${stats.read.roundTripsPerRequest.toFixed(2)} round trips), change ${stats.change.commandsPerRequest.toFixed(2)} ` +
+          `(${stats.change.roundTripsPerRequest.toFixed(2)} round trips); ${Math.round(stats.memory.total)} B per session`,
+      );
+    }
+  }
+
+  // ---- 4. throughput ------------------------------------------------------------------------
+  const workloads = Object.keys(WORKLOADS);
+  // Workload-major, so one server's cells are not neighbours (a store busy after a write-heavy
+  // cell, say PostgreSQL's WAL writer or autovacuum, does not always land on the same server).
+  const order = workloads.flatMap((workload) => servers.map((server) => ({ server, workload })));
+  const samples = Object.fromEntries(servers.map((s) => [s.name, Object.fromEntries(workloads.map((w) => [w, []]))]));
+  const measure = async ({ server, workload }, duration) => {
+    if (server.exited) throw new Error(`${server.name} is not running any more`);
+    return drive(server, workload, cookies[server.name], { connections: config.connections, duration });
+  };
+  if (config.warmup > 0) {
+    log(`warm-up: ${config.warmup} s per server and workload`);
+    for (const cell of order) await measure(cell, config.warmup);
+  }
+  const step = Math.max(1, Math.ceil(order.length / config.rounds));
+  for (let round = 0; round < config.rounds; round++) {
+    // Each round starts further along the list, so no case is always first or always last, and
+    // every other round runs backwards, so no case always follows the same one.
+    const shift = (round * step) % order.length;
+    const rotated = [...order.slice(shift), ...order.slice(0, shift)];
+    if (round % 2 === 1) rotated.reverse();
+    for (const [i, cell] of rotated.entries()) {
+      const m = await measure(cell, config.duration);
+      samples[cell.server.name][cell.workload].push(m);
+      log(
+        `round ${round + 1}/${config.rounds} [${i + 1}/${rotated.length}] ${cell.server.name} ${cell.workload}: ` +
+          `${Math.round(m.rps)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms${m.bad ? `, ⚠️ ${m.bad} non-2xx/errors` : ''}`,
+      );
+    }
+  }
+  const results = {};
+  for (const server of servers) {
+    results[server.name] = {};
+    for (const workload of workloads) {
+      const runs = samples[server.name][workload];
+      const rps = runs.map((m) => m.rps);
+      results[server.name][workload] = {
+        rps: median(rps),
+        spread: (Math.max(...rps) - Math.min(...rps)) / median(rps),
+        p50: median(runs.map((m) => m.p50)),
+        p99: median(runs.map((m) => m.p99)),
+        bad: runs.reduce((a, m) => a + m.bad, 0),
+      };
+    }
+  }
+
+  // ---- 5. lost updates ----------------------------------------------------------------------
+  const lostUpdates = [];
+  for (const [name, label] of [
+    ['connect-redis', 'express-session + connect-redis'],
+    ['ours-redis', 'ours (RedisStore)'],
+  ]) {
+    const nodeA = servers.find((s) => s.name === name);
+    if (!nodeA) continue;
+    const nodeB = await startServer(cleanup, `${name}-node-b`, specOf(nodeA, infra));
+    try {
+      const trials = [];
+      for (let t = 0; t < config.lostTrials; t++) trials.push(await lostUpdateTrial(nodeA, nodeB, 900_000 + t));
+      lostUpdates.push({ label, requests: config.lostRequests, trials });
+      log(`lost updates, ${label}: fields kept ${trials.map((t) => `${t.survived}/${config.lostRequests}`).join(', ')}`);
+    } finally {
+      await nodeB.stop();
+    }
+  }
+
+  // ---- 6. heap, then stop everything and write the report ------------------------------------
+  for (const server of servers) await server.stop();
+  const heap = [];
+  for (const store of ['ours', 'express-session']) {
+    heap.push(await heapOf(store, config.heapSessions));
+    log(`heap, ${store} MemoryStore: ${Math.round(heap.at(-1).perSession)} B per session`);
+  }
+
+  const report = renderReport({
+    config,
+    knobs: KNOBS,
+    servers,
+    results,
+    redis,
+    heap,
+    lostUpdates,
+    wallSeconds: (Date.now() - started) / 1000,
+    machine: {
+      cpus: { count: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown CPU' },
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      loadBefore,
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      node: process.version,
+      date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+      ...machineInfo,
+    },
+  });
+  writeFileSync(new URL('../BENCHMARKS.md', import.meta.url), report);
+  console.log(report);
+  log(`BENCHMARKS.md written; benchmark took ${Math.round((Date.now() - started) / 1000)} s (plus the build)`);
 }
 
-const cookie = (await send('POST', '/visits'))[0].split(';')[0];
-const cases = [
-  ['GET /health (no session)', 'GET', '/health', undefined],
-  ['GET /session (load, no write)', 'GET', '/session', cookie],
-  ['POST /visits (load + delta commit)', 'POST', '/visits', cookie],
-];
-const results = cases.map(() => []);
-for (let round = 0; round < ROUNDS; round++) {
-  for (const [i, [, method, path, c]] of cases.entries()) results[i].push(await load(method, path, c));
+/**
+ * One session signed in on node A, then `lostRequests` concurrent PUT /field/<n>, alternating
+ * between nodes A and B, then the fields read back from node A.
+ */
+async function lostUpdateTrial(nodeA, nodeB, user) {
+  const [cookie] = await signIn(nodeA, 1, user);
+  const agent = new http.Agent({ keepAlive: false, maxSockets: config.lostRequests });
+  try {
+    const answers = await Promise.all(
+      Array.from({ length: config.lostRequests }, (_, n) => request((n % 2 ? nodeB : nodeA).port, 'PUT', `/field/${n}`, { cookie, agent })),
+    );
+    const bad = answers.filter((a) => a.status >= 300).length;
+    const read = await request(nodeA.port, 'GET', '/fields', { cookie });
+    const data = JSON.parse(read.body);
+    const survived = Array.from({ length: config.lostRequests }, (_, n) => data[`f_${n}`] === 1).filter(Boolean).length;
+    return { survived, bad };
+  } finally {
+    agent.destroy();
+  }
 }
-await app.close();
-agent.destroy();
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const baseline = median(results[0]);
-const rows = cases.map(([name], i) => {
-  const rps = median(results[i]);
-  return `| ${name} | ${Math.round(rps)} | ${(rps / baseline).toFixed(2)} |`;
-});
-const table = [
-  '| case | requests/s (median of rounds) | ratio to no-session route |',
-  '|---|---|---|',
-  ...rows,
-].join('\n');
-const doc = `# Benchmarks
+/** Runs heap.js in a child process with --expose-gc. */
+function heapOf(store, count) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', new URL('./heap.js', import.meta.url).pathname, store, String(count)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanup.tell('+', 'pid', child.pid);
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      cleanup.tell('-', 'pid', child.pid);
+      if (code === 0) resolve(JSON.parse(out));
+      else reject(new Error(`heap.js ${store} exited with code ${code}`));
+    });
+  });
+}
 
-Produced by \`npm run bench\` (${REQUESTS} requests × ${ROUNDS} interleaved rounds per case,
-concurrency ${CONCURRENCY}, keep-alive, in-process sample app on the memory store).
+async function postgresVersion(url) {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query('SHOW server_version')).rows[0].server_version.split(' ')[0];
+  } finally {
+    await client.end();
+  }
+}
 
-Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
-Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.
-
-${table}
-
-How to read it: the ratio column compares each case with a route that never touches the
-session, measured in the same run; absolute numbers depend on the machine and its load.
-`;
-writeFileSync(new URL('../BENCHMARKS.md', import.meta.url), doc);
-console.log(table);
+let exitCode = 0;
+try {
+  await main();
+} catch (error) {
+  exitCode = 1;
+  log(`benchmark failed: ${error?.stack ?? error}`);
+} finally {
+  if (!interrupted) await cleanup.run();
+}
+// autocannon and the HTTP agents may hold handles for a moment; nothing is left to wait for.
+process.exit(exitCode);

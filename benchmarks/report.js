@@ -1,0 +1,235 @@
+// Turns the measurements into BENCHMARKS.md: targets, tables, machine, how to read it.
+import { WORKLOADS } from './load.js';
+
+const int = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
+const ms = (n) => (Number.isFinite(n) ? `${Number.isInteger(n) ? n : n.toFixed(1)} ms` : '—');
+const times = (n) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '—');
+const pct = (n) => (Number.isFinite(n) ? `${(n * 100).toFixed(1)} %` : '—');
+const num = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+/** A per-request rate: 2 decimals, or 1 significant digit below 0.01 (a one-off command). */
+const rate = (n) => (n > 0 && n < 0.005 ? n.toPrecision(1) : num(n));
+
+function table(header, rows) {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+/** "a 3.0, b 1.0" from { a: 3, b: 1 }, biggest first. */
+function breakdown(counts) {
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  return entries.length ? entries.map(([name, n]) => `${name.toUpperCase()} ${rate(n)}`).join(', ') : 'none';
+}
+
+/** One target: ✅ or ❌ with by how much, and a why when missed. */
+function target(name, actual, { atLeast, atMost, unit = times, why }) {
+  if (!Number.isFinite(actual)) return [name, '—', atLeast !== undefined ? `≥ ${unit(atLeast)}` : `≤ ${unit(atMost)}`, '⚠️ not measured'];
+  const met = atLeast !== undefined ? actual >= atLeast : actual <= atMost;
+  const goal = atLeast !== undefined ? `≥ ${unit(atLeast)}` : `≤ ${unit(atMost)}`;
+  let verdict = '✅ met';
+  if (!met) {
+    const by = atLeast !== undefined ? (atLeast - actual) / atLeast : (actual - atMost) / atMost;
+    verdict = `❌ missed by ${pct(by)}${atLeast !== undefined ? ' (short)' : ' (over)'}${why ? ` — ${why}` : ''}`;
+  }
+  return [name, unit(actual), goal, verdict];
+}
+
+/** Round trips that load a session: HGETALL (ours), GET (connect-redis). */
+const loads = (counts) => (counts.direct.hgetall ?? 0) + (counts.direct.get ?? 0);
+
+export function renderReport(d) {
+  const { config, knobs, servers, results, redis, heap, lostUpdates, machine, wallSeconds } = d;
+  const byName = Object.fromEntries(servers.map((s) => [s.name, s]));
+  const r = (name, workload) => results[name]?.[workload];
+  const baseline = (workload) => r('baseline', workload)?.rps;
+  const ratio = (name, workload, other) => (r(name, workload)?.rps ?? NaN) / (r(other, workload)?.rps ?? NaN);
+
+  // ---- targets --------------------------------------------------------------------------------
+  const oursRedis = redis?.servers?.['ours-redis'];
+  const anchorRedis = redis?.servers?.['connect-redis'];
+  const readRt = oursRedis?.read;
+  const changeRt = oursRedis?.change;
+  const spread = (name, workload) => r(name, workload)?.spread;
+  const noiseNote = (workload) => `baseline's own round-to-round spread here is ${pct(spread('baseline', workload))}`;
+  // ours-memory does no store I/O: what it loses against the baseline is per-request work in the process.
+  const inProcess = (workload) =>
+    r('ours-memory', workload)
+      ? `; ours-memory, with no store I/O at all, reaches ${times(ratio('ours-memory', workload, 'baseline'))} of baseline here too, so most of the cost is per-request work in the Node process`
+      : '';
+  const targets = [
+    target('read, ours-redis ÷ baseline', ratio('ours-redis', 'read', 'baseline'), {
+      atLeast: 0.9,
+      why: readRt && `each read sends ${num(readRt.roundTripsPerRequest)} Redis command(s) (${breakdown(readRt.direct)})${inProcess('read')}`,
+    }),
+    target('read, ours-redis ÷ connect-redis', ratio('ours-redis', 'read', 'connect-redis'), {
+      atLeast: 1.25,
+      why: readRt && anchorRedis && `ours sends ${num(readRt.roundTripsPerRequest)} command(s) per read, connect-redis ${num(anchorRedis.read.roundTripsPerRequest)} (${breakdown(anchorRedis.read.direct)}), yet both are bound by per-request CPU in the server process${r('ours-memory', 'read') ? ` (ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'read', 'connect-redis'))})` : ''}`,
+    }),
+    target('change, ours-redis ÷ baseline', ratio('ours-redis', 'change', 'baseline'), {
+      atLeast: 0.8,
+      why: changeRt && `each change costs ${num(changeRt.roundTripsPerRequest)} round trip(s) (${breakdown(changeRt.direct)}), the script running ${num(changeRt.scriptedPerRequest)} commands inside Redis${inProcess('change')}`,
+    }),
+    target('change, ours-redis ÷ connect-redis', ratio('ours-redis', 'change', 'connect-redis'), {
+      atLeast: 1.3,
+      why: changeRt && anchorRedis && `round trips per change: ours ${num(changeRt.roundTripsPerRequest)}, connect-redis ${num(anchorRedis.change.roundTripsPerRequest)}; Redis executes ${num(changeRt.commandsPerRequest)} commands per change for ours (Lua included) vs ${num(anchorRedis.change.commandsPerRequest)}, on the same 2 cores as both processes${r('ours-memory', 'change') ? `; ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'change', 'connect-redis'))}` : ''}`,
+    }),
+    target('Redis commands per read (INFO commandstats), ours', readRt?.commandsPerRequest, {
+      atMost: 1,
+      unit: (n) => num(n),
+      why: readRt && `commands seen: ${breakdown(readRt.stats)}`,
+    }),
+    target(
+      `Redis round trips per change to write it, ours (the request also loads the session first: ${changeRt ? `+ ${num(loads(changeRt))} HGETALL` : '—'})`,
+      changeRt && changeRt.roundTripsPerRequest - loads(changeRt),
+      {
+        atMost: 1,
+        unit: (n) => num(n),
+        why: changeRt && `client commands seen: ${breakdown(changeRt.direct)}`,
+      },
+    ),
+    target('Redis memory per session, ours ÷ connect-redis', (oursRedis?.memory.total ?? NaN) / (anchorRedis?.memory.total ?? NaN), {
+      atMost: 1,
+      why: oursRedis && anchorRedis && `ours ${int(oursRedis.memory.total)} B in ${Object.keys(oursRedis.memory.keys).length} keys (${Object.entries(oursRedis.memory.keys).map(([k, b]) => `${k} ${int(b)} B`).join(', ')}) vs ${int(anchorRedis.memory.total)} B in one string`,
+    }),
+    ...servers
+      .filter((s) => s.kind === 'ours')
+      .map((s) =>
+        target(`no credential, ${s.name} ÷ baseline`, ratio(s.name, 'nocred', 'baseline'), {
+          atLeast: 0.97,
+          why: `without a cookie no store is touched, but the middleware still builds a session state and wraps the response of every request; ${noiseNote('nocred')}`,
+        }),
+      ),
+  ];
+
+  // ---- throughput tables ----------------------------------------------------------------------
+  const throughputTable = (workload) =>
+    table(
+      ['server', 'store', 'req/s (median)', 'spread', 'p50', 'p99', '× baseline', 'ours ÷ anchor'],
+      servers.map((s) => {
+        const m = r(s.name, workload);
+        const vsAnchor = s.anchor && byName[s.anchor] ? times(ratio(s.name, workload, s.anchor)) : '';
+        const bad = m?.bad ? ` ⚠️ ${int(m.bad)} non-2xx/errors` : '';
+        return [
+          s.name + bad,
+          s.storeLabel,
+          int(m?.rps),
+          pct(m?.spread),
+          ms(m?.p50),
+          ms(m?.p99),
+          s.name === 'baseline' ? '1.00×' : times(m?.rps / baseline(workload)),
+          vsAnchor,
+        ];
+      }),
+    );
+
+  // ---- Redis ----------------------------------------------------------------------------------
+  let redisSection = '_Redis servers were not part of this run._';
+  if (oursRedis && anchorRedis) {
+    const rows = [];
+    for (const workload of ['login', 'read', 'change']) {
+      for (const [name, stats] of [
+        ['ours-redis', oursRedis],
+        ['connect-redis', anchorRedis],
+      ]) {
+        const c = stats[workload];
+        rows.push([
+          workload,
+          name,
+          num(c.commandsPerRequest),
+          num(c.roundTripsPerRequest),
+          breakdown(c.direct),
+          c.scriptedPerRequest ? breakdown(c.scripted) : '—',
+        ]);
+      }
+    }
+    const memRows = [
+      ['ours-redis', ...memoryCells(oursRedis)],
+      ['connect-redis', ...memoryCells(anchorRedis)],
+    ];
+    redisSection = `### Redis commands per request
+
+Counted in a separate pass per server and workload (${int(redis.countRequests)} requests over ${int(redis.countSessions)} freshly signed-in sessions, nothing else talking to Redis), so the counts are not polluted by other servers. "Commands" is the \`INFO commandstats\` delta, which also counts the commands a Lua script runs inside Redis; "client commands" are those a client sent (seen with \`MONITOR\`): each one is a network round trip, as both libraries send them one at a time. "login" is \`POST /login\` on a request without a cookie.
+
+${table(['workload', 'server', 'commands / request (INFO commandstats)', 'client commands (round trips) / request', 'client commands', 'run inside Lua / request'], rows)}
+
+Ours' read costs a single HGETALL while the session was touched less than \`touchAfter\` ago (default idleTimeout/10 = 3 min); past that, one read per session per \`touchAfter\` also sends the touch (one EVALSHA). connect-redis touches (EXPIRE) on every read, as express-session calls \`store.touch\` whenever \`resave: false\` and nothing changed.
+
+### Redis memory per session
+
+\`MEMORY USAGE <key> SAMPLES 0\` of every key one session uses, averaged over ${int(oursRedis.memory.sessions)} sessions right after \`POST /login\` (data \`{ userId: 'user-1NNNNN', visits: 0 }\`, one session per user). Ours: the hash \`sess:{<id>}\`, its expiry marker \`sess:{<id>}:x\`, and the user's index \`sess:user:{<userId>}\` divided by its number of entries (1 here: one session per user, so the whole index counts). connect-redis: the string \`sess:<id>\` (the JSON of the session, express-session's \`cookie\` object included). The last column is a cross-check: the growth of \`INFO memory used_memory\` while ${int(redis.countSessions)} sessions were signed in, per session (it includes the per-key expiry entries MEMORY USAGE leaves out).
+
+${table(['server', 'keys counted', 'bytes per key (average)', 'bytes per session (MEMORY USAGE)', 'used_memory growth per session'], memRows)}`;
+  }
+
+  // ---- heap -----------------------------------------------------------------------------------
+  const heapRows = (heap ?? []).map((h) => [
+    h.store === 'ours' ? 'ours `MemoryStore` (dist)' : "express-session's `MemoryStore` (reference)",
+    int(h.sessions),
+    `${(h.bytes / 2 ** 20).toFixed(1)} MiB`,
+    `${((h.perSession * 100_000) / 2 ** 20).toFixed(1)} MiB`,
+    `${int(h.perSession)} B`,
+  ]);
+
+  // ---- lost updates ---------------------------------------------------------------------------
+  const lostRows = (lostUpdates ?? []).map((l) => [l.label, l.trials.map((t) => `${t.survived}/${l.requests}`).join(', '), num(l.trials.reduce((a, t) => a + t.survived, 0) / l.trials.length, 1), l.trials.some((t) => t.bad) ? `⚠️ ${l.trials.reduce((a, t) => a + t.bad, 0)} failed requests` : 'all 2xx']);
+
+  const cpu = machine.cpus;
+  return `# Benchmarks
+
+Produced by \`npm run bench\` (\`npm run build && node benchmarks/run.js\`) in ${Math.round(wallSeconds)} s.
+
+Machine: ${cpu.count} × ${cpu.model}, ${machine.memoryGiB} GiB RAM, ${machine.os}, Node ${machine.node}, redis-server ${machine.redis}, PostgreSQL ${machine.postgres}; ${machine.date}; load average before the run ${machine.loadBefore} (1 / 5 / 15 min).
+
+Settings: ${config.connections} connections, keep-alive, ${config.sessions} signed-in sessions per server (each request takes the next cookie round-robin), ${config.rounds} interleaved rounds × ${config.duration} s per server and workload (after a ${config.warmup} s warm-up each); req/s, p50 and p99 are the medians over the rounds. Every server is its own process (NestJS 12, @nestjs/platform-express, logger off); autocannon runs in the parent process.
+
+## Targets (RedisStore unless stated)
+
+${table(['target', 'measured', 'goal', 'verdict'], targets)}
+
+## Throughput and latency
+
+"spread" is (max − min) ÷ median of the rounds' req/s: how much the machine moved during the run. "× baseline" compares with the NestJS app without sessions on the same workload; "ours ÷ anchor" compares ours with the express-session store for the same backend (connect-redis, connect-pg-simple, session-file-store).
+
+### ${WORKLOADS.read.label}
+
+${throughputTable('read')}
+
+### ${WORKLOADS.change.label}
+
+${throughputTable('change')}
+
+### ${WORKLOADS.nocred.label}
+
+${throughputTable('nocred')}
+
+## Redis
+
+${redisSection}
+
+## MemoryStore heap per 100k small sessions
+
+Sessions created directly with \`store.create()\` in a child process (\`node --expose-gc\`), \`heapUsed\` after \`global.gc()\` before and after; each session \`{ userId, visits: 0 }\` with a distinct user (ours also indexes sessions per user).
+
+${table(['store', 'sessions', 'heap growth', 'per 100k sessions', 'per session'], heapRows)}
+
+## Lost updates: concurrent writes to one session from two nodes
+
+Two server processes of each library on the same Redis, one signed-in session, ${lostUpdates?.[0]?.requests ?? '—'} concurrent \`PUT /field/<n>\` requests alternating between the two nodes, each setting a different field \`f_<n>\`; then \`GET /fields\` counts how many of those fields the session kept.
+
+${table(['library', 'fields kept, per trial', 'mean', 'requests'], lostRows)}
+
+## How to read it
+
+All servers are measured in the same run, interleaved: every round visits each server × workload once, in an order rotated from round to round (and reversed every other round), so a slow patch of the machine hits every case alike; the medians over rounds are what the tables show. Ratios matter more than absolute numbers, which depend on the machine and its load. On this ${cpu.count}-core machine the load generator, the server process and the store (Redis, PostgreSQL) compete for the same cores, so a store-backed server pays for its store's CPU as well as for its round trips; the baseline pays for neither. "× baseline" is the cost of sessions on the whole stack; "ours ÷ anchor" compares the two libraries on the same store, where above 1.00× ours is faster. A spread of several percent means differences of that size are noise. Redis command counts and memory are exact counts, not timings. The lost-update table shows correctness, not speed: express-session writes the whole session back at the end of every request, so concurrent requests to one session overwrite each other's fields; ours sends only the fields a request changed.
+
+Knobs (environment variables, default in parentheses): ${Object.entries(knobs).map(([name, [value, meaning]]) => `\`${name}\` (${value === '' ? 'empty' : `\`${value}\``}): ${meaning}`).join('; ')}.
+`;
+}
+
+function memoryCells(stats) {
+  const { keys, total } = stats.memory;
+  return [
+    Object.keys(keys).map((k) => `\`${k}\``).join(', '),
+    Object.entries(keys).map(([k, b]) => `${int(b)}`).join(' + '),
+    `**${int(total)} B**`,
+    `${int(stats.usedMemoryPerSession)} B`,
+  ];
+}
