@@ -63,7 +63,8 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
     end: res.end as AnyMethod,
   };
   const held: Array<{ method: ResponseMethod; args: unknown[] }> = [];
-  let phase: 'open' | 'holding' | 'released' | 'failed' = 'open';
+  // A session first read after the headers left (a streamed body) can only commit at the end.
+  let phase: 'open' | 'holding' | 'released' | 'failed' = res.headersSent ? 'released' : 'open';
   let heldWrite = false;
   let ended = false;
 

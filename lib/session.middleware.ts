@@ -68,22 +68,41 @@ export class SessionMiddleware implements NestMiddleware {
         return next();
       }
     }
-    const client = this.options.recordClient ? clientOf(req) : undefined;
-    const state = new SessionState(store, this.options, loaded, now, { events: this.events, client });
+    if (!loaded) {
+      // No session to load: none is made until the application reads `req.session`, so a
+      // request that never does costs no session state and no response hold at all.
+      let state: SessionState | undefined;
+      exposeSession(req, () => (state ??= this.begin(req, res, store, null, null, now)).proxy);
+      return next();
+    }
+    const state = this.begin(req, res, store, loaded, opened, now);
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
-    if (loaded && opened?.stale) await state.touch();
-    // A getter: regenerate() hands out a new Session object, as express-session does.
-    exposeSession(req, () => state.proxy);
+    if (opened?.stale) await state.touch();
+    next();
+  }
 
-    // 3–5. After the handler: diff and commit before the response's first byte, then hand out
-    // the credential the client must hold next.
-    const live = loaded ? opened : null;
+  /**
+   * Starts the request's session: its state, `req.session` (a getter, since regenerate() hands
+   * out a new Session object, as express-session does), and the response hook that commits it
+   * and hands out the credential before the response's first byte.
+   */
+  private begin(
+    req: SessionRequest,
+    res: ServerResponse,
+    store: SessionStore,
+    loaded: StoredSession | null,
+    opened: OpenedCredential | null,
+    now: number,
+  ): SessionState {
+    const client = this.options.recordClient ? clientOf(req) : undefined;
+    const state = new SessionState(store, this.options, loaded, now, { events: this.events, client });
+    exposeSession(req, () => state.proxy);
     let handedOut = state.committed;
     hookResponse(res, {
       beforeHeaders: async () => {
         await state.commit();
-        await this.credentials.write(req, res, state, live, store);
+        await this.credentials.write(req, res, state, opened, store);
         handedOut = state.committed;
       },
       beforeEnd: async () => {
@@ -92,7 +111,7 @@ export class SessionMiddleware implements NestMiddleware {
       },
       onError: (error) => this.commitFailed(error, state, store),
     });
-    next();
+    return state;
   }
 
   /** The stored session, unless the timeouts in force now say it is over. */
