@@ -29,15 +29,23 @@ export const COMMIT_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local pairs = tonumber(ARGV[6])
 local first_unset = 7 + 2 * pairs
-if pairs > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 7, first_unset - 1)) end
+-- One HSET for the metadata, the user (when it changes) and the changed fields.
+local fields = {'~s', ARGV[2], '~e', ARGV[1]}
+if ARGV[4] == 's' then fields[5] = '~u'; fields[6] = ARGV[5] end
+for i = 7, first_unset - 1 do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
 if #ARGV >= first_unset then redis.call('HDEL', KEYS[1], unpack(ARGV, first_unset)) end
-redis.call('HSET', KEYS[1], '~s', ARGV[2], '~e', ARGV[1])
-if ARGV[4] == 's' then redis.call('HSET', KEYS[1], '~u', ARGV[5])
-elseif ARGV[4] == 'c' then redis.call('HDEL', KEYS[1], '~u') end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-local user = redis.call('HGET', KEYS[1], '~u') or ''
-redis.call('SET', KEYS[2], user)
-redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+local user
+if ARGV[4] == 'k' then
+  user = redis.call('HGET', KEYS[1], '~u') or ''
+  -- The marker already names this user: only its lifetime moves.
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+else
+  if ARGV[4] == 'c' then redis.call('HDEL', KEYS[1], '~u') end
+  user = ARGV[4] == 's' and ARGV[5] or ''
+  redis.call('SET', KEYS[2], user, 'PXAT', ARGV[3])
+end
 return user
 `;
 
@@ -50,8 +58,7 @@ export const CREATE_SCRIPT = `
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[3])
-redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[2])
 return 1
 `;
 
@@ -84,8 +91,9 @@ return redis.call('DEL', KEYS[1])
  */
 export const INDEX_SCRIPT = `
 if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+if ttl < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
 `;
 
