@@ -76,6 +76,9 @@ export type CredentialDecision = { action: 'set'; subject: CredentialSubject } |
 
 const logger = new Logger('SessionModule');
 
+/** The names of the Session object's own members (everything else is a data field). */
+const MEMBER_NAMES: ReadonlySet<string> = new Set(['id', 'isNew', 'regenerate', 'rotateId', 'destroy', 'reload', 'save', 'touch', 'toJSON']);
+
 /**
  * The value at `userKey` in session data: a field (`'userId'`) or a dotted path into nested
  * objects (`'passport.user'`, where Passport keeps its user). Own properties only.
@@ -442,7 +445,9 @@ export class SessionState {
       <A>(run: (arg?: A) => Promise<void>, takesOptions = false) =>
       () =>
         withCallback((arg?: A) => run(arg).catch((error: unknown) => Promise.reject(toHttpException(error, state.store.kind))), takesOptions);
-    const members: Record<string, () => unknown> = {
+    // Built on first use: most requests only read and write data fields.
+    let members: Record<string, () => unknown> | undefined;
+    const buildMembers = (): Record<string, () => unknown> => ({
       id: () => state.id,
       isNew: () => state.isNew,
       regenerate: method((options?: RegenerateOptions) => state.regenerate(options), true),
@@ -453,7 +458,7 @@ export class SessionState {
       touch: method(() => state.touch()),
       // What this object shows: for a retired one, its snapshot under what was written since.
       toJSON: () => () => (snapshot ? copyJson({ ...Object.fromEntries(Object.entries(snapshot)), ...state.toJSON() }) : state.toJSON()),
-    };
+    });
     const writable = (key: string | symbol): string => {
       if (typeof key === 'symbol' || RESERVED_FIELDS.has(key)) throw new SessionReservedFieldError(String(key));
       state.remember(key);
@@ -472,7 +477,7 @@ export class SessionState {
     return new Proxy(Object.create(null) as SessionFields, {
       get(_target, key) {
         if (typeof key === 'symbol') return undefined;
-        if (Object.hasOwn(members, key)) return members[key]();
+        if (MEMBER_NAMES.has(key)) return (members ??= buildMembers())[key]();
         if (RESERVED_FIELDS.has(key)) return undefined;
         return read(key);
       },
@@ -501,7 +506,7 @@ export class SessionState {
       },
       has(_target, key) {
         if (typeof key !== 'string') return false;
-        return Object.hasOwn(members, key) || Object.hasOwn(state.data, key) || (snapshot !== undefined && Object.hasOwn(snapshot, key));
+        return MEMBER_NAMES.has(key) || Object.hasOwn(state.data, key) || (snapshot !== undefined && Object.hasOwn(snapshot, key));
       },
       setPrototypeOf() {
         throw new SessionReservedFieldError('__proto__');
