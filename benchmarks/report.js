@@ -94,7 +94,7 @@ export function renderReport(d) {
       .map((s) =>
         target(`no credential, ${s.name} ÷ baseline`, ratio(s.name, 'nocred', 'baseline'), {
           atLeast: 0.97,
-          why: `without a cookie no store is touched, but the middleware still builds a session state and wraps the response of every request; ${noiseNote('nocred')}`,
+          why: `without a cookie no store is touched and no session state or response hold is made (the route never reads req.session); what remains is the middleware call itself: Nest's middleware layer for forRoutes('*') and reading the Cookie header; ${noiseNote('nocred')}`,
         }),
       ),
   ];
