@@ -1,5 +1,6 @@
 import { SessionStoreUnavailableError } from '../session.errors.js';
 import type { SessionStore } from './session-store.js';
+import { withinTime } from './store-runtime.js';
 
 /**
  * The same store, with every asynchronous call bounded in time: a store that hangs (a network
@@ -15,21 +16,12 @@ export function boundStoreCalls(store: SessionStore, timeoutMs: number): Session
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         const result: unknown = value.apply(target, args);
-        return isPromiseLike(result) ? withinTime(result, timeoutMs, target.kind, String(property)) : result;
+        if (!isPromiseLike(result)) return result;
+        const operation = String(property);
+        return withinTime(result, timeoutMs, () => new SessionStoreUnavailableError(target.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`));
       };
     },
   });
-}
-
-function withinTime<T>(call: PromiseLike<T>, timeoutMs: number, kind: string, operation: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new SessionStoreUnavailableError(kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-  });
-  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

@@ -2,7 +2,7 @@ import { isSessionId, loadJose, SessionSealer } from '../crypto/index.js';
 import { SessionStoreUnsupportedError, SessionTooLargeError } from '../session.errors.js';
 import { resolveSecrets } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
-import { applyChange, defineField, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
+import { applyChange, defineField, encodeClient, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
 import { SessionStore } from './session-store.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 
@@ -108,7 +108,7 @@ export class CookieStore extends SessionStore {
     if (!record) return null;
     const data: SessionFields = Object.create(null);
     for (const name of Object.keys(record.d)) defineField(data, name, record.d[name]);
-    return { id, data, createdAt: record.c, lastSeenAt: record.s, expiresAt: record.e, userId: record.u, client: readClient(record.k) };
+    return { id, data, createdAt: record.c, lastSeenAt: record.s, expiresAt: record.e, userId: record.u, client: readClient(record.k) ?? null };
   }
 
   async create(session: StoredSession): Promise<void> {
@@ -123,7 +123,7 @@ export class CookieStore extends SessionStore {
     const fields = fieldsAsJson(record.d);
     applyChange(fields, change.unset, set);
     const userId = change.userId === undefined ? record.u : change.userId;
-    const client = change.client === undefined ? readClient(record.k) : change.client;
+    const client = change.client === undefined ? (readClient(record.k) ?? null) : change.client;
     const next = { id, createdAt: record.c, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId, client };
     await this.hold(next, [...fields]);
     return true;
@@ -165,7 +165,7 @@ export class CookieStore extends SessionStore {
     const jar = this.client();
     const data = fields.filter(([, json]) => json !== undefined).map(([name, json]) => `${JSON.stringify(name)}:${json}`);
     const { id, createdAt, lastSeenAt, expiresAt, userId } = session;
-    const client = readClient(session.client) ?? undefined;
+    const client = session.client ? JSON.parse(encodeClient(session.client)) as SessionClient : undefined;
     const head = JSON.stringify({ v: 1, id, c: createdAt, s: lastSeenAt, e: expiresAt, u: userId, k: client });
     const plaintext = `${head.slice(0, -1)},"d":{${data.join(',')}}}`;
     const sealed = await this.sealer.seal(plaintext);

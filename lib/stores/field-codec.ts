@@ -39,14 +39,39 @@ export function applyChange(fields: Map<string, string>, unset: readonly string[
   }
 }
 
+/** A client record as stored: only the members a record has, as JSON. */
+export function encodeClient(client: SessionClient): string {
+  return JSON.stringify({ userAgent: client.userAgent, ip: client.ip });
+}
+
 /**
- * A client record as read back from storage: only the string members it may have, and null
- * for anything else (none recorded, or not one of ours).
+ * A client record as read back from storage: null when there is none, undefined when the value
+ * is not one of ours (a store treats that session as unreadable).
  */
-export function readClient(value: unknown): SessionClient | null {
-  if (!isPlainObject(value)) return null;
+export function readClient(value: unknown): SessionClient | null | undefined {
+  if (value === undefined || value === null) return null;
+  if (!isPlainObject(value)) return undefined;
   const client: SessionClient = {};
-  if (typeof value.userAgent === 'string') client.userAgent = value.userAgent;
-  if (typeof value.ip === 'string') client.ip = value.ip;
-  return Object.keys(client).length > 0 ? client : null;
+  for (const field of ['userAgent', 'ip'] as const) {
+    const text: unknown = value[field];
+    if (text === undefined) continue;
+    if (typeof text !== 'string') return undefined;
+    client[field] = text;
+  }
+  return client;
+}
+
+/** {@link readClient} of a record kept as JSON text. */
+export function parseClient(json: string | null | undefined): SessionClient | null | undefined {
+  if (json === undefined || json === null) return null;
+  try {
+    return readClient(JSON.parse(json));
+  } catch {
+    return undefined;
+  }
+}
+
+/** `{ client }`, or nothing when there is none: a session without one reads as it always did. */
+export function clientMember(client: SessionClient | null | undefined): { client?: SessionClient } {
+  return client ? { client } : {};
 }

@@ -7,7 +7,7 @@ import { isSessionId, hashSessionId } from '../crypto/index.js';
 import { SessionConfigError, SessionError, SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
 import { storeConfigProblems } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
-import { applyChange, defineField, encodeFields, fieldsAsJson } from './field-codec.js';
+import { applyChange, clientMember, defineField, encodeClient, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
 import { acquireFileLock, breakStaleLock, LockTimeoutError, removeIfOlderThan } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
 import { SessionStore } from './session-store.js';
@@ -584,7 +584,7 @@ function serialize(meta: SessionMeta, fields: Iterable<[name: string, json: stri
   const data: string[] = [];
   for (const [name, json] of fields) if (json !== undefined) data.push(`${JSON.stringify(name)}:${json}`);
   const { createdAt, lastSeenAt, expiresAt, userId, client } = meta;
-  const clientPart = client ? `"k":${JSON.stringify(client)},` : '';
+  const clientPart = client ? `"k":${encodeClient(client)},` : '';
   return `{"v":${FORMAT_VERSION},"c":${createdAt},"s":${lastSeenAt},"e":${expiresAt},"u":${JSON.stringify(userId)},${clientPart}"d":{${data.join(',')}}}`;
 }
 
@@ -601,15 +601,14 @@ function parseRecord(text: string): SessionRecord | null {
   if (v !== FORMAT_VERSION || ![c, s, e].every(isTimestamp) || !(u === null || typeof u === 'string') || !isPlainObject(d)) {
     return null;
   }
-  if (!(k === null || isPlainObject(k))) return null;
+  const client = readClient(k);
+  if (client === undefined) return null;
   // No prototype, and every field an own property: `__proto__` in a file stays plain data.
   const data: SessionFields = Object.create(null);
   for (const name of Object.keys(d)) defineField(data, name, d[name]);
-  return { createdAt: c, lastSeenAt: s, expiresAt: e, userId: u, client: k as SessionClient | null, data };
+  return { createdAt: c, lastSeenAt: s, expiresAt: e, userId: u, client, data };
 }
 
-/** `{ client }`, or nothing when there is none: a session without one reads as it always did. */
-const clientMember = (client: SessionClient | null): { client?: SessionClient } => (client ? { client } : {});
 
 const isTimestamp = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 

@@ -1,7 +1,7 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { SessionConfigError } from '../session.errors.js';
 import { storeConfigProblems } from '../session.options.js';
-import { applyChange, encodeFields } from './field-codec.js';
+import { applyChange, clientMember, encodeClient, encodeFields, parseClient } from './field-codec.js';
 import { startSweeper } from './store-runtime.js';
 import {
   SessionStore,
@@ -98,7 +98,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
       lastSeenAt: entry.lastSeenAt,
       expiresAt: entry.expiresAt,
       userId: entry.userId,
-      ...clientMember(entry.client),
+      ...clientMember(parseClient(entry.client)),
     };
   }
 
@@ -109,7 +109,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
   async commit(id: string, change: SessionChange): Promise<boolean> {
     // Encode before touching the entry, so a value JSON cannot carry leaves the session as it was.
     const encoded = encodeFields(change.set);
-    const client = change.client === undefined ? undefined : encodeClient(change.client);
+    const client = change.client === undefined ? undefined : change.client && encodeClient(change.client);
     const entry = this.live(id);
     if (!entry) return false;
 
@@ -144,7 +144,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
       const entry = this.live(id);
       if (!entry) continue;
       const { createdAt, lastSeenAt, expiresAt } = entry;
-      sessions.push({ id, createdAt, lastSeenAt, expiresAt, ...clientMember(entry.client) });
+      sessions.push({ id, createdAt, lastSeenAt, expiresAt, ...clientMember(parseClient(entry.client)) });
     }
     return sessions.sort((a, b) => a.createdAt - b.createdAt);
   }
@@ -260,19 +260,6 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     // Without this, every user who ever signed in would keep an empty set alive.
     if (ids.size === 0) this.idsByUser.delete(userId);
   }
-}
-
-/** A client record as JSON text: what is kept is a copy, never the caller's object. `null` clears. */
-function encodeClient(client: SessionClient | null): string | null {
-  return client === null ? null : JSON.stringify(client);
-}
-
-/**
- * `{ client }` with a fresh copy per read, or nothing at all when there is none: a session
- * without a client reads exactly as it did before client records existed.
- */
-function clientMember(json: string | null): { client?: SessionClient } {
-  return json === null ? {} : { client: JSON.parse(json) as SessionClient };
 }
 
 /**

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import type { ClientConfig, Pool, PoolConfig } from 'pg';
 import { isPlainObject } from '../session.validation.js';
 import { SessionFieldNotStorableError, SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
-import { defineField, encodeFields } from './field-codec.js';
+import { clientMember, defineField, encodeFields, readClient } from './field-codec.js';
 import { SessionStore } from './session-store.js';
-import { startSweeper, StoreWarnings } from './store-runtime.js';
+import { startSweeper, StoreWarnings, withinTime } from './store-runtime.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import type { PostgresStoreConfig } from './store-config.js';
 
@@ -171,7 +171,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
       lastSeenAt: Number(row.last_seen),
       expiresAt: Number(row.expires),
       userId: row.user_id ?? null,
-      ...clientMember(row.client),
+      ...clientMember(readClient(row.client)),
     };
   }
 
@@ -244,7 +244,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
       createdAt: Number(row.created),
       lastSeenAt: Number(row.last_seen),
       expiresAt: Number(row.expires),
-      ...clientMember(row.client),
+      ...clientMember(readClient(row.client)),
     }));
   }
 
@@ -501,7 +501,7 @@ class AdvisoryUserLocks {
       // Without a listener, an idle connection's error (the server restarting) would crash the process.
       opened.on('error', () => void this.discard(opened));
       opened.on('end', () => void this.discard(opened));
-      await withinTime(opened.connect(), this.settings.timeout);
+      await withinTime(opened.connect(), this.settings.timeout, noAnswer(this.settings.timeout));
       return opened;
     } catch (error) {
       if (connection) await this.discard(connection);
@@ -518,7 +518,7 @@ class AdvisoryUserLocks {
     const previous = this.statements.get(connection) ?? Promise.resolve();
     const result = previous.then(async () => {
       try {
-        return await withinTime(connection.query(text, values), this.settings.timeout);
+        return await withinTime(connection.query(text, values), this.settings.timeout, noAnswer(this.settings.timeout));
       } catch (error) {
         await this.discard(connection);
         throw this.settings.failure(error, SessionMessages.postgresUserLockFailed(describe(error)));
@@ -540,7 +540,7 @@ class AdvisoryUserLocks {
       this.live = undefined;
       this.connection = undefined;
     }
-    await withinTime(connection.end(), this.settings.timeout).catch(() => undefined);
+    await withinTime(connection.end(), this.settings.timeout, noAnswer(this.settings.timeout)).catch(() => undefined);
   }
 }
 
@@ -573,14 +573,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** `promise`, or a rejection once `ms` have passed. */
-function withinTime<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+/** The error of a lock-connection call that did not answer in time. */
+const noAnswer = (ms: number) => (): Error => new Error(`no answer within ${ms} ms`);
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -599,14 +593,6 @@ function clientJson(client: SessionClient | null | undefined): string | null {
 
 function storable(text: string): string {
   return text.replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
-}
-
-/**
- * `{ client }` from the column as read, or nothing when there is none (or a value this store did
- * not write): a session without one reads as it always did.
- */
-function clientMember(value: unknown): { client?: SessionClient } {
-  return isPlainObject(value) ? { client: value as SessionClient } : {};
 }
 
 /** Data fields as one JSON object text, and the fields whose value removes them. */

@@ -4,7 +4,7 @@ import type { OnApplicationShutdown } from '@nestjs/common';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { hashSessionId } from '../crypto/index.js';
 import { SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
-import { defineField, encodeFields } from './field-codec.js';
+import { defineField, encodeClient, encodeFields, parseClient } from './field-codec.js';
 import {
   COMMIT_SCRIPT,
   CREATE_SCRIPT,
@@ -615,31 +615,6 @@ function parseSession(id: string, hash: Record<string, string>): StoredSession |
   }
   // No record, no field: what stores return for a session that has none.
   return { id, data, createdAt, lastSeenAt, expiresAt, userId: hash[META.user] ?? null, ...(client && { client }) };
-}
-
-/** A client record as stored: only the fields the record has, as JSON. */
-function encodeClient(client: SessionClient): string {
-  return JSON.stringify({ userAgent: client.userAgent, ip: client.ip });
-}
-
-/** A stored client record: null when there is none, undefined when it is not one of ours. */
-function parseClient(json: string | null | undefined): SessionClient | null | undefined {
-  if (json === undefined || json === null) return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const client: SessionClient = {};
-  for (const field of ['userAgent', 'ip'] as const) {
-    const text = (value as Record<string, unknown>)[field];
-    if (text === undefined) continue;
-    if (typeof text !== 'string') return undefined;
-    client[field] = text;
-  }
-  return client;
 }
 
 /** Closes a client and waits until its socket is closed. */

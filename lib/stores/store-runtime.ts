@@ -24,6 +24,15 @@ export function startSweeper(sweep: () => unknown, interval: number, onError: (e
   return timer;
 }
 
+/** `call`'s outcome, or a rejection with `timeoutError()` once `ms` have passed. */
+export function withinTime<T>(call: PromiseLike<T>, ms: number, timeoutError: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeoutError()), ms);
+  });
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+}
+
 /**
  * Warnings about a store's connection, at most one per `quietMs`: a server that is down makes
  * its client report every reconnect attempt, which must not flood the log.
