@@ -4,7 +4,7 @@ import { SessionError, SessionTooLargeError } from './session.errors.js';
 import { appendSetCookie, cookieHeaderOf, isSecureRequest } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
-import type { CredentialSubject, SessionState } from './session.state.js';
+import type { CredentialDecision, CredentialSubject, SessionState } from './session.state.js';
 import { CookieStore, MAX_CREDENTIAL_BYTES } from './stores/cookie.store.js';
 import type { SessionStore } from './stores/session-store.js';
 import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from './transports/index.js';
@@ -127,16 +127,11 @@ export class SessionCredentials {
    * 413 before any header is set: never a cookie the browser would silently drop.
    */
   async write(req: SessionRequest, res: ServerResponse, state: SessionState, presented: OpenedCredential | null, store: SessionStore): Promise<void> {
-    const presentedId = presented?.id ?? null;
     const headers: Array<[CredentialChannel, string]> = [];
     for (const channel of this.channels) {
-      const format = this.formats[channel];
-      // A stale credential (made with a secret being retired) was touched, so the write renews it.
-      const renewOnWrite =
-        format.changesOnWrite || presented?.stale === true || (channel === 'cookie' && this.options.cookie.maxAge !== undefined);
-      const decision = state.credentialDecision(presentedId, renewOnWrite);
+      const decision = this.decision(channel, state, presented);
       if (decision.action === 'none') continue;
-      const value = decision.action === 'set' ? await format.issue(decision.subject, store) : null;
+      const value = decision.action === 'set' ? await this.formats[channel].issue(decision.subject, store) : null;
       headers.push([channel, channel === 'cookie' ? this.setCookie(req, value) : (value ?? '')]);
     }
     for (const [channel, header] of headers) {
@@ -151,6 +146,18 @@ export class SessionCredentials {
     }
     // A response that hands out a session credential must never be cached by anyone.
     if (headers.length > 0) res.setHeader('Cache-Control', 'no-store');
+  }
+
+  /** True when {@link write} would hand out (or take back) a credential on some channel now. */
+  pending(state: SessionState, presented: OpenedCredential | null): boolean {
+    return this.channels.some((channel) => this.decision(channel, state, presented).action !== 'none');
+  }
+
+  private decision(channel: CredentialChannel, state: SessionState, presented: OpenedCredential | null): CredentialDecision {
+    // A stale credential (made with a secret being retired) was touched, so the write renews it.
+    const renewOnWrite =
+      this.formats[channel].changesOnWrite || presented?.stale === true || (channel === 'cookie' && this.options.cookie.maxAge !== undefined);
+    return state.credentialDecision(presented?.id ?? null, renewOnWrite);
   }
 
   private setCookie(req: SessionRequest, value: string | null): string {

@@ -99,6 +99,8 @@ export const SessionMessages = {
     `option "store.name" is required with "store.sentinels": the master name the sentinels monitor, e.g. 'mymaster'.`,
   redisReplicaTimeout: (replica: number, command: number) =>
     `option "store.replicaTimeout" (${replica} ms) must be shorter than "store.commandTimeout" (${command} ms), or a write waiting for a replica would time out as a failed command instead. Lower replicaTimeout or raise commandTimeout.`,
+  redisExpiryEventsOff: () =>
+    `Redis session store: something listens for 'expired' session events, but the store does not record what they need, so none will be reported. Set expiryEvents: true in the Redis store config of every node (each session then keeps a small marker key beside it).`,
   redisClusterDb: () => `option "store.db" cannot be used with "store.cluster": a Redis Cluster has only database 0.`,
   postgresTable: (value: unknown) =>
     `option "store.table" must be a table name, optionally schema-qualified: letters, digits and "_", not starting with a digit, e.g. 'sessions' or 'auth.sessions' (got ${show(value)}).`,

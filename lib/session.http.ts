@@ -34,6 +34,11 @@ export function appendSetCookie(res: ServerResponse, value: string): void {
 
 export interface ResponseHooks {
   /**
+   * True when `beforeHeaders` would do nothing now (no write due, no credential to hand out):
+   * the response then leaves at once, with no hold.
+   */
+  idle(): boolean;
+  /**
    * Runs once, before the response's first byte: commit the session and add its credential
    * here. The response waits for it, however it is written (`end`, a streamed `write`, or an
    * explicit `writeHead`).
@@ -99,8 +104,14 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
     hooks.beforeHeaders().then(release, fail);
   };
 
+  /** Nothing to wait for: the response goes out as it is, and only a later change waits for its end. */
+  const passIfIdle = (): boolean => {
+    if (phase === 'open' && hooks.idle()) phase = 'released';
+    return phase === 'released';
+  };
+
   res.writeHead = function (...args: unknown[]) {
-    if (phase === 'released') return call('writeHead', args);
+    if (passIfIdle()) return call('writeHead', args);
     // Failed: only the error answer's own headers (from Node's end()) go out, once.
     if (phase === 'failed') return res.headersSent ? res : call('writeHead', args);
     hold('writeHead', args);
@@ -108,7 +119,7 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
   } as typeof res.writeHead;
 
   res.write = function (...args: unknown[]) {
-    if (phase === 'released') return call('write', args);
+    if (passIfIdle()) return call('write', args);
     // After a failure the error answer is already sent: the rest of a streamed body is dropped.
     if (phase === 'failed') return true;
     hold('write', args);
@@ -118,6 +129,11 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
 
   res.end = function (...args: unknown[]) {
     if (phase === 'failed') return res;
+    if (phase === 'open' && hooks.idle()) {
+      phase = 'released';
+      ended = true;
+      return call('end', args);
+    }
     if (phase !== 'released') {
       hold('end', args);
       return res;

@@ -100,6 +100,7 @@ export class SessionMiddleware implements NestMiddleware {
     exposeSession(req, () => state.proxy);
     let handedOut = state.committed;
     hookResponse(res, {
+      idle: () => !state.hasPendingWrite() && !this.credentials.pending(state, opened),
       beforeHeaders: async () => {
         await state.commit();
         await this.credentials.write(req, res, state, opened, store);

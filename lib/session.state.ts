@@ -148,6 +148,8 @@ export class SessionState {
   private destroyedHere = false;
   /** Commits run one after another: a `save()` still in flight when the request ends. */
   private committing: Promise<void> = Promise.resolve();
+  /** Commits asked for and not settled yet. */
+  private commitsInFlight = 0;
 
   constructor(
     private readonly store: SessionStore,
@@ -256,12 +258,24 @@ export class SessionState {
    * the request): the second call writes only what changed since.
    */
   commit(now?: number): Promise<void> {
+    this.commitsInFlight += 1;
     const run = this.committing.then(() => this.commitNow(now ?? Date.now()));
     this.committing = run.then(
-      () => void (this.commitFailed = false),
-      () => void (this.commitFailed = true),
+      () => this.commitSettled(false),
+      () => this.commitSettled(true),
     );
     return run;
+  }
+
+  /**
+   * True when {@link commit} would write to the store now, or a commit is still in flight. When
+   * false, the response can leave at once: most reads change nothing and have no touch due.
+   */
+  hasPendingWrite(now = Date.now()): boolean {
+    if (this.commitsInFlight > 0) return true;
+    if (this.storedId === null) return this.saveRequested || this.options.saveUninitialized || this.changed();
+    if (this.storedId !== this.currentId) return true;
+    return this.touchRequested || this.changed() || this.touchDue(now, this.expiryFrom(now));
   }
 
   private async commitNow(now: number): Promise<void> {
@@ -346,6 +360,24 @@ export class SessionState {
   }
 
   // ---- Internals ---------------------------------------------------------------------------
+
+  private commitSettled(failed: boolean): void {
+    this.commitsInFlight -= 1;
+    this.commitFailed = failed;
+  }
+
+  /** Whether a touched field differs from what is stored; a field that is not JSON counts as changed, so the commit reports it. */
+  private changed(): boolean {
+    for (const [field, original] of this.originals) {
+      const value = this.data[field];
+      try {
+        if ((value === undefined ? undefined : serialize(field, value)) !== original) return true;
+      } catch {
+        return true;
+      }
+    }
+    return false;
+  }
 
   /** Changed and removed fields, and the JSON of every touched field as it is now. */
   private diff(): { set: SessionFields; unset: string[]; current: Map<string, string | undefined> } {

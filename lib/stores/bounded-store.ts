@@ -10,16 +10,22 @@ import { withinTime } from './store-runtime.js';
  * client is told it failed, and the store's own atomic rules keep its data consistent.
  */
 export function boundStoreCalls(store: SessionStore, timeoutMs: number): SessionStore {
+  // Each method is wrapped once, on first use, not on every call of every request.
+  const bound = new Map<PropertyKey, { method: unknown; wrapper: unknown }>();
   return new Proxy(store, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
+      const known = bound.get(property);
+      if (known?.method === value) return known.wrapper;
+      const operation = String(property);
+      const timeoutError = (): Error => new SessionStoreUnavailableError(target.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`);
+      const wrapper = (...args: unknown[]): unknown => {
         const result: unknown = value.apply(target, args);
-        if (!isPromiseLike(result)) return result;
-        const operation = String(property);
-        return withinTime(result, timeoutMs, () => new SessionStoreUnavailableError(target.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`));
+        return isPromiseLike(result) ? withinTime(result, timeoutMs, timeoutError) : result;
       };
+      bound.set(property, { method: value, wrapper });
+      return wrapper;
     },
   });
 }

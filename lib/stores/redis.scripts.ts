@@ -7,12 +7,13 @@
  * `~u` (user), `~k` (the client record, JSON; only when one was recorded), and one `d:<name>`
  * field per data field, holding its JSON. Expiry is the key's TTL.
  *
- * Beside it, in the same slot, lives its expiry marker `<session key>:x`: a string holding the
- * session's user ('' for none) that outlives the session by a grace period. When Redis expires
- * the session it publishes only the key name, the hash being gone by then: the marker is what
- * tells the node that reports the expiry whose session it was, and taking it (GETDEL) is what
- * lets exactly one node report it. Every script that sets a session's expiry sets the marker's
- * too, and every delete removes both.
+ * With `expiryEvents` on, beside it in the same slot lives its expiry marker `<session key>:x`:
+ * a string holding the session's user ('' for none) that outlives the session by a grace period.
+ * When Redis expires the session it publishes only the key name, the hash being gone by then: the
+ * marker is what tells the node that reports the expiry whose session it was, and taking it
+ * (GETDEL) is what lets exactly one node report it. Every script that sets a session's expiry
+ * sets the marker's too, and every delete removes both. The session scripts take the marker as
+ * an optional second key: without it (the default) they write the session alone.
  */
 
 /**
@@ -20,7 +21,7 @@
  * writes nothing; otherwise the session's user ('' for none), so the caller can keep that user's
  * index alive as long as the session.
  *
- * KEYS[1] session · KEYS[2] expiry marker · ARGV[1] expires at (ms epoch) · ARGV[2] last seen ·
+ * KEYS[1] session · KEYS[2] expiry marker (optional) · ARGV[1] expires at (ms epoch) · ARGV[2] last seen ·
  * ARGV[3] marker expires at · ARGV[4] user mode ('k' keep, 's' set, 'c' clear) · ARGV[5] user ·
  * ARGV[6] n pairs · then n field/value pairs to set (data fields, and `~k` when the client record
  * changes), then the fields to remove.
@@ -40,47 +41,47 @@ local user
 if ARGV[4] == 'k' then
   user = redis.call('HGET', KEYS[1], '~u') or ''
   -- The marker already names this user: only its lifetime moves.
-  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+  if KEYS[2] then redis.call('PEXPIREAT', KEYS[2], ARGV[3]) end
 else
   if ARGV[4] == 'c' then redis.call('HDEL', KEYS[1], '~u') end
   user = ARGV[4] == 's' and ARGV[5] or ''
-  redis.call('SET', KEYS[2], user, 'PXAT', ARGV[3])
+  if KEYS[2] then redis.call('SET', KEYS[2], user, 'PXAT', ARGV[3]) end
 end
 return user
 `;
 
 /**
  * Writes a whole session under a fresh id, replacing anything there, and its expiry marker.
- * KEYS[1] session · KEYS[2] expiry marker · ARGV[1] expires at (ms epoch) · ARGV[2] marker
- * expires at · ARGV[3] user ('' for none) · then field/value pairs.
+ * KEYS[1] session · KEYS[2] expiry marker (optional) · ARGV[1] expires at (ms epoch) · ARGV[2]
+ * marker expires at · ARGV[3] user ('' for none) · then field/value pairs.
  */
 export const CREATE_SCRIPT = `
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[2])
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[2]) end
 return 1
 `;
 
 /**
  * Deletes a session and its expiry marker. Returns 1 when the session existed (the marker alone
  * does not count: it outlives an expired session), so rotation can tell "already destroyed".
- * KEYS[1] session · KEYS[2] expiry marker.
+ * KEYS[1] session · KEYS[2] expiry marker (optional).
  */
 export const DESTROY_SCRIPT = `
 local existed = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
 return existed
 `;
 
 /**
  * Deletes a session (and its expiry marker) only if it still belongs to the given user: revoking
  * a user's sessions must not delete one that has since been signed in as someone else.
- * KEYS[1] session · KEYS[2] expiry marker · ARGV[1] user. Returns 1 when deleted.
+ * KEYS[1] session · KEYS[2] expiry marker (optional) · ARGV[1] user. Returns 1 when deleted.
  */
 export const DESTROY_IF_OWNED_SCRIPT = `
 if redis.call('HGET', KEYS[1], '~u') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
 return redis.call('DEL', KEYS[1])
 `;
 

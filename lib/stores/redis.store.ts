@@ -23,14 +23,25 @@ import type { RedisStoreConfig } from './store-config.js';
 export type RedisClient = Redis | Cluster;
 
 /** The scripts, as ioredis exposes them once defined on a client. */
-interface ScriptCommands {
-  nssCommit(key: string, marker: string, ...args: (string | number)[]): Promise<string | null>;
-  nssCreate(key: string, marker: string, ...args: (string | number)[]): Promise<number>;
-  nssDestroy(key: string, marker: string): Promise<number>;
-  nssDestroyIfOwned(key: string, marker: string, userId: string): Promise<number>;
+interface ScriptCommands extends SessionScriptCommands {
+
   nssIndex(key: string, id: string, score: number, ttl: number): Promise<number>;
   nssUnlock(key: string, token: string): Promise<number>;
 }
+
+/** The scripts on one session, each defined twice: on the session key alone, and `…Marked` on the session and its expiry marker. */
+const SESSION_SCRIPTS = {
+  nssCommit: COMMIT_SCRIPT,
+  nssCreate: CREATE_SCRIPT,
+  nssDestroy: DESTROY_SCRIPT,
+  nssDestroyIfOwned: DESTROY_IF_OWNED_SCRIPT,
+} as const;
+type SessionScript = keyof typeof SESSION_SCRIPTS;
+// A fixed key count per command, so that ioredis finds each command's key (its Cluster slot,
+// its auto-pipeline) in the first argument.
+type SessionScriptCommands = { [K in SessionScript]: (key: string, ...args: (string | number)[]) => Promise<unknown> } & {
+  [K in SessionScript as `${K}Marked`]: (key: string, marker: string, ...args: (string | number)[]) => Promise<unknown>;
+};
 
 type ScriptedClient = RedisClient & ScriptCommands;
 type WritePipeline = ScriptCommands & ReturnType<RedisClient['pipeline']>;
@@ -50,6 +61,13 @@ export interface RedisStoreOptions {
   replicaTimeout?: number;
   /** Close the client on shutdown: only for a client the store created. @default false */
   ownsClient?: boolean;
+  /**
+   * Report expired sessions (`SessionService.on('expired')`): every session gets a small marker
+   * key beside it (about 140 bytes; see redis.scripts.ts). Set it on every node sharing the
+   * Redis, since a session written by a node without it cannot be reported.
+   * @default false
+   */
+  expiryEvents?: boolean;
 }
 
 const META = { created: '~c', lastSeen: '~s', expires: '~e', user: '~u', client: '~k' } as const;
@@ -96,6 +114,7 @@ const SUBSCRIBER_OPTIONS: RedisOptions = {
   retryStrategy: reconnectDelay,
   // Nothing but SUBSCRIBE runs on these connections: no command coordination to set up.
   himportFieldsets: undefined,
+  enableAutoPipelining: false,
 };
 
 /** The warning for a server that does not publish expiry events (the store never changes its config). */
@@ -116,6 +135,9 @@ const CLIENT_DEFAULTS: RedisOptions = {
   retryStrategy: reconnectDelay,
   // Closing a client whose server is gone leaves a timer of this length behind: keep it short.
   disconnectTimeout: 200,
+  // Commands issued in the same tick (concurrent requests' reads and writes) leave in one
+  // socket write: fewer syscalls on both ends, for the same commands and the same replies.
+  enableAutoPipelining: true,
 };
 
 /**
@@ -147,6 +169,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   private readonly strong: boolean;
   private readonly replicaTimeout: number;
   private readonly ownsClient: boolean;
+  private readonly expiryEvents: boolean;
   private closed = false;
   /** The connection of strong writes, made on first need and always owned by the store. */
   private writer: ScriptedClient | undefined;
@@ -170,6 +193,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     this.strong = options.consistency === 'strong';
     this.replicaTimeout = options.replicaTimeout ?? REDIS_DEFAULTS.replicaTimeout;
     this.ownsClient = options.ownsClient ?? false;
+    this.expiryEvents = options.expiryEvents ?? false;
   }
 
   /**
@@ -177,10 +201,10 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
    * given. ioredis is an optional peer dependency, loaded only here.
    */
   static async fromConfig(config: RedisStoreConfig): Promise<RedisStore> {
-    const { prefix, consistency, replicaTimeout } = config;
-    if (config.client) return new RedisStore({ client: config.client, prefix, consistency, replicaTimeout });
+    const { prefix, consistency, replicaTimeout, expiryEvents } = config;
+    if (config.client) return new RedisStore({ client: config.client, prefix, consistency, replicaTimeout, expiryEvents });
     const client = createClient(await loadIoredis(), config);
-    const store = new RedisStore({ client, prefix, consistency, replicaTimeout, ownsClient: true });
+    const store = new RedisStore({ client, prefix, consistency, replicaTimeout, expiryEvents, ownsClient: true });
     store.reportErrors(client);
     return store;
   }
@@ -203,7 +227,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   async create(session: StoredSession): Promise<void> {
     const fields = hashFields(session);
     if (session.userId !== null) await this.index(session.userId, session.id, session.createdAt, session.expiresAt);
-    await this.write((pipeline) => pipeline.nssCreate(...this.keys(session.id), ...createArgs(session), ...fields));
+    await this.writeSession('nssCreate', session.id, ...createArgs(session), ...fields);
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
@@ -218,18 +242,17 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     // The index is written first: a session a user can be signed in with is always listed.
     if (change.userId) await this.index(change.userId, id, change.lastSeenAt, change.expiresAt);
     const mode = change.userId === undefined ? USER_MODE.keep : change.userId === null ? USER_MODE.clear : USER_MODE.set;
-    const user = await this.write<string | null>((pipeline) =>
-      pipeline.nssCommit(
-        ...this.keys(id),
-        change.expiresAt,
-        change.lastSeenAt,
-        change.expiresAt + EXPIRY_MARKER_GRACE,
-        mode,
-        change.userId ?? '',
-        set.length / 2,
-        ...set,
-        ...unset,
-      ),
+    const user = await this.writeSession<string | null>(
+      'nssCommit',
+      id,
+      change.expiresAt,
+      change.lastSeenAt,
+      change.expiresAt + EXPIRY_MARKER_GRACE,
+      mode,
+      change.userId ?? '',
+      set.length / 2,
+      ...set,
+      ...unset,
     );
     if (user === null) return false;
     // The index must outlive the session. It lives twice the session's remaining time from its
@@ -248,8 +271,8 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     // rather than a RENAME). If the old one was already gone, it was destroyed meanwhile: the
     // new key is removed again, so the session stays dead.
     const [, deleted] = await Promise.all([
-      this.write((pipeline) => pipeline.nssCreate(...this.keys(next.id), ...createArgs(next), ...fields)),
-      this.write((pipeline) => pipeline.nssDestroy(...this.keys(oldId))),
+      this.writeSession('nssCreate', next.id, ...createArgs(next), ...fields),
+      this.writeSession<number>('nssDestroy', oldId),
     ]);
     if (deleted === 1) return true;
     await this.destroy(next.id);
@@ -257,7 +280,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async destroy(id: string): Promise<void> {
-    await this.write((pipeline) => pipeline.nssDestroy(...this.keys(id)));
+    await this.writeSession('nssDestroy', id);
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
@@ -286,7 +309,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
   async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
     const ids = (await this.client.zrange(this.indexKey(userId), '0', '-1')).filter((id) => id !== exceptId);
-    const deleted = await Promise.all(ids.map((id) => this.write((pipeline) => pipeline.nssDestroyIfOwned(...this.keys(id), userId))));
+    const deleted = await Promise.all(ids.map((id) => this.writeSession<number>('nssDestroyIfOwned', id, userId)));
     if (ids.length) await this.client.zrem(this.indexKey(userId), ...ids);
     return ids.filter((_, i) => deleted[i] === 1);
   }
@@ -326,6 +349,10 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
    */
   protected override async startExpiryWatch(): Promise<void> {
     if (this.expiryWatchStarted || this.closed) return;
+    if (!this.expiryEvents) {
+      this.logger.warn(SessionMessages.redisExpiryEventsOff());
+      return;
+    }
     this.expiryWatchStarted = true;
     try {
       if (isCluster(this.client)) await this.watchCluster(this.client);
@@ -482,9 +509,11 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     return `${this.prefix}{${id}}`;
   }
 
-  /** The session key and its expiry marker, the two keys of the session scripts (one slot). */
-  private keys(id: string): [string, string] {
-    return [this.key(id), this.markerKey(id)];
+  /** Runs a session script as a write; with expiry events on, its marker (same slot) is a second key. */
+  private writeSession<T>(script: SessionScript, id: string, ...args: (string | number)[]): Promise<T> {
+    return this.write<T>((redis) =>
+      this.expiryEvents ? redis[`${script}Marked`](this.key(id), this.markerKey(id), ...args) : redis[script](this.key(id), ...args),
+    );
   }
 
   private markerKey(id: string): string {
@@ -505,7 +534,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     const now = Date.now();
     const ttl = Math.max(1, 2 * (expiresAt - now));
     this.rememberIndexLife(userId, now + ttl);
-    return this.write((pipeline) => pipeline.nssIndex(this.indexKey(userId), id, score, ttl));
+    return this.write((redis) => redis.nssIndex(this.indexKey(userId), id, score, ttl));
   }
 
   /**
@@ -523,12 +552,9 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
    * Sends one write, followed in the same round trip by `WAIT 1` when consistency is strong, on
    * the connection (and so the node) that took the write.
    */
-  private async write<T>(command: (pipeline: WritePipeline) => unknown): Promise<T> {
-    if (!this.strong) {
-      const pipeline = this.client.pipeline() as WritePipeline;
-      command(pipeline);
-      return firstResult<T>(await pipeline.exec());
-    }
+  private async write<T>(command: (target: ScriptCommands) => unknown): Promise<T> {
+    // Sent as a plain command, so that auto-pipelining can batch it with other requests' commands.
+    if (!this.strong) return (await command(this.client)) as T;
     const noReplica = SessionMessages.noReplicaAck(this.replicaTimeout);
     if (Date.now() < this.replicaMissingUntil) throw new SessionStoreUnavailableError(this.kind, undefined, noReplica);
     const writer = this.strongWriter();
@@ -663,10 +689,10 @@ function defineScripts(client: RedisClient): ScriptedClient {
   const scripted = client as ScriptedClient;
   // Defined once per client, even when several stores share it.
   if (typeof scripted.nssCommit === 'function') return scripted;
-  client.defineCommand('nssCommit', { numberOfKeys: 2, lua: COMMIT_SCRIPT });
-  client.defineCommand('nssCreate', { numberOfKeys: 2, lua: CREATE_SCRIPT });
-  client.defineCommand('nssDestroy', { numberOfKeys: 2, lua: DESTROY_SCRIPT });
-  client.defineCommand('nssDestroyIfOwned', { numberOfKeys: 2, lua: DESTROY_IF_OWNED_SCRIPT });
+  for (const [name, lua] of Object.entries(SESSION_SCRIPTS)) {
+    client.defineCommand(name, { numberOfKeys: 1, lua });
+    client.defineCommand(`${name}Marked`, { numberOfKeys: 2, lua });
+  }
   client.defineCommand('nssIndex', { numberOfKeys: 1, lua: INDEX_SCRIPT });
   client.defineCommand('nssUnlock', { numberOfKeys: 1, lua: UNLOCK_SCRIPT });
   return scripted;
@@ -706,6 +732,7 @@ function createClient(ioredis: Ioredis, config: RedisStoreConfig): RedisClient {
       // Also learn of failovers and slot moves between requests, not only from a MOVED reply.
       slotsRefreshInterval: 5000,
       clusterRetryStrategy: reconnectDelay,
+      enableAutoPipelining: true,
     };
     return new ioredis.Cluster(config.cluster, clusterOptions);
   }

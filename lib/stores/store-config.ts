@@ -1,4 +1,4 @@
-import { Equals, IsIn, IsInt, IsOptional, IsString, Min, MinLength } from 'class-validator';
+import { Equals, IsBoolean, IsIn, IsInt, IsOptional, IsString, Min, MinLength } from 'class-validator';
 import type { Cluster, Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import type { ConnectionOptions } from 'node:tls';
@@ -94,6 +94,16 @@ export class RedisStoreConfig {
   @IsOptional()
   @IsIn(['eventual', 'strong'], message((v) => SessionMessages.oneOf(PATH, v, ['eventual', 'strong'])))
   consistency?: 'eventual' | 'strong';
+
+  /**
+   * Report expired sessions to `SessionService.on('expired')`: each session keeps a small marker
+   * key beside it, and the server must publish expiries (`notify-keyspace-events Ex`). Set it on
+   * every node.
+   * @default false
+   */
+  @IsOptional()
+  @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
+  expiryEvents?: boolean;
 
   /** With `'strong'`, how long to wait for a replica before the write fails (ms). @default 1000 */
   @IsOptional()

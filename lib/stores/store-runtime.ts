@@ -26,11 +26,20 @@ export function startSweeper(sweep: () => unknown, interval: number, onError: (e
 
 /** `call`'s outcome, or a rejection with `timeoutError()` once `ms` have passed. */
 export function withinTime<T>(call: PromiseLike<T>, ms: number, timeoutError: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeoutError()), ms);
+  // One promise and one timer: this wraps every store call of every request.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timeoutError()), ms);
+    call.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

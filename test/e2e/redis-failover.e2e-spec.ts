@@ -351,6 +351,11 @@ describe('consistency: strong through a Cluster failover', () => {
     await victim.kill();
     const killedAt = Date.now();
     promoted = await topology.killMasterOfKeyAndWaitForFailover(sessionKeyOf(sessions[0].cookie));
+    // A fast failover can end before a worker's turn came to write to one of the dead master's
+    // sessions: keep probing until one did (the promoted master has no replica yet either).
+    await pollUntil('a write to a session of the dead master', async () => (prober.writesSentAfter(killedAt, affected).length > 0 ? true : undefined), {
+      timeoutMs: 15_000,
+    });
     await prober.stop();
     report('cluster', prober);
     await waitForService(app, sessions[0], 20_000);

@@ -161,14 +161,14 @@ const shared: Array<[string, () => Promise<SharedStore>]> = [
     'Redis (standalone)',
     async () => {
       const server: RedisServer = await startRedisServer();
-      return { store: { type: 'redis', url: server.url }, stop: () => server.stop() };
+      return { store: { type: 'redis', url: server.url, expiryEvents: true }, stop: () => server.stop() };
     },
   ],
   [
     'Redis (Cluster)',
     async () => {
       const topology: ClusterTopology = await startClusterTopology();
-      return { store: { type: 'redis', cluster: topology.startupNodes }, stop: () => topology.stop() };
+      return { store: { type: 'redis', cluster: topology.startupNodes, expiryEvents: true }, stop: () => topology.stop() };
     },
   ],
 ];

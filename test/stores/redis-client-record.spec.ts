@@ -4,12 +4,9 @@
  * through create, commit (set, keep, clear), rotation and listByUser.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { describe, expect, it } from '@jest/globals';
 import type { SessionChange, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
-import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
-import { startRedisServer, type RedisServer } from '../support/redis-topology.js';
+import { redisStoreOnServer } from '../support/redis-store-on-server.js';
 
 const HOUR = 60 * 60_000;
 
@@ -26,22 +23,7 @@ const laptop: SessionClient = { userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Fire
 const phone: SessionClient = { userAgent: 'Mobile Safari — “quoted” 🎉', ip: '2001:db8::1' };
 
 describe('RedisStore client record', () => {
-  let server: RedisServer;
-  let store: RedisStore;
-  let probe: Redis;
-
-  beforeAll(async () => {
-    server = await startRedisServer();
-    store = await RedisStore.fromConfig({ type: 'redis', url: server.url } as RedisStoreConfig);
-    probe = new Redis(server.url, { maxRetriesPerRequest: 1, disconnectTimeout: 100 });
-    probe.on('error', () => undefined);
-  });
-
-  afterAll(async () => {
-    await store?.onApplicationShutdown();
-    probe?.disconnect();
-    await server?.stop();
-  });
+  const redis = redisStoreOnServer();
 
   const change = (session: StoredSession, extra: Partial<SessionChange> = {}): SessionChange => ({
     set: {},
@@ -54,10 +36,10 @@ describe('RedisStore client record', () => {
   it('keeps a created client record in the ~k field as JSON, beside the data and not in it, and reads it back', async () => {
     const session = newSession({ client: laptop, data: { cart: ['a'] } });
 
-    await store.create(session);
+    await redis.store.create(session);
 
-    expect(JSON.parse((await probe.hget(sessionKey(session.id), '~k'))!)).toEqual(laptop);
-    const stored = await store.get(session.id);
+    expect(JSON.parse((await redis.probe.hget(sessionKey(session.id), '~k'))!)).toEqual(laptop);
+    const stored = await redis.store.get(session.id);
     expect(stored?.client).toEqual(laptop);
     expect(stored?.data).toEqual({ cart: ['a'] });
   });
@@ -65,48 +47,48 @@ describe('RedisStore client record', () => {
   it('reads a session created without a client record with client null, and stores no ~k field', async () => {
     const session = newSession();
 
-    await store.create(session);
+    await redis.store.create(session);
 
-    expect(await probe.hexists(sessionKey(session.id), '~k')).toBe(0);
-    expect((await store.get(session.id))?.client ?? null).toBeNull();
+    expect(await redis.probe.hexists(sessionKey(session.id), '~k')).toBe(0);
+    expect((await redis.store.get(session.id))?.client ?? null).toBeNull();
   });
 
   it('sets, keeps and clears the record through commits, in the same step as the data', async () => {
     const session = newSession();
-    await store.create(session);
+    await redis.store.create(session);
 
-    await expect(store.commit(session.id, change(session, { set: { signedIn: true }, client: phone }))).resolves.toBe(true);
-    expect(await store.get(session.id)).toMatchObject({ client: phone, data: { n: 1, signedIn: true } });
+    await expect(redis.store.commit(session.id, change(session, { set: { signedIn: true }, client: phone }))).resolves.toBe(true);
+    expect(await redis.store.get(session.id)).toMatchObject({ client: phone, data: { n: 1, signedIn: true } });
 
-    await store.commit(session.id, change(session, { set: { n: 2 } }));
-    expect((await store.get(session.id))?.client).toEqual(phone);
+    await redis.store.commit(session.id, change(session, { set: { n: 2 } }));
+    expect((await redis.store.get(session.id))?.client).toEqual(phone);
 
-    await store.commit(session.id, change(session, { client: laptop }));
-    expect((await store.get(session.id))?.client).toEqual(laptop);
+    await redis.store.commit(session.id, change(session, { client: laptop }));
+    expect((await redis.store.get(session.id))?.client).toEqual(laptop);
 
-    await store.commit(session.id, change(session, { client: null }));
-    expect((await store.get(session.id))?.client ?? null).toBeNull();
-    expect(await probe.hexists(sessionKey(session.id), '~k')).toBe(0);
+    await redis.store.commit(session.id, change(session, { client: null }));
+    expect((await redis.store.get(session.id))?.client ?? null).toBeNull();
+    expect(await redis.probe.hexists(sessionKey(session.id), '~k')).toBe(0);
   });
 
   it('writes no record to a session that is gone', async () => {
     const id = newId();
 
-    await expect(store.commit(id, change(newSession({ id }), { client: laptop }))).resolves.toBe(false);
+    await expect(redis.store.commit(id, change(newSession({ id }), { client: laptop }))).resolves.toBe(false);
 
-    expect(await probe.exists(sessionKey(id))).toBe(0);
+    expect(await redis.probe.exists(sessionKey(id))).toBe(0);
   });
 
   it('keeps the record the rotated session carries under the new id, and none under the old', async () => {
     const userId = newUserId();
     const old = newSession({ userId, client: laptop });
-    await store.create(old);
+    await redis.store.create(old);
 
     const next = newSession({ userId, client: phone, data: old.data, createdAt: old.createdAt });
-    await expect(store.rotate(old.id, next)).resolves.toBe(true);
+    await expect(redis.store.rotate(old.id, next)).resolves.toBe(true);
 
-    expect((await store.get(next.id))?.client).toEqual(phone);
-    await expect(store.get(old.id)).resolves.toBeNull();
+    expect((await redis.store.get(next.id))?.client).toEqual(phone);
+    await expect(redis.store.get(old.id)).resolves.toBeNull();
   });
 
   it("lists each of a user's sessions with its own record, or null", async () => {
@@ -115,9 +97,9 @@ describe('RedisStore client record', () => {
     const onLaptop = newSession({ userId, client: laptop, createdAt: now - 2_000 });
     const onPhone = newSession({ userId, client: phone, createdAt: now - 1_000 });
     const unrecorded = newSession({ userId, createdAt: now });
-    for (const session of [onLaptop, onPhone, unrecorded]) await store.create(session);
+    for (const session of [onLaptop, onPhone, unrecorded]) await redis.store.create(session);
 
-    const listed = await store.listByUser(userId);
+    const listed = await redis.store.listByUser(userId);
 
     expect(listed.map(({ id, client }) => ({ id, client: client ?? null }))).toEqual([
       { id: onLaptop.id, client: laptop },
@@ -129,12 +111,12 @@ describe('RedisStore client record', () => {
   it('does not list a session whose record is unreadable, as get() does not return it, and still revokes it', async () => {
     const userId = newUserId();
     const session = newSession({ userId, client: laptop });
-    await store.create(session);
-    await probe.hset(sessionKey(session.id), '~k', '{"ip":');
+    await redis.store.create(session);
+    await redis.probe.hset(sessionKey(session.id), '~k', '{"ip":');
 
-    await expect(store.get(session.id)).resolves.toBeNull();
-    await expect(store.listByUser(userId)).resolves.toEqual([]);
-    await expect(store.destroyByUser(userId)).resolves.toEqual([session.id]);
-    expect(await probe.exists(sessionKey(session.id))).toBe(0);
+    await expect(redis.store.get(session.id)).resolves.toBeNull();
+    await expect(redis.store.listByUser(userId)).resolves.toEqual([]);
+    await expect(redis.store.destroyByUser(userId)).resolves.toEqual([session.id]);
+    expect(await redis.probe.exists(sessionKey(session.id))).toBe(0);
   });
 });

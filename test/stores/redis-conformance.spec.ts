@@ -1,7 +1,9 @@
 /**
  * The one conformance suite (SPEC §3), run against RedisStore on every topology it supports:
  * standalone, Sentinel and Cluster, each with eventual consistency, and with strong consistency
- * (`WAIT 1` after every write) where there is a replica to wait for.
+ * (`WAIT 1` after every write) where there is a replica to wait for. The topology runs have
+ * `expiryEvents` on, so the expiry reports are checked everywhere; one run keeps the default
+ * (off), where watching must report nothing.
  *
  * Each topology is started in the beforeAll of a wrapping describe; jest runs that before the
  * suite's own beforeAll, which calls `createStore` and so reads the topology already started.
@@ -40,7 +42,12 @@ describe('RedisStore on a standalone server', () => {
 
   // No replica here, so only 'eventual': 'strong' must fail every write (redis-consistency.spec.ts).
   describeSessionStoreConformance('RedisStore (standalone, eventual)', {
+    createStore: () => fromConfig({ type: 'redis', url: server.url, consistency: 'eventual', expiryEvents: true }),
+  });
+
+  describeSessionStoreConformance('RedisStore (standalone, eventual, expiryEvents off: the default)', {
     createStore: () => fromConfig({ type: 'redis', url: server.url, consistency: 'eventual' }),
+    unsupported: ['expiryEvents'],
   });
 });
 
@@ -58,7 +65,7 @@ describe('RedisStore behind Sentinel', () => {
   for (const consistency of CONSISTENCIES) {
     describeSessionStoreConformance(`RedisStore (sentinel, ${consistency})`, {
       createStore: () =>
-        fromConfig({ type: 'redis', sentinels: topology.sentinelEndpoints, name: topology.masterName, consistency }),
+        fromConfig({ type: 'redis', sentinels: topology.sentinelEndpoints, name: topology.masterName, consistency, expiryEvents: true }),
     });
   }
 });
@@ -76,7 +83,7 @@ describe('RedisStore on a Cluster', () => {
 
   for (const consistency of CONSISTENCIES) {
     describeSessionStoreConformance(`RedisStore (cluster, ${consistency})`, {
-      createStore: () => fromConfig({ type: 'redis', cluster: topology.startupNodes, consistency }),
+      createStore: () => fromConfig({ type: 'redis', cluster: topology.startupNodes, consistency, expiryEvents: true }),
     });
   }
 });

@@ -148,7 +148,7 @@ describe('RedisStore with strong consistency behind Sentinel', () => {
   });
 
   it.each(['strong', 'eventual'] as const)(
-    'commits with %s consistency in one pipeline: the script, then WAIT 1 only if strong, on the connection that wrote',
+    'commits with %s consistency in one round trip: the script alone, or with WAIT 1 after it in one pipeline when strong, on the connection that wrote',
     async (consistency) => {
       const strong = consistency === 'strong';
       const connectionName = `nss-store-${consistency}`;
@@ -208,7 +208,8 @@ describe('RedisStore with strong consistency behind Sentinel', () => {
           .split('\n')
           .filter((line) => line.includes(` name=${connectionName} `));
         expect(connections.some((line) => (strong ? / cmd=wait / : / cmd=evalsha /).test(line))).toBe(true);
-        expect(pipelines).toEqual([strong ? 2 : 1]);
+        // An eventual write is a plain command, which the client's auto-pipelining may batch with others.
+        expect(pipelines).toEqual(strong ? [2] : []);
       } finally {
         await master.config('SET', 'slowlog-log-slower-than', '10000');
       }

@@ -25,6 +25,7 @@ import {
   type RedisServer,
   type SentinelTopology,
 } from '../support/redis-topology.js';
+import { redisStoreOnServer } from '../support/redis-store-on-server.js';
 
 /** The lifetime of a session meant to expire during a case. */
 const SHORT = 150;
@@ -111,7 +112,7 @@ class Harness {
 
   /** A new node, listening. */
   async addNode(): Promise<Node> {
-    const store = await RedisStore.fromConfig({ type: 'redis', ...this.topology.options() } as RedisStoreConfig);
+    const store = await RedisStore.fromConfig({ type: 'redis', ...this.topology.options(), expiryEvents: true } as RedisStoreConfig);
     const logger = new RecordingLogger();
     store.useLogger(logger);
     const node: Node = { store, reports: [], logger, stopWatching: () => undefined };
@@ -313,7 +314,7 @@ function describeExpiryReporting(harness: () => Harness): void {
   it('closes its subscribers on shutdown, also when it was given its client, and leaves that client open', async () => {
     const h = harness();
     const client = h.client(h.topology.newClient());
-    const store = h.track(new RedisStore({ client }));
+    const store = h.track(new RedisStore({ client, expiryEvents: true }));
     store.watchExpiry(() => undefined);
     await h.waitForSubscribers(h.nodes.length + 1);
 
@@ -539,7 +540,7 @@ describe('RedisStore expiry events on a server that publishes none', () => {
   });
 
   async function watching(server: RedisServer): Promise<{ store: RedisStore; logger: RecordingLogger; probe: Redis }> {
-    const store = await RedisStore.fromConfig({ type: 'redis', url: server.url } as RedisStoreConfig);
+    const store = await RedisStore.fromConfig({ type: 'redis', url: server.url, expiryEvents: true } as RedisStoreConfig);
     stores.push(store);
     const logger = new RecordingLogger();
     store.useLogger(logger);
@@ -570,5 +571,28 @@ describe('RedisStore expiry events on a server that publishes none', () => {
     const { logger } = await watching(locked);
 
     expect(logger.warnings.filter((w) => /notify-keyspace-events/.test(w))).toEqual([]);
+  });
+});
+
+describe('RedisStore without expiryEvents (the default)', () => {
+  const redis = redisStoreOnServer();
+
+  it('keeps no marker key, and a listener for expired sessions gets a warning naming expiryEvents instead of a subscription', async () => {
+    const { store, probe } = redis;
+    const logger = new RecordingLogger();
+    store.useLogger(logger);
+    const userId = newUserId();
+    const id = newId();
+    const now = Date.now();
+    await store.create({ id, data: { userId }, createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, userId });
+    await store.commit(id, { set: { n: 1 }, unset: [], expiresAt: now + 120_000, lastSeenAt: now });
+
+    store.watchExpiry(() => undefined);
+    await until('the warning', async () => (logger.warnings.length > 0 ? true : undefined));
+
+    expect(await probe.keys(`*${id}*`)).toEqual([`sess:{${id}}`]);
+    expect(logger.warnings).toEqual([expect.stringContaining('expiryEvents: true')]);
+    const [, subscribers] = (await probe.call('PUBSUB', 'NUMSUB', EXPIRED_CHANNEL)) as [string, number];
+    expect(Number(subscribers)).toBe(0);
   });
 });

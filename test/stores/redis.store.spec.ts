@@ -139,11 +139,14 @@ describe('RedisStore', () => {
     let server: RedisServer;
     let probe: Redis;
     let store: RedisStore;
+    /** A store with expiryEvents on, which keeps an expiry marker beside each session. */
+    let marking: RedisStore;
 
     beforeAll(async () => {
       server = await startRedisServer();
       probe = rawClient(server);
       store = await openStore({ url: server.url });
+      marking = await openStore({ url: server.url, expiryEvents: true });
     });
 
     afterAll(async () => {
@@ -151,7 +154,7 @@ describe('RedisStore', () => {
       await server?.stop();
     });
 
-    it('keeps one hash per session at <prefix>{<id>}, with ~c ~s ~e ~u and one JSON field d:<name> per data field, beside its expiry marker', async () => {
+    it('keeps one hash per session at <prefix>{<id>}, with ~c ~s ~e ~u and one JSON field d:<name> per data field, and no other key of its own', async () => {
       const userId = newUserId();
       const session = newSession({
         userId,
@@ -161,7 +164,7 @@ describe('RedisStore', () => {
 
       await store.create(session);
 
-      expect((await probe.keys(`*${session.id}*`)).sort()).toEqual([sessionKey(session.id), markerKey(session.id)]);
+      expect(await probe.keys(`*${session.id}*`)).toEqual([sessionKey(session.id)]);
       expect(await probe.type(sessionKey(session.id))).toBe('hash');
       expect(await probe.hgetall(sessionKey(session.id))).toEqual({
         '~c': String(session.createdAt),
@@ -184,46 +187,46 @@ describe('RedisStore', () => {
       expect(await probe.hexists(sessionKey(session.id), '~u')).toBe(0);
     });
 
-    it('keeps an expiry marker <prefix>{<id>}:x holding the user, living a grace period longer than the session, through commits', async () => {
+    it('with expiryEvents, keeps an expiry marker <prefix>{<id>}:x holding the user, living a grace period longer than the session, through commits', async () => {
       const userId = newUserId();
       const session = newSession({ userId, expiresAt: Date.now() + 10 * 60_000 });
-      await store.create(session);
+      await marking.create(session);
 
       expect(await probe.get(markerKey(session.id))).toBe(userId);
       expect(await probe.pexpiretime(markerKey(session.id))).toBe(session.expiresAt + MARKER_GRACE);
 
       const later = session.expiresAt + HOUR;
       const other = newUserId();
-      await store.commit(session.id, { set: {}, unset: [], expiresAt: later, lastSeenAt: Date.now(), userId: other });
+      await marking.commit(session.id, { set: {}, unset: [], expiresAt: later, lastSeenAt: Date.now(), userId: other });
 
       expect(await probe.get(markerKey(session.id))).toBe(other);
       expect(await probe.pexpiretime(markerKey(session.id))).toBe(later + MARKER_GRACE);
 
-      await store.commit(session.id, { set: {}, unset: [], expiresAt: later, lastSeenAt: Date.now(), userId: null });
+      await marking.commit(session.id, { set: {}, unset: [], expiresAt: later, lastSeenAt: Date.now(), userId: null });
 
       expect(await probe.get(markerKey(session.id))).toBe('');
     });
 
-    it('marks an anonymous session with an empty user, and writes no marker for a commit to a missing session', async () => {
+    it('with expiryEvents, marks an anonymous session with an empty user, and writes no marker for a commit to a missing session', async () => {
       const session = newSession({ userId: null });
-      await store.create(session);
+      await marking.create(session);
       const missing = newId();
 
-      await expect(store.commit(missing, { set: { n: 1 }, unset: [], expiresAt: Date.now() + HOUR, lastSeenAt: Date.now() })).resolves.toBe(false);
+      await expect(marking.commit(missing, { set: { n: 1 }, unset: [], expiresAt: Date.now() + HOUR, lastSeenAt: Date.now() })).resolves.toBe(false);
 
       expect(await probe.get(markerKey(session.id))).toBe('');
       expect(await probe.exists(markerKey(missing))).toBe(0);
     });
 
-    it('deletes the marker with its session on destroy and on revocation by user', async () => {
+    it('with expiryEvents, deletes the marker with its session on destroy and on revocation by user', async () => {
       const userId = newUserId();
       const destroyed = newSession({ userId });
       const revoked = newSession({ userId });
-      await store.create(destroyed);
-      await store.create(revoked);
+      await marking.create(destroyed);
+      await marking.create(revoked);
 
-      await store.destroy(destroyed.id);
-      await expect(store.destroyByUser(userId)).resolves.toEqual([revoked.id]);
+      await marking.destroy(destroyed.id);
+      await expect(marking.destroyByUser(userId)).resolves.toEqual([revoked.id]);
 
       expect(await probe.exists(sessionKey(destroyed.id), markerKey(destroyed.id))).toBe(0);
       expect(await probe.exists(sessionKey(revoked.id), markerKey(revoked.id))).toBe(0);
@@ -287,7 +290,7 @@ describe('RedisStore', () => {
       expect(await probe.keys(`*${old.id}*`)).toEqual([]);
       expect(await probe.type(sessionKey(next.id))).toBe('hash');
       expect(await probe.hget(sessionKey(next.id), 'd:cart')).toBe('["a"]');
-      expect(await probe.get(markerKey(next.id))).toBe(userId);
+      expect(await probe.keys(`*${next.id}*`)).toEqual([sessionKey(next.id)]);
     });
 
     it('indexes a user in a sorted set <prefix>user:{<userId>} scored by creation time, living at least as long as its sessions', async () => {
@@ -358,7 +361,7 @@ describe('RedisStore', () => {
 
       await tenant.create(session);
 
-      expect((await probe.keys(`*${session.id}*`)).sort()).toEqual([sessionKey(session.id, 'tenant-a:'), markerKey(session.id, 'tenant-a:')]);
+      expect(await probe.keys(`*${session.id}*`)).toEqual([sessionKey(session.id, 'tenant-a:')]);
       expect(await probe.type(indexKey(userId, 'tenant-a:'))).toBe('zset');
       expect(await probe.exists(indexKey(userId))).toBe(0);
       await expect(tenant.get(session.id)).resolves.toMatchObject({ id: session.id, userId });

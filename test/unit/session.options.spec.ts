@@ -472,6 +472,7 @@ describe('redis store config', () => {
       ['tls true', { url: 'rediss://127.0.0.1:6380', tls: true }],
       ['tls options', { cluster: CLUSTER, tls: { servername: 'redis.internal' } }],
       ['a commandTimeout, username and password', { url: 'redis://127.0.0.1:6380', commandTimeout: 500, username: 'app', password: 's3cret' }],
+      ['expiryEvents true', { url: 'redis://127.0.0.1:6380', expiryEvents: true }],
     ])('accepts %s, and passes the config on unchanged', (_what, store) => {
       expect(storeOf(store)).toEqual({ type: 'redis', ...store });
     });
@@ -505,6 +506,7 @@ describe('redis store config', () => {
       ['an empty master name', { sentinels: SENTINELS, name: '' }, '"store.name"', '""'],
       ['a client that is not an ioredis client', { client: { get: () => null } }, '"store.client"', 'ioredis'],
       ['tls as a string', { url: 'rediss://127.0.0.1:6380', tls: 'yes' }, '"store.tls"', '"yes"'],
+      ['expiryEvents as a string', { url: 'redis://127.0.0.1:6380', expiryEvents: 'on' }, '"store.expiryEvents"', '"on"'],
       [
         'a strong replicaTimeout not shorter than commandTimeout',
         { url: 'redis://127.0.0.1:6380', consistency: 'strong', commandTimeout: 1000 },

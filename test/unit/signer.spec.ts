@@ -211,4 +211,45 @@ describe('SessionIdSigner', () => {
       expect(signer.unsign(signed)).toBe(id);
     });
   });
+
+  describe('remembers the values it verified', () => {
+    it('rejects tampered variants of a value it has just verified: only exact values are remembered', () => {
+      const remembering = new SessionIdSigner(['r'.repeat(32)]);
+      const id = generateSessionId();
+      const signed = remembering.sign(id);
+      const dot = signed.indexOf('.');
+      expect(remembering.unsign(signed)).toBe(id);
+
+      for (const index of [0, dot - 1, dot + 1, signed.length - 1]) expect(remembering.unsign(flipAt(signed, index))).toBeNull();
+      expect(remembering.unsign(signed)).toBe(id);
+    });
+
+    it('gives the same answer from memory as from the HMAC, stale flag included, and nobody can change it', () => {
+      const rotating = new SessionIdSigner(['n'.repeat(32), 'o'.repeat(32)]);
+      const id = generateSessionId();
+      const signedWithOld = new SessionIdSigner(['o'.repeat(32)]).sign(id);
+
+      const first = rotating.open(signedWithOld);
+      const again = rotating.open(signedWithOld);
+
+      expect(first).toEqual({ id, stale: true });
+      expect(again).toEqual({ id, stale: true });
+      expect(() => {
+        (again as { id: string }).id = 'someone-else';
+      }).toThrow(TypeError);
+      expect(rotating.open(signedWithOld)).toEqual({ id, stale: true });
+    });
+
+    it('still verifies a value after more values than it remembers (10,000) came after it', () => {
+      const busy = new SessionIdSigner(['b'.repeat(32)]);
+      const firstId = generateSessionId();
+      const first = busy.sign(firstId);
+      expect(busy.unsign(first)).toBe(firstId);
+
+      for (let i = 0; i < 10_050; i++) busy.unsign(busy.sign(generateSessionId()));
+
+      expect(busy.unsign(first)).toBe(firstId);
+      expect(busy.unsign(flipAt(first, first.length - 1))).toBeNull();
+    });
+  });
 });
