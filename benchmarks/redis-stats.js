@@ -78,7 +78,7 @@ export const sessionIdOf = {
 
 /**
  * Memory of each signed-in session, averaged over `cookies`: per key kind, and in total.
- * Ours: the hash `sess:{<id>}`, its expiry marker `sess:{<id>}:x`, and the user's index
+ * Ours: the hash `sess:{<id>}` and the user's index (no expiry marker: `expiryEvents` is off by default)
  * `sess:user:{<userId>}` divided by its entries (one session per user here, so all of it).
  * Anchor: `sess:<id>`, its only key.
  */
@@ -89,7 +89,6 @@ export async function sessionMemory(admin, kind, cookies) {
     const parts = {};
     if (kind === 'ours') {
       parts[`sess:{<id>}`] = await memoryUsage(admin, `sess:{${id}}`);
-      parts[`sess:{<id>}:x`] = await memoryUsage(admin, `sess:{${id}}:x`);
       const userId = await admin.hget(`sess:{${id}}`, '~u');
       const indexKey = `sess:user:{${userId}}`;
       const entries = await admin.zcard(indexKey);

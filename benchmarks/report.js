@@ -87,7 +87,10 @@ export function renderReport(d) {
     ),
     target('Redis memory per session, ours ÷ connect-redis', (oursRedis?.memory.total ?? NaN) / (anchorRedis?.memory.total ?? NaN), {
       atMost: 1,
-      why: oursRedis && anchorRedis && `ours ${int(oursRedis.memory.total)} B in ${Object.keys(oursRedis.memory.keys).length} keys (${Object.entries(oursRedis.memory.keys).map(([k, b]) => `${k} ${int(b)} B`).join(', ')}) vs ${int(anchorRedis.memory.total)} B in one string`,
+      why:
+        oursRedis &&
+        anchorRedis &&
+        `ours ${int(oursRedis.memory.total)} B in ${Object.keys(oursRedis.memory.keys).length} keys (${Object.entries(oursRedis.memory.keys).map(([k, b]) => `${k} ${int(b)} B`).join(', ')}) vs ${int(anchorRedis.memory.total)} B in one string: the session's own hash is the size of connect-redis's string, and the rest is the per-user index, which connect-redis does not keep and which SessionService lists and revokes by and maxSessionsPerUser counts (shared by a user's sessions: one per user here)`,
     }),
     ...servers
       .filter((s) => s.kind === 'ours')
@@ -146,7 +149,7 @@ export function renderReport(d) {
     ];
     redisSection = `### Redis commands per request
 
-Counted in a separate pass per server and workload (${int(redis.countRequests)} requests over ${int(redis.countSessions)} freshly signed-in sessions, nothing else talking to Redis), so the counts are not polluted by other servers. "Commands" is the \`INFO commandstats\` delta, which also counts the commands a Lua script runs inside Redis; "client commands" are those a client sent (seen with \`MONITOR\`): each one is a network round trip, as both libraries send them one at a time. "login" is \`POST /login\` on a request without a cookie.
+Counted in a separate pass per server and workload (${int(redis.countRequests)} requests over ${int(redis.countSessions)} freshly signed-in sessions, nothing else talking to Redis), so the counts are not polluted by other servers. "Commands" is the \`INFO commandstats\` delta, which also counts the commands a Lua script runs inside Redis; "client commands" are those a client sent (seen with \`MONITOR\`): each is one request–reply exchange. connect-redis (node-redis) sends each on its own; ours' client (ioredis with auto-pipelining) puts the commands that concurrent requests issue in the same tick into one socket write, so under load its network round trips are fewer than its client commands. "login" is \`POST /login\` on a request without a cookie.
 
 ${table(['workload', 'server', 'commands / request (INFO commandstats)', 'client commands (round trips) / request', 'client commands', 'run inside Lua / request'], rows)}
 
@@ -154,7 +157,7 @@ Ours' read costs a single HGETALL while the session was touched less than \`touc
 
 ### Redis memory per session
 
-\`MEMORY USAGE <key> SAMPLES 0\` of every key one session uses, averaged over ${int(oursRedis.memory.sessions)} sessions right after \`POST /login\` (data \`{ userId: 'user-1NNNNN', visits: 0 }\`, one session per user). Ours: the hash \`sess:{<id>}\`, its expiry marker \`sess:{<id>}:x\`, and the user's index \`sess:user:{<userId>}\` divided by its number of entries (1 here: one session per user, so the whole index counts). connect-redis: the string \`sess:<id>\` (the JSON of the session, express-session's \`cookie\` object included). The last column is a cross-check: the growth of \`INFO memory used_memory\` while ${int(redis.countSessions)} sessions were signed in, per session (it includes the per-key expiry entries MEMORY USAGE leaves out).
+\`MEMORY USAGE <key> SAMPLES 0\` of every key one session uses, averaged over ${int(oursRedis.memory.sessions)} sessions right after \`POST /login\` (data \`{ userId: 'user-1NNNNN', visits: 0 }\`, one session per user). Ours: the hash \`sess:{<id>}\` and the user's index \`sess:user:{<userId>}\` divided by its number of entries (1 here: one session per user, so the whole index counts); with the store's \`expiryEvents: true\` (for \`expired\` events, off by default) each session also keeps a marker key \`sess:{<id>}:x\` of about 136 B. connect-redis: the string \`sess:<id>\` (the JSON of the session, express-session's \`cookie\` object included). The last column is a cross-check: the growth of \`INFO memory used_memory\` while ${int(redis.countSessions)} sessions were signed in, per session (it includes the per-key expiry entries MEMORY USAGE leaves out).
 
 ${table(['server', 'keys counted', 'bytes per key (average)', 'bytes per session (MEMORY USAGE)', 'used_memory growth per session'], memRows)}`;
   }
