@@ -329,12 +329,14 @@ describe('consistency: strong through a Cluster failover', () => {
       store: { type: 'redis', cluster: topology.startupNodes, consistency: 'strong', commandTimeout: 1_000, replicaTimeout: 500 },
       storeTimeout: STORE_TIMEOUT,
     });
-    sessions = await writeSessions(app, N);
+    // A new Cluster's replicas may still be finishing their first sync, and until then a strong
+    // write's WAIT 1 gets no acknowledgement (503): the sessions are written once it does.
+    sessions = await writeSessionsOnceSettled(app, N);
     const node = raw.server(topology.nodes[0]);
     const owners = await Promise.all(sessions.map(({ cookie }) => masterOf(node, topology, sessionKeyOf(cookie))));
     victim = owners[0];
     affected = indexesOf(sessions).filter((i) => owners[i] === victim);
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await app?.close();
