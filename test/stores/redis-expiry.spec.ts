@@ -26,6 +26,7 @@ import {
   type SentinelTopology,
 } from '../support/redis-topology.js';
 import { redisStoreOnServer } from '../support/redis-store-on-server.js';
+import { pollUntil } from '../support/waiting.js';
 
 /** The lifetime of a session meant to expire during a case. */
 const SHORT = 150;
@@ -43,22 +44,6 @@ function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
   return { id: newId(), data: { n: 1 }, createdAt: now, lastSeenAt: now, expiresAt: now + SHORT, userId: null, ...overrides };
 }
 
-/** Calls `check` every 50 ms until it returns something other than undefined; fails after `timeoutMs` saying what. */
-async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'condition not met';
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-      last = 'condition not met';
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms (last: ${last})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A logger that keeps what it is told, so cases can look at the store's warnings. */
 class RecordingLogger implements LoggerService {
@@ -179,7 +164,7 @@ class Harness {
 
   /** Waits until every master has `count` store subscribers besides the recorder. */
   async waitForSubscribers(count = this.nodes.length): Promise<void> {
-    await until(`${count} expiry subscribers on every master`, async () => {
+    await pollUntil(`${count} expiry subscribers on every master`, async () => {
       const counts = await this.subscribersPerMaster();
       return counts.every((n) => n === count + 1) ? true : undefined;
     });
@@ -192,7 +177,7 @@ class Harness {
 
   /** Waits until each of `ids` was reported by some node. */
   async waitForReports(ids: string[]): Promise<void> {
-    await until(`reports of ${ids.length} expired sessions`, () => (ids.every((id) => this.reportsOf(id).length > 0) ? true : undefined));
+    await pollUntil(`reports of ${ids.length} expired sessions`, () => (ids.every((id) => this.reportsOf(id).length > 0) ? true : undefined));
   }
 
   /**
@@ -200,8 +185,8 @@ class Harness {
    * listening node has sent its GETDEL for every expiry recorded, and has had the answer.
    */
   async settle(ids: string[], listening: Node[] = this.nodes): Promise<void> {
-    await until('the expiry events to reach the recorder', () => (ids.every((id) => this.expired.includes(sessionKey(id))) ? true : undefined));
-    await until('every listening node to take its turn at each expiry marker', async () => {
+    await pollUntil('the expiry events to reach the recorder', () => (ids.every((id) => this.expired.includes(sessionKey(id))) ? true : undefined));
+    await pollUntil('every listening node to take its turn at each expiry marker', async () => {
       let calls = 0;
       for (const master of await this.topology.masters()) {
         const stats = await this.server(master).info('commandstats');
@@ -444,13 +429,13 @@ describe('RedisStore expiry events', () => {
 
       const promoted = await topology.killMasterOfKeyAndWaitForFailover(sessionKey(id));
       await h.record();
-      await until(
+      await pollUntil(
         'both nodes to subscribe on the promoted master',
         async () => {
           const [, count] = (await h.server(promoted).call('PUBSUB', 'NUMSUB', EXPIRED_CHANNEL)) as [string, number];
           return Number(count) === 3 ? true : undefined;
         },
-        30_000,
+        { timeoutMs: 30_000 },
       );
       await h.waitForSubscribers();
       expect(await slots.masterOf(sessionKey(id))).toBe(`${promoted.host}:${promoted.port}`);
@@ -548,7 +533,7 @@ describe('RedisStore expiry events on a server that publishes none', () => {
     clients.push(probe);
     store.watchExpiry(() => undefined);
     // The store checks the config before it subscribes: once subscribed, the check is done.
-    await until('the store to subscribe', async () => {
+    await pollUntil('the store to subscribe', async () => {
       const [, count] = (await probe.call('PUBSUB', 'NUMSUB', EXPIRED_CHANNEL)) as [string, number];
       return Number(count) === 1 ? true : undefined;
     });
@@ -588,7 +573,7 @@ describe('RedisStore without expiryEvents (the default)', () => {
     await store.commit(id, { set: { n: 1 }, unset: [], expiresAt: now + 120_000, lastSeenAt: now });
 
     store.watchExpiry(() => undefined);
-    await until('the warning', async () => (logger.warnings.length > 0 ? true : undefined));
+    await pollUntil('the warning', async () => (logger.warnings.length > 0 ? true : undefined));
 
     expect(await probe.keys(`*${id}*`)).toEqual([`sess:{${id}}`]);
     expect(logger.warnings).toEqual([expect.stringContaining('expiryEvents: true')]);

@@ -14,7 +14,7 @@ import { Cluster, Redis } from 'ioredis';
 import { RedisStore } from '../../lib/stores/redis.store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startClusterTopology, startRedisServer, type ClusterTopology, type RedisServer } from '../support/redis-topology.js';
-import { settlesWithin } from '../support/waiting.js';
+import { pollUntil, settlesWithin } from '../support/waiting.js';
 
 /** The longest a lock is held by a node that never releases it (the store's lease). */
 const LEASE = 10_000;
@@ -48,16 +48,6 @@ async function closeAll(): Promise<void> {
   for (const client of clients.splice(0)) if (client.status !== 'end') client.disconnect();
 }
 
-/** Calls `check` every 20 ms until it returns something other than undefined; fails after 10 s saying what. */
-async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within 10 s`);
-    await sleep(20);
-  }
-}
 
 /** A promise and the function that resolves it: a critical section that ends when the test says so. */
 function gate(): { opened: Promise<void>; open: () => void } {
@@ -103,7 +93,7 @@ function describeUserLock(setup: () => { a: RedisStore; b: RedisStore; probe: Re
       return 'held';
     });
     try {
-      await until('the first lock to be taken', async () => ((await setup().probe.exists(lockKey(held))) === 1 ? true : undefined));
+      await pollUntil('the first lock to be taken', async () => ((await setup().probe.exists(lockKey(held))) === 1 ? true : undefined));
 
       await expect(settlesWithin(b.withUserLock(other, async () => 'other node'))).resolves.toBe('other node');
       await expect(settlesWithin(a.withUserLock(third, async () => 'same node'))).resolves.toBe('same node');
@@ -184,14 +174,14 @@ describe('RedisStore user lock', () => {
         entered.push('a');
         await opened;
       });
-      await until('the first node to hold the lock', () => (entered.length === 1 ? true : undefined));
+      await pollUntil('the first node to hold the lock', () => (entered.length === 1 ? true : undefined));
       await probe.config('RESETSTAT');
 
       const second = b.withUserLock(userId, async () => {
         entered.push('b');
       });
       // Several refused attempts of the second node: it kept trying, and stayed out.
-      await until('the second node to try three times', async () => {
+      await pollUntil('the second node to try three times', async () => {
         const calls = Number(/^cmdstat_set:calls=(\d+)/m.exec(await probe.info('commandstats'))?.[1] ?? 0);
         return calls >= 3 ? true : undefined;
       });

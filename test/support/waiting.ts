@@ -12,3 +12,27 @@ export async function settlesWithin<T>(promise: Promise<T>, limitMs = 5_000): Pr
     clearTimeout(timer);
   }
 }
+
+/**
+ * Calls `attempt` every `intervalMs` until it returns a value other than undefined; fails after
+ * `timeoutMs` with `what` and the last reason. `attempt` may throw while the condition is unmet.
+ */
+export async function pollUntil<T>(
+  what: string,
+  attempt: () => Promise<T | undefined> | T | undefined,
+  { timeoutMs = 10_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'never tried';
+  for (;;) {
+    try {
+      const value = await attempt();
+      if (value !== undefined) return value;
+      last = 'condition not met';
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms (last: ${last})`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
