@@ -72,8 +72,8 @@ describe('request pipeline', () => {
       expect(cookie).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
     });
 
-    it('with secure: "auto" and Express trust proxy, is Secure behind a proxy that says X-Forwarded-Proto: https', async () => {
-      const app = await start({}, { beforeInit: (nest) => nest.set('trust proxy', 1) });
+    it('with secure: "auto" and trust proxy, is Secure behind a proxy that says X-Forwarded-Proto: https', async () => {
+      const app = await start({}, { trustProxy: true });
 
       const res = await app.http().post('/set').set('X-Forwarded-Proto', 'https').send({ a: 1 }).expect(200);
 
@@ -81,7 +81,7 @@ describe('request pipeline', () => {
     });
 
     it('with secure: "auto" and trust proxy, is not Secure when the proxy says plain http', async () => {
-      const app = await start({}, { beforeInit: (nest) => nest.set('trust proxy', 1) });
+      const app = await start({}, { trustProxy: true });
 
       const res = await app.http().post('/set').set('X-Forwarded-Proto', 'http').send({ a: 1 }).expect(200);
 
