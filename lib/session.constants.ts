@@ -1,6 +1,9 @@
 /** Injection token of the options after validation and defaults (a {@link ResolvedSessionOptions}). */
 export const SESSION_OPTIONS = 'SESSION:OPTIONS';
 
+/** Injection token of the module's {@link SessionMetrics}, or null when the `metrics` option is off. */
+export const SESSION_METRICS = 'SESSION:METRICS';
+
 /** Metadata key set by `@AllowAnonymous()`. */
 export const ALLOW_ANONYMOUS_KEY = 'SESSION:ALLOW_ANONYMOUS';
 

@@ -108,11 +108,23 @@ export const SessionMessages = {
     `The session table ${JSON.stringify(table)} does not exist. Create it with the SQL below, or set store.createTable to true to have it created at start-up:\n${ddl}`,
   postgresOneConnection: () =>
     `options "store.connectionString" and "store.pool" each say how to reach PostgreSQL; give only one.`,
+  metricsOption: (value: unknown) =>
+    `option "metrics" must be true, false, or an object such as { prefix: 'myapp_session_' } or { registry: new Registry() } from prom-client (got ${show(value)}).`,
+  metricsRegistry: (value: unknown) =>
+    `option "metrics.registry" must be a prom-client Registry, e.g. new Registry() or prom-client's register (got ${show(value)}). Drop it to use prom-client's default registry.`,
+  metricsPrefix: (value: unknown) =>
+    `option "metrics.prefix" must start a Prometheus metric name: letters, digits, "_" and ":", not starting with a digit, e.g. 'myapp_session_' (got ${show(value)}).`,
+  metricTaken: (name: string) =>
+    `option "metrics": the registry already holds a metric named "${name}" of another kind or with other labels, so the session metrics cannot be registered there. Set metrics.prefix to another prefix (e.g. 'myapp_session_'), or give metrics.registry a registry of its own.`,
+  storePingFailed: (kind: string, detail: string) => `The session store (${kind}) failed its ping: ${detail}`,
+  pingTimeout: (timeout: number) => `no answer within ${timeout} ms (the module's storeTimeout)`,
   unknownOption: (path: string) =>
     `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
   configInvalid: (problems: string[]) =>
     `SessionModule: ${problems.length === 1 ? problems[0] : `${problems.length} problems with the options:\n  - ${problems.join('\n  - ')}`}`,
 
+  fastifySessionTaken: () =>
+    `Fastify requests already have a "session" property (another session plugin, such as @fastify/session?), so SessionModule leaves it alone: read the session with @Session() or from request.raw.session. Register only one session library.`,
   credentialLate: () =>
     `A session changed after its streamed response had sent its headers, so the client could not be given its new credential (a new or rotated id, a resealed cookie or a new JWT). Change the session before the response starts streaming.`,
   reservedField: (name: string) =>

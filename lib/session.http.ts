@@ -1,35 +1,70 @@
 /**
  * Everything that depends on the HTTP platform lives here: reading the request's cookies and
  * protocol, adding response headers, and holding the response back until the session is
- * committed. It works on Node's own request/response objects, which Express hands to
- * middleware as they are (and Fastify exposes as `request.raw` / `reply.raw`).
+ * committed. It works on Node's own request/response objects, which both platforms hand to
+ * Nest middleware: Express as they are (its `req`/`res` extend them), Fastify through
+ * `@fastify/middie` as `request.raw` / `reply.raw`, on which middie copies `protocol`, `ip` and
+ * `hostname` from the Fastify request.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { ExecutionContext } from '@nestjs/common';
+import { SessionMessages } from './session.errors.js';
 import type { SessionObject } from './session.state.js';
 
-/** A request as the pipeline sees it. `secure` is Express's trust-proxy-aware protocol check. */
+/**
+ * A request as the pipeline sees it. `secure` is Express's trust-proxy-aware protocol check;
+ * `protocol` is Fastify's (copied onto the raw request by middie); `raw` is the Node request
+ * behind a Fastify request, as guards and decorators receive it.
+ */
 export interface SessionRequest extends IncomingMessage {
   session?: SessionObject;
   secure?: boolean;
+  protocol?: string;
+  raw?: SessionRequest;
 }
 
 export function cookieHeaderOf(req: SessionRequest): string | undefined {
   return req.headers.cookie;
 }
 
-/** HTTPS as the application sees it: Express's `req.secure` honours `trust proxy`. */
+/**
+ * HTTPS as the application sees it, behind a proxy only when the application trusts it:
+ * Express's `req.secure` honours `trust proxy`, Fastify's `protocol` its `trustProxy`.
+ */
 export function isSecureRequest(req: SessionRequest): boolean {
   if (typeof req.secure === 'boolean') return req.secure;
+  if (typeof req.protocol === 'string') return req.protocol === 'https';
   return Boolean((req.socket as TLSSocket | undefined)?.encrypted);
 }
 
-/** Adds a `Set-Cookie` value without dropping the ones the application already set. */
-export function appendSetCookie(res: ServerResponse, value: string): void {
+/** Adds `Set-Cookie` values without dropping the ones the application already set. */
+export function appendSetCookie(res: ServerResponse, value: string | readonly string[]): void {
   const existing = res.getHeader('Set-Cookie');
   const values = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-  res.setHeader('Set-Cookie', [...values, value]);
+  res.setHeader('Set-Cookie', values.concat(value));
+}
+
+/**
+ * Moves the headers a held `writeHead(status, [message], headers)` carries onto the response,
+ * and returns the call without them. Fastify sends all its headers this way; left in the call,
+ * they would override the session's own when it is replayed (Node lets `writeHead`'s headers
+ * win over `setHeader`'s), dropping its `Set-Cookie` and `Cache-Control: no-store`. Moved first,
+ * they are the application's headers that the commit then adds to, as on Express.
+ */
+function foldHeadersOf(res: ServerResponse, args: unknown[]): unknown[] {
+  const last = args[args.length - 1];
+  if (args.length < 2 || typeof last !== 'object' || last === null) return args;
+  const entries: Array<[string, unknown]> = Array.isArray(last)
+    ? // A raw header list: name, value, name, value…
+      Array.from({ length: Math.floor(last.length / 2) }, (_, i) => [String(last[2 * i]), last[2 * i + 1]])
+    : Object.entries(last as OutgoingHttpHeaders);
+  for (const [name, value] of entries) {
+    if (value === undefined) continue;
+    if (name.toLowerCase() === 'set-cookie') appendSetCookie(res, Array.isArray(value) ? value.map(String) : String(value));
+    else res.setHeader(name, value as number | string | readonly string[]);
+  }
+  return args.slice(0, -1);
 }
 
 export interface ResponseHooks {
@@ -114,7 +149,7 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
     if (passIfIdle()) return call('writeHead', args);
     // Failed: only the error answer's own headers (from Node's end()) go out, once.
     if (phase === 'failed') return res.headersSent ? res : call('writeHead', args);
-    hold('writeHead', args);
+    hold('writeHead', foldHeadersOf(res, args));
     return res;
   } as typeof res.writeHead;
 
@@ -157,8 +192,38 @@ export function exposeSession(req: SessionRequest, session: () => SessionObject)
   Object.defineProperty(req, 'session', { configurable: true, enumerable: true, get: session });
 }
 
+/** What this file needs of Nest's HTTP adapter (`HttpAdapterHost.httpAdapter`). */
+export interface PlatformAdapter {
+  getType(): string;
+  getInstance(): unknown;
+}
+
+/** The part of a Fastify instance that adds a property to its requests. */
+interface FastifyRequestDecorators {
+  hasRequestDecorator(name: string): boolean;
+  decorateRequest(name: string, decorator: { getter(this: { raw: SessionRequest }): SessionObject | undefined }): unknown;
+}
+
+/**
+ * On Fastify, gives Fastify's own request a `session` too. Nest middleware runs on the raw Node
+ * request, so that is where the pipeline puts the session; Fastify code reads
+ * `request.session`, as Express code reads `req.session`. Returns a warning to log when the
+ * name is already taken (another session plugin), else undefined.
+ */
+export function exposeSessionOnPlatform(adapter: PlatformAdapter | undefined): string | undefined {
+  if (adapter?.getType() !== 'fastify') return undefined;
+  const fastify = adapter.getInstance() as FastifyRequestDecorators;
+  if (fastify.hasRequestDecorator('session')) return SessionMessages.fastifySessionTaken();
+  fastify.decorateRequest('session', {
+    getter() {
+      return this.raw.session;
+    },
+  });
+  return undefined;
+}
+
 /** The session of the request an execution context handles (Express, or Fastify's raw request). */
 export function sessionOf(ctx: ExecutionContext): SessionObject | undefined {
-  const req = ctx.switchToHttp().getRequest<SessionRequest & { raw?: SessionRequest }>();
+  const req = ctx.switchToHttp().getRequest<SessionRequest>();
   return req.session ?? req.raw?.session;
 }

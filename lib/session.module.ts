@@ -1,9 +1,13 @@
-import { Module } from '@nestjs/common';
-import type { MiddlewareConsumer, NestModule } from '@nestjs/common';
-import { SESSION_OPTIONS } from './session.constants.js';
+import { Inject, Logger, Module } from '@nestjs/common';
+import type { MiddlewareConsumer, NestModule, OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { SESSION_METRICS, SESSION_OPTIONS } from './session.constants.js';
 import { SessionCredentials } from './session.credentials.js';
 import { SessionEvents } from './session.events.js';
 import { SessionGuard } from './session.guard.js';
+import { SessionHealthIndicator } from './session.health.js';
+import { SessionMetrics } from './session.metrics.js';
+import { exposeSessionOnPlatform } from './session.http.js';
 import { SessionMiddleware } from './session.middleware.js';
 import { SESSION_MODULE_OPTIONS, SessionConfigurableModule } from './session.module-definition.js';
 import { resolveSessionOptions } from './session.options.js';
@@ -32,25 +36,53 @@ import { createSessionStore, SessionStore } from './stores/index.js';
   providers: [
     // Validation runs here, so forRoot and every forRootAsync flavour fail start-up alike.
     { provide: SESSION_OPTIONS, inject: [SESSION_MODULE_OPTIONS], useFactory: resolveSessionOptions },
+    // null with metrics off: then prom-client is never loaded, and nothing below is wrapped or listened to.
+    {
+      provide: SESSION_METRICS,
+      inject: [SESSION_OPTIONS],
+      useFactory: (options: ResolvedSessionOptions) => (options.metrics ? SessionMetrics.create(options.metrics) : null),
+    },
     {
       provide: SessionStore,
-      inject: [SESSION_OPTIONS],
-      useFactory: async (options: ResolvedSessionOptions) => {
+      inject: [SESSION_OPTIONS, SESSION_METRICS],
+      useFactory: async (options: ResolvedSessionOptions, metrics: SessionMetrics | null) => {
         const store = await createSessionStore(options.store, options.secrets);
         if (options.logger) store.useLogger(options.logger);
-        return store;
+        return metrics ? metrics.instrument(store) : store;
       },
     },
     { provide: SessionCredentials, inject: [SESSION_OPTIONS, SessionStore], useFactory: SessionCredentials.create },
-    SessionEvents,
+    {
+      provide: SessionEvents,
+      inject: [SessionStore, SESSION_OPTIONS, SESSION_METRICS],
+      useFactory: (store: SessionStore, options: ResolvedSessionOptions, metrics: SessionMetrics | null) => {
+        const events = new SessionEvents(store, options);
+        metrics?.countEvents(events, options.store);
+        return events;
+      },
+    },
     SessionMiddleware,
     SessionGuard,
     SessionService,
+    SessionHealthIndicator,
   ],
-  exports: [SESSION_OPTIONS, SessionStore, SessionGuard, SessionService, SessionEvents],
+  exports: [SESSION_OPTIONS, SessionStore, SessionGuard, SessionService, SessionEvents, SessionHealthIndicator],
 })
-export class SessionModule extends SessionConfigurableModule implements NestModule {
+export class SessionModule extends SessionConfigurableModule implements NestModule, OnModuleInit {
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    @Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions,
+  ) {
+    super();
+  }
+
   configure(consumer: MiddlewareConsumer): void {
     consumer.apply(SessionMiddleware).forRoutes('*');
+  }
+
+  onModuleInit(): void {
+    // No HTTP adapter in a standalone application context: nothing to expose there.
+    const warning = exposeSessionOnPlatform(this.adapterHost.httpAdapter);
+    if (warning) (this.options.logger ?? new Logger('SessionModule')).warn(warning);
   }
 }

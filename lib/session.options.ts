@@ -1,6 +1,7 @@
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, validateSync } from 'class-validator';
 import type { ValidationError } from 'class-validator';
 import type { LoggerService } from '@nestjs/common';
+import type { Registry } from 'prom-client';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
 import { IsDuration, isPlainObject, IsPositiveInteger, message, parseDuration, PATH, Rule } from './session.validation.js';
 import type { Duration } from './session.validation.js';
@@ -16,6 +17,9 @@ const TOKEN_FORMATS = ['signed-id', 'jwt'] as const;
 const ON_MAX_SESSIONS = ['evict-oldest', 'reject'] as const;
 export type OnMaxSessions = (typeof ON_MAX_SESSIONS)[number];
 export type SessionTokenFormat = (typeof TOKEN_FORMATS)[number];
+
+/** What may start a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`. */
+const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /** RFC 6265 token characters: what a cookie name may be made of. */
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -39,7 +43,7 @@ export class SessionCookieOptions {
 
   /**
    * `'auto'` marks the cookie Secure when the request came over HTTPS, as the platform sees it
-   * (behind a TLS-terminating proxy, set Express's `trust proxy`).
+   * (behind a TLS-terminating proxy, set Express's `trust proxy` or Fastify's `trustProxy`).
    * @default 'auto'
    */
   @IsOptional()
@@ -71,6 +75,31 @@ export class SessionCookieOptions {
   @IsOptional()
   @IsDuration()
   maxAge?: Duration;
+}
+
+/**
+ * Prometheus metrics of the module (`metrics: { … }`). `prom-client` must be installed.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from 'prom-client';
+ * SessionModule.forRoot({ secret, metrics: { registry: new Registry(), prefix: 'shop_session_' } })
+ * ```
+ */
+export class SessionMetricsOptions {
+  /**
+   * Where the metrics are registered. Apps in one process that share a registry share its
+   * session metrics (the same counters, summed); give each app its own registry to tell them apart.
+   * @default prom-client's default registry (`register`)
+   */
+  @IsOptional()
+  @Rule('isRegistry', isRegistry, (v) => SessionMessages.metricsRegistry(v))
+  registry?: Registry;
+
+  /** Starts the name of every metric: `<prefix>created_total`… @default 'session_' */
+  @IsOptional()
+  @Matches(METRIC_PREFIX, message(SessionMessages.metricsPrefix))
+  prefix?: string;
 }
 
 /**
@@ -182,7 +211,7 @@ export class SessionModuleOptions {
   /**
    * Record the user agent and IP address of the request that signs a session in, for
    * `SessionService.list()`. Off by default: they are personal data. The IP is the platform's
-   * (`req.ip`: behind a proxy, set Express's `trust proxy`).
+   * (`req.ip`: behind a proxy, set Express's `trust proxy` or Fastify's `trustProxy`).
    * @default false
    */
   @IsOptional()
@@ -197,6 +226,17 @@ export class SessionModuleOptions {
   @IsOptional()
   @Rule('isLogger', isLogger, (v) => SessionMessages.logger(v))
   logger?: LoggerService;
+
+  /**
+   * Prometheus metrics through `prom-client` (an optional peer: install it to use this): sessions
+   * created, rotated, destroyed and expired, and the latency and errors of store calls. `true`
+   * registers them in prom-client's default registry; an object picks the registry and the name
+   * prefix. Off, nothing is loaded and nothing is counted.
+   * @default false
+   */
+  @IsOptional()
+  @Rule('isMetrics', (v) => typeof v === 'boolean' || isPlainObject(v), (v) => SessionMessages.metricsOption(v))
+  metrics?: boolean | SessionMetricsOptions;
 }
 
 /** The options after validation, with every default filled in and durations in milliseconds. */
@@ -226,6 +266,15 @@ export interface ResolvedSessionOptions {
   readonly recordClient: boolean;
   /** Set only when the application gave one; otherwise each part makes a `Logger('SessionModule')`. */
   readonly logger?: LoggerService;
+  /** `false` when metrics are off. */
+  readonly metrics: ResolvedMetricsOptions | false;
+}
+
+/** The `metrics` option when on, with its defaults filled in. */
+export interface ResolvedMetricsOptions {
+  /** Unset: prom-client's default registry, known only once prom-client is loaded. */
+  readonly registry?: Registry;
+  readonly prefix: string;
 }
 
 /**
@@ -239,6 +288,8 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   problems.push(...problemsOf(options));
   const cookieRaw: Partial<SessionCookieOptions> = isPlainObject(options.cookie) ? options.cookie : {};
   problems.push(...problemsOf(copyOptions(new SessionCookieOptions(), cookieRaw, 'cookie.', problems), 'cookie.'));
+  const metricsRaw: Partial<SessionMetricsOptions> = isPlainObject(options.metrics) ? options.metrics : {};
+  problems.push(...problemsOf(copyOptions(new SessionMetricsOptions(), metricsRaw, 'metrics.', problems), 'metrics.'));
   if (isStoreConfig(options.store)) problems.push(...storeConfigProblems(options.store));
   if (problems.length) throw new SessionConfigError(problems);
 
@@ -285,6 +336,8 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
     onMaxSessions: options.onMaxSessions ?? 'evict-oldest',
     recordClient: options.recordClient ?? false,
     logger: options.logger,
+    metrics:
+      options.metrics === true || isPlainObject(options.metrics) ? { registry: metricsRaw.registry, prefix: metricsRaw.prefix ?? 'session_' } : false,
   };
 }
 
@@ -342,9 +395,19 @@ function isUserKey(value: unknown): boolean {
   return typeof value === 'string' && value.split('.').every((s) => s.length > 0 && s !== '__proto__' && s !== 'constructor' && s !== 'prototype');
 }
 
+/** An object with these methods: how loggers and registries are recognised without their classes. */
+function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  const object = value as Record<string, unknown> | null;
+  return typeof object === 'object' && object !== null && methods.every((m) => typeof object[m] === 'function');
+}
+
 function isLogger(value: unknown): boolean {
-  const logger = value as Partial<Record<'log' | 'warn' | 'error', unknown>> | null;
-  return typeof logger === 'object' && logger !== null && ['log', 'warn', 'error'].every((m) => typeof logger[m as 'log'] === 'function');
+  return hasMethods(value, ['log', 'warn', 'error']);
+}
+
+/** Duck-typed: prom-client is not loaded to check, and an app may hold another copy of it. */
+function isRegistry(value: unknown): boolean {
+  return hasMethods(value, ['metrics', 'registerMetric', 'getSingleMetric']);
 }
 
 function isSecret(value: unknown): boolean {

@@ -124,6 +124,8 @@ async function main(): Promise<void> {
         // One secret for all nodes, as in any real deployment, but new per run: cookies of an
         // earlier run are worthless.
         SESSION_SECRET: randomBytes(32).toString('base64url'),
+        // The nodes run on the platform the demo was asked for (HTTP_ADAPTER=fastify), else Express.
+        ...(process.env.HTTP_ADAPTER && { HTTP_ADAPTER: process.env.HTTP_ADAPTER }),
       },
       echo,
       signal: interrupt.signal,

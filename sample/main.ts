@@ -1,18 +1,19 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
+import { platformFromEnv, sampleHttpAdapter } from './http-platform.js';
 
 async function bootstrap(): Promise<void> {
+  const env = process.env;
+  const platform = platformFromEnv(env);
   // abortOnError: false hands start-up errors (a bad option) to the catch below, printed plainly.
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forEnv(process.env), { abortOnError: false });
-  // Behind a TLS-terminating proxy, trust its X-Forwarded-Proto so secure: 'auto' cookies work.
-  if (process.env.TRUST_PROXY) app.set('trust proxy', process.env.TRUST_PROXY);
+  const app = await NestFactory.create(AppModule.forEnv(env), await sampleHttpAdapter(env), { abortOnError: false });
   app.enableShutdownHooks();
-  const port = Number(process.env.PORT ?? 3000);
-  await app.listen(port);
-  new Logger('Sample').log(`Listening on http://localhost:${port} (store: ${process.env.SESSION_STORE ?? 'memory'})`);
+  const port = Number(env.PORT ?? 3000);
+  // Fastify listens on localhost only unless told otherwise; Express, like this, on every interface.
+  await (platform === 'fastify' ? app.listen(port, '0.0.0.0') : app.listen(port));
+  new Logger('Sample').log(`Listening on http://localhost:${port} (${platform}, store: ${env.SESSION_STORE ?? 'memory'})`);
 }
 
 bootstrap().catch((error: unknown) => {

@@ -10,26 +10,39 @@ import { withinTime } from './store-runtime.js';
  * client is told it failed, and the store's own atomic rules keep its data consistent.
  */
 export function boundStoreCalls(store: SessionStore, timeoutMs: number): SessionStore {
-  // Each method is wrapped once, on first use, not on every call of every request.
-  const bound = new Map<PropertyKey, { method: unknown; wrapper: unknown }>();
+  return wrapStoreMethods(store, (method, operation) => {
+    const timeoutError = (): Error => new SessionStoreUnavailableError(store.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`);
+    return (...args) => {
+      const result = method.apply(store, args);
+      return isPromiseLike(result) ? withinTime(result, timeoutMs, timeoutError) : result;
+    };
+  });
+}
+
+/** A store method, as {@link wrapStoreMethods} hands it over: call it with `this` set to the store. */
+export type StoreMethod = (this: SessionStore, ...args: unknown[]) => unknown;
+
+/**
+ * A view of `store` whose methods are `wrap(method, name)` (the bounds above, the metrics'
+ * timers): the same store to everything else (`instanceof`, `kind`, its fields). Each method is
+ * wrapped once, on first use, not on every call of every request.
+ */
+export function wrapStoreMethods(store: SessionStore, wrap: (method: StoreMethod, name: string) => (...args: unknown[]) => unknown): SessionStore {
+  const wrapped = new Map<PropertyKey, { method: unknown; wrapper: unknown }>();
   return new Proxy(store, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      const known = bound.get(property);
+      // The constructor stays itself: frameworks read its name and metadata.
+      if (typeof value !== 'function' || property === 'constructor') return value;
+      const known = wrapped.get(property);
       if (known?.method === value) return known.wrapper;
-      const operation = String(property);
-      const timeoutError = (): Error => new SessionStoreUnavailableError(target.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`);
-      const wrapper = (...args: unknown[]): unknown => {
-        const result: unknown = value.apply(target, args);
-        return isPromiseLike(result) ? withinTime(result, timeoutMs, timeoutError) : result;
-      };
-      bound.set(property, { method: value, wrapper });
+      const wrapper = wrap(value as StoreMethod, String(property));
+      wrapped.set(property, { method: value, wrapper });
       return wrapper;
     },
   });
 }
 
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }

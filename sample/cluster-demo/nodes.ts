@@ -38,7 +38,7 @@ export interface StartSampleNodesOptions {
 }
 
 /** Variables the sample reads (its `sample.config.ts`); a node gets only those it is given. */
-const SAMPLE_VARIABLES = /^(PORT|SESSION_.*|REDIS_.*|DATABASE_URL|TRUST_PROXY)$/;
+const SAMPLE_VARIABLES = /^(PORT|HTTP_ADAPTER|SESSION_.*|REDIS_.*|DATABASE_URL|TRUST_PROXY)$/;
 
 /** GET /health with a short timeout; resolves with the status code or the error's code. */
 function health(url: string): Promise<string> {

@@ -4,6 +4,7 @@ import type { Response } from 'supertest';
 import { pollUntil } from '../../sample/cluster-demo/processes.js';
 import { SERVED_BY_HEADER, startRoundRobinProxy, type RoundRobinProxy } from '../../sample/cluster-demo/round-robin-proxy.js';
 import { requireSid } from '../fixtures/cookies.js';
+import { PLATFORMS } from '../fixtures/platforms.js';
 import { startRedisServer, type RedisServer } from '../support/redis-topology.js';
 import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SampleProcess } from '../support/sample-process.js';
 
@@ -29,7 +30,7 @@ const withSid = <T extends { set(name: string, value: string): T }>(req: T, cook
 /** The 30 fields the concurrent writes set: `pref:k0` = 0 … `pref:k29` = 29. */
 const allFields = (): Record<string, number> => Object.fromEntries(Array.from({ length: FIELDS }, (_, i) => [`pref:k${i}`, i]));
 
-describe('three sample nodes on one Redis behind a round-robin proxy', () => {
+describe('three sample nodes on one Redis behind a round-robin proxy, on Express and on Fastify', () => {
   let redis: RedisServer;
   let nodes: SampleProcess[];
   let proxy: RoundRobinProxy;
@@ -45,7 +46,8 @@ describe('three sample nodes on one Redis behind a round-robin proxy', () => {
     redis = await startRedisServer();
     await compiling;
     const env = { SESSION_STORE: 'redis', REDIS_URL: redis.url, SESSION_SECRET: SECRET };
-    nodes = await Promise.all(names.map(() => startSampleProcess(env)));
+    // Node 2 runs on Fastify, the others on Express: one fleet, both platforms.
+    nodes = await Promise.all(names.map((_, i) => startSampleProcess({ ...env, HTTP_ADAPTER: PLATFORMS[i % 2] })));
     proxy = await startRoundRobinProxy(
       nodes.map((node, i) => ({ name: names[i], url: node.url })),
       { onFailover: (node) => failovers.push(node.name) },

@@ -11,6 +11,7 @@ import {
   delay,
   isClearing,
   OTHER_SECRET,
+  PLATFORMS,
   requireSid,
   requireToken,
   SECRET,
@@ -30,18 +31,6 @@ import type { FixtureApp } from '../fixtures/index.js';
 const ROTATED_SECRET = 'e2e-rotated-secret-zyxwvutsrqponmlkjihgfedcba';
 const SIGNED_ID = /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/;
 const COOKIE_STORE = { type: 'cookie' } as const;
-
-const apps: FixtureApp[] = [];
-
-afterEach(async () => {
-  await closeAll(apps);
-});
-
-async function start(options: Partial<SessionModuleOptions> = {}): Promise<FixtureApp> {
-  const app = await createFixtureApp({ store: COOKIE_STORE, ...options });
-  apps.push(app);
-  return app;
-}
 
 /** Signs `userId` in on `app` and returns the sealed cookie. */
 async function login(app: FixtureApp, userId: string, cookie?: string): Promise<string> {
@@ -79,7 +68,19 @@ function changeOneCharacter(part: string): string {
 const b64url = (text: string): string => Buffer.from(text, 'utf8').toString('base64url');
 const unb64url = (part: string): string => Buffer.from(part, 'base64url').toString('utf8');
 
-describe("store: { type: 'cookie' }", () => {
+describe.each(PLATFORMS)("store: { type: 'cookie' } (%s)", (platform) => {
+  const apps: FixtureApp[] = [];
+
+  afterEach(async () => {
+    await closeAll(apps);
+  });
+
+  async function start(options: Partial<SessionModuleOptions> = {}): Promise<FixtureApp> {
+    const app = await createFixtureApp({ store: COOKIE_STORE, ...options }, { platform });
+    apps.push(app);
+    return app;
+  }
+
   describe('sealed cookie', () => {
     it('signs a client in with a cookie that is a five-part JWE (not id.signature), sent with Cache-Control: no-store, whose data cannot be read', async () => {
       const app = await start();

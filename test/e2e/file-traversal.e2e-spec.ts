@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { closeAll, cookieHeader, createFixtureApp, requireSid, SECRET } from '../fixtures/index.js';
+import { closeAll, cookieHeader, createFixtureApp, PLATFORMS, requireSid, SECRET } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 
 /**
@@ -28,7 +28,7 @@ const TRAVERSALS = [
   `..${'A'.repeat(41)}`,
 ];
 
-describe('FileStore behind HTTP, against traversal-shaped ids', () => {
+describe.each(PLATFORMS)('FileStore behind HTTP, against traversal-shaped ids (%s)', (platform) => {
   let root: string;
   let directory: string;
   let outside: string;
@@ -43,7 +43,7 @@ describe('FileStore behind HTTP, against traversal-shaped ids', () => {
     const decoy = JSON.stringify({ v: 1, c: Date.now(), s: Date.now(), e: Date.now() + 3_600_000, u: 'victim', d: { userId: 'victim' } });
     await writeFile(join(outside, 'decoy'), decoy);
     await writeFile(join(outside, 'decoy.json'), decoy);
-    app = await createFixtureApp({ store: { type: 'file', directory } });
+    app = await createFixtureApp({ store: { type: 'file', directory } }, { platform });
   });
 
   afterAll(async () => {

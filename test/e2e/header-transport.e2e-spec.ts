@@ -7,6 +7,7 @@ import {
   cookieHeader,
   CountingStore,
   createFixtureApp,
+  PLATFORMS,
   requireSid,
   requireToken,
   setCookieLine,
@@ -19,127 +20,128 @@ import type { FixtureApp } from '../fixtures/index.js';
  * `Authorization: Bearer <token>` and receive new or rotated tokens in `X-Session-Token`; the
  * guard and `@Session()` work the same; logout makes a server-side token unusable.
  */
+describe.each(PLATFORMS)('on %s', (platform) => {
+  const apps: FixtureApp[] = [];
 
-const apps: FixtureApp[] = [];
-
-afterEach(async () => {
-  await closeAll(apps);
-});
-
-async function start(options: Partial<SessionModuleOptions>): Promise<FixtureApp> {
-  const app = await createFixtureApp(options);
-  apps.push(app);
-  return app;
-}
-
-describe("transport: 'header'", () => {
-  it('returns the token in X-Session-Token on sign-in, with Cache-Control: no-store and no cookie', async () => {
-    const app = await start({ transport: 'header' });
-
-    const res = await app.http().post('/login').send({ userId: 'api-user' }).expect(200);
-
-    expect(requireToken(res)).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
-    expect(res.headers['cache-control']).toBe('no-store');
-    expect(setCookieLine(res)).toBeUndefined();
+  afterEach(async () => {
+    await closeAll(apps);
   });
 
-  it('signs the client in through Authorization: Bearer, for the guard and for @Session()', async () => {
-    const app = await start({ transport: 'header' });
-    const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
+  async function start(options: Partial<SessionModuleOptions>): Promise<FixtureApp> {
+    const app = await createFixtureApp(options, { platform });
+    apps.push(app);
+    return app;
+  }
 
-    await app.http().get('/guarded').set('Authorization', bearer(token)).expect(200, { userId: 'api-user' });
-    await app.http().get('/me').set('Authorization', `bearer  ${token}`).expect(200, { userId: 'api-user' });
+  describe("transport: 'header'", () => {
+    it('returns the token in X-Session-Token on sign-in, with Cache-Control: no-store and no cookie', async () => {
+      const app = await start({ transport: 'header' });
+
+      const res = await app.http().post('/login').send({ userId: 'api-user' }).expect(200);
+
+      expect(requireToken(res)).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(setCookieLine(res)).toBeUndefined();
+    });
+
+    it('signs the client in through Authorization: Bearer, for the guard and for @Session()', async () => {
+      const app = await start({ transport: 'header' });
+      const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
+
+      await app.http().get('/guarded').set('Authorization', bearer(token)).expect(200, { userId: 'api-user' });
+      await app.http().get('/me').set('Authorization', `bearer  ${token}`).expect(200, { userId: 'api-user' });
+    });
+
+    it('sends no token back on a request that neither creates nor rotates the session', async () => {
+      const app = await start({ transport: 'header' });
+      const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
+
+      const res = await app.http().post('/set').set('Authorization', bearer(token)).send({ theme: 'dark' }).expect(200);
+
+      expect(tokenOf(res)).toBeUndefined();
+    });
+
+    it('hands out a new token on rotation, and the old one is dead', async () => {
+      const app = await start({ transport: 'header' });
+      const before = requireToken(await app.http().post('/set').send({ cart: [1] }).expect(200));
+
+      const after = requireToken(await app.http().post('/login').set('Authorization', bearer(before)).send({ userId: 'u1' }).expect(200));
+
+      expect(after).not.toBe(before);
+      await app.http().get('/guarded').set('Authorization', bearer(after)).expect(200);
+      const old = await app.http().get('/read').set('Authorization', bearer(before)).expect(200);
+      expect(old.body.data).toEqual({});
+    });
+
+    it('makes the token unusable on logout, and tells the client to drop it (an empty X-Session-Token)', async () => {
+      const app = await start({ transport: 'header' });
+      const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
+
+      const logout = await app.http().post('/logout').set('Authorization', bearer(token)).expect(204);
+
+      expect(tokenOf(logout)).toBe('');
+      await app.http().get('/guarded').set('Authorization', bearer(token)).expect(401);
+    });
+
+    it('ignores a session cookie', async () => {
+      const app = await start({ transport: 'header', cookie: { name: 'sid' } });
+      const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
+
+      await app.http().get('/guarded').set('Cookie', cookieHeader(token)).expect(401);
+    });
+
+    it.each([
+      ['another scheme', (t: string) => `Basic ${t}`],
+      ['no token', () => 'Bearer'],
+      ['a tampered signature', (t: string) => bearer(`${t.slice(0, -1)}${t.endsWith('A') ? 'B' : 'A'}`)],
+      ['a truncated token', (t: string) => bearer(t.slice(0, 50))],
+      ['an oversized token', () => bearer('a'.repeat(8192))],
+      ['two tokens', (t: string) => `Bearer ${t} ${t}`],
+      ['garbage', () => 'Bearer %%%\u00ff'],
+    ])('treats %s as anonymous without touching the store, never 5xx', async (_what, header) => {
+      const store = new CountingStore();
+      const app = await start({ transport: 'header', store });
+      const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
+      store.reset();
+
+      const guarded = await app.http().get('/guarded').set('Authorization', header(token));
+      const read = await app.http().get('/read').set('Authorization', header(token));
+
+      expect(guarded.status).toBe(401);
+      expect(read.status).toBe(200);
+      expect(read.body.data).toEqual({});
+      expect(store.calls.get).toBe(0);
+    });
   });
 
-  it('sends no token back on a request that neither creates nor rotates the session', async () => {
-    const app = await start({ transport: 'header' });
-    const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
+  describe("transport: 'both'", () => {
+    it('hands a new session out both as a cookie and as a token', async () => {
+      const app = await start({ transport: 'both' });
 
-    const res = await app.http().post('/set').set('Authorization', bearer(token)).send({ theme: 'dark' }).expect(200);
+      const res = await app.http().post('/login').send({ userId: 'u1' }).expect(200);
 
-    expect(tokenOf(res)).toBeUndefined();
-  });
+      expect(requireToken(res)).toBe(requireSid(res));
+    });
 
-  it('hands out a new token on rotation, and the old one is dead', async () => {
-    const app = await start({ transport: 'header' });
-    const before = requireToken(await app.http().post('/set').send({ cart: [1] }).expect(200));
+    it('accepts either the cookie or the bearer token', async () => {
+      const app = await start({ transport: 'both' });
+      const token = requireToken(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
 
-    const after = requireToken(await app.http().post('/login').set('Authorization', bearer(before)).send({ userId: 'u1' }).expect(200));
+      await app.http().get('/guarded').set('Cookie', cookieHeader(token)).expect(200, { userId: 'u1' });
+      await app.http().get('/guarded').set('Authorization', bearer(token)).expect(200, { userId: 'u1' });
+    });
 
-    expect(after).not.toBe(before);
-    await app.http().get('/guarded').set('Authorization', bearer(after)).expect(200);
-    const old = await app.http().get('/read').set('Authorization', bearer(before)).expect(200);
-    expect(old.body.data).toEqual({});
-  });
+    it('uses the Authorization header when a request carries both (the documented rule)', async () => {
+      const app = await start({ transport: 'both' });
+      const cookieUser = requireToken(await app.http().post('/login').send({ userId: 'cookie-user' }).expect(200));
+      const headerUser = requireToken(await app.http().post('/login').send({ userId: 'header-user' }).expect(200));
 
-  it('makes the token unusable on logout, and tells the client to drop it (an empty X-Session-Token)', async () => {
-    const app = await start({ transport: 'header' });
-    const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
-
-    const logout = await app.http().post('/logout').set('Authorization', bearer(token)).expect(204);
-
-    expect(tokenOf(logout)).toBe('');
-    await app.http().get('/guarded').set('Authorization', bearer(token)).expect(401);
-  });
-
-  it('ignores a session cookie', async () => {
-    const app = await start({ transport: 'header', cookie: { name: 'sid' } });
-    const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
-
-    await app.http().get('/guarded').set('Cookie', cookieHeader(token)).expect(401);
-  });
-
-  it.each([
-    ['another scheme', (t: string) => `Basic ${t}`],
-    ['no token', () => 'Bearer'],
-    ['a tampered signature', (t: string) => bearer(`${t.slice(0, -1)}${t.endsWith('A') ? 'B' : 'A'}`)],
-    ['a truncated token', (t: string) => bearer(t.slice(0, 50))],
-    ['an oversized token', () => bearer('a'.repeat(8192))],
-    ['two tokens', (t: string) => `Bearer ${t} ${t}`],
-    ['garbage', () => 'Bearer %%%\u00ff'],
-  ])('treats %s as anonymous without touching the store, never 5xx', async (_what, header) => {
-    const store = new CountingStore();
-    const app = await start({ transport: 'header', store });
-    const token = requireToken(await app.http().post('/login').send({ userId: 'api-user' }).expect(200));
-    store.reset();
-
-    const guarded = await app.http().get('/guarded').set('Authorization', header(token));
-    const read = await app.http().get('/read').set('Authorization', header(token));
-
-    expect(guarded.status).toBe(401);
-    expect(read.status).toBe(200);
-    expect(read.body.data).toEqual({});
-    expect(store.calls.get).toBe(0);
-  });
-});
-
-describe("transport: 'both'", () => {
-  it('hands a new session out both as a cookie and as a token', async () => {
-    const app = await start({ transport: 'both' });
-
-    const res = await app.http().post('/login').send({ userId: 'u1' }).expect(200);
-
-    expect(requireToken(res)).toBe(requireSid(res));
-  });
-
-  it('accepts either the cookie or the bearer token', async () => {
-    const app = await start({ transport: 'both' });
-    const token = requireToken(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
-
-    await app.http().get('/guarded').set('Cookie', cookieHeader(token)).expect(200, { userId: 'u1' });
-    await app.http().get('/guarded').set('Authorization', bearer(token)).expect(200, { userId: 'u1' });
-  });
-
-  it('uses the Authorization header when a request carries both (the documented rule)', async () => {
-    const app = await start({ transport: 'both' });
-    const cookieUser = requireToken(await app.http().post('/login').send({ userId: 'cookie-user' }).expect(200));
-    const headerUser = requireToken(await app.http().post('/login').send({ userId: 'header-user' }).expect(200));
-
-    await app
-      .http()
-      .get('/guarded')
-      .set('Cookie', cookieHeader(cookieUser))
-      .set('Authorization', bearer(headerUser))
-      .expect(200, { userId: 'header-user' });
+      await app
+        .http()
+        .get('/guarded')
+        .set('Cookie', cookieHeader(cookieUser))
+        .set('Authorization', bearer(headerUser))
+        .expect(200, { userId: 'header-user' });
+    });
   });
 });

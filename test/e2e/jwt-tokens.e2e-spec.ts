@@ -10,6 +10,7 @@ import {
   createFixtureApp,
   idOf,
   OTHER_SECRET,
+  PLATFORMS,
   requireSid,
   requireToken,
   SECRET,
@@ -27,18 +28,6 @@ import type { FixtureApp } from '../fixtures/index.js';
 const ROTATED_SECRET = 'e2e-rotated-secret-zyxwvutsrqponmlkjihgfedcba';
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 const JWT_OPTIONS = { transport: 'header', tokenFormat: 'jwt' } as const;
-
-const apps: FixtureApp[] = [];
-
-afterEach(async () => {
-  await closeAll(apps);
-});
-
-async function start(options: Partial<SessionModuleOptions> = {}): Promise<FixtureApp> {
-  const app = await createFixtureApp({ ...JWT_OPTIONS, ...options });
-  apps.push(app);
-  return app;
-}
 
 const keyOf = (secret: string): Uint8Array => new TextEncoder().encode(secret);
 const b64url = (text: string): string => Buffer.from(text, 'utf8').toString('base64url');
@@ -69,7 +58,19 @@ async function startupError(options: SessionModuleOptions): Promise<unknown> {
   throw new Error('expected start-up to fail, but the module compiled');
 }
 
-describe("tokenFormat: 'jwt'", () => {
+describe.each(PLATFORMS)("tokenFormat: 'jwt' (%s)", (platform) => {
+  const apps: FixtureApp[] = [];
+
+  afterEach(async () => {
+    await closeAll(apps);
+  });
+
+  async function start(options: Partial<SessionModuleOptions> = {}): Promise<FixtureApp> {
+    const app = await createFixtureApp({ ...JWT_OPTIONS, ...options }, { platform });
+    apps.push(app);
+    return app;
+  }
+
   describe('the token', () => {
     it('is an HS256 JWT whose claims (sub, sid, iat, exp) a client reads without the secret', async () => {
       const app = await start({ idleTimeout: '30m' });

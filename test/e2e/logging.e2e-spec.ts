@@ -7,7 +7,7 @@ import type { LoggerService } from '@nestjs/common';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { hashSessionId, MemoryStore, SessionStoreUnavailableError } from '../../lib/index.js';
 import type { StoredSession } from '../../lib/index.js';
-import { closeAll, cookieHeader, createFixtureApp, idOf, requireSid } from '../fixtures/index.js';
+import { closeAll, cookieHeader, createFixtureApp, idOf, PLATFORMS, requireSid } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 
 /**
@@ -32,7 +32,7 @@ function capturingLogger(): LoggerService & { lines: string[] } {
   return { lines, log: keep, warn: keep, error: keep };
 }
 
-describe('the logger option', () => {
+describe.each(PLATFORMS)('the logger option (%s)', (platform) => {
   const apps: FixtureApp[] = [];
 
   afterEach(async () => {
@@ -42,7 +42,7 @@ describe('the logger option', () => {
   it("receives the pipeline's warning about a session that could not be loaded, naming the session by its hash only", async () => {
     const logger = capturingLogger();
     const store = new FlakyStore();
-    const app = await createFixtureApp({ store, logger });
+    const app = await createFixtureApp({ store, logger }, { platform });
     apps.push(app);
     const cookie = requireSid(await app.http().post('/set').send({ theme: 'dark' }).expect(200));
     store.failing = true;
@@ -58,7 +58,7 @@ describe('the logger option', () => {
     const logger = capturingLogger();
     const directory = await mkdtemp(join(tmpdir(), 'nss-logging-'));
     try {
-      const app = await createFixtureApp({ store: { type: 'file', directory }, logger });
+      const app = await createFixtureApp({ store: { type: 'file', directory }, logger }, { platform });
       apps.push(app);
       const cookie = requireSid(await app.http().post('/set').send({ theme: 'dark' }).expect(200));
       const id = idOf(cookie);

@@ -24,6 +24,7 @@ import {
   cookieHeader,
   CountingStore,
   delay,
+  PLATFORMS,
   requireSid,
   SECRET,
   SessionConfigFactory,
@@ -32,18 +33,6 @@ import {
   startApp,
 } from '../fixtures/index.js';
 import type { FixtureApp, FixtureAppSetup, SessionBag } from '../fixtures/index.js';
-
-const apps: FixtureApp[] = [];
-
-afterEach(async () => {
-  await closeAll(apps);
-});
-
-async function start(root: DynamicModule, setup?: FixtureAppSetup): Promise<FixtureApp> {
-  const app = await startApp(root, setup);
-  apps.push(app);
-  return app;
-}
 
 /** Proves the module works end to end: a write gives a cookie that reads the write back. */
 async function roundTrip(app: FixtureApp, cookieName = 'sid'): Promise<void> {
@@ -129,7 +118,19 @@ async function startupError(root: DynamicModule): Promise<unknown> {
   throw new Error('expected start-up to fail, but the module compiled');
 }
 
-describe('SessionModule', () => {
+describe.each(PLATFORMS)('SessionModule (%s)', (platform) => {
+  const apps: FixtureApp[] = [];
+
+  afterEach(async () => {
+    await closeAll(apps);
+  });
+
+  async function start(root: DynamicModule, setup?: FixtureAppSetup): Promise<FixtureApp> {
+    const app = await startApp(root, { ...setup, platform });
+    apps.push(app);
+    return app;
+  }
+
   describe('forRoot', () => {
     it('serves sessions with the defaults filled in', async () => {
       const app = await start(SessionModule.forRoot({ secret: SECRET }));
@@ -328,7 +329,7 @@ describe('SessionModule', () => {
 
     it('calls the store\'s onApplicationShutdown on app.close()', async () => {
       const store = new ShutdownCountingStore();
-      const app = await startApp(SessionModule.forRoot({ secret: SECRET, store }));
+      const app = await startApp(SessionModule.forRoot({ secret: SECRET, store }), { platform });
 
       expect(store.shutdowns).toBe(0);
       await app.close();
@@ -337,7 +338,7 @@ describe('SessionModule', () => {
     });
 
     it('stops the sweeper of the memory store it built from a config object', async () => {
-      const app = await startApp(SessionModule.forRoot({ secret: SECRET, store: { type: 'memory', sweepInterval: 50 } }));
+      const app = await startApp(SessionModule.forRoot({ secret: SECRET, store: { type: 'memory', sweepInterval: 50 } }), { platform });
       const store = app.store as MemoryStore;
       const expiringSoon = (id: string) => {
         const now = Date.now();

@@ -58,6 +58,11 @@ const postgres = (): StoreUnderTest => {
   };
 };
 
+/**
+ * Express only: Passport's session support (`req.logIn`, `req.logout`, `req.user`) extends the
+ * Node request that Express hands to guards and handlers. On Fastify, guards see Fastify's own
+ * request, which Passport does not extend; the README's Passport recipe says so.
+ */
 describe.each([
   ['memory', memory],
   ['Redis', redis],

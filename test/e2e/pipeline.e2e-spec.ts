@@ -14,6 +14,7 @@ import {
   FlakyStore,
   idOf,
   OTHER_SECRET,
+  PLATFORMS,
   requireSid,
   SECRET,
   setCookieLine,
@@ -21,25 +22,25 @@ import {
 } from '../fixtures/index.js';
 import type { FixtureApp, FixtureAppSetup } from '../fixtures/index.js';
 
-const apps: FixtureApp[] = [];
-
-afterEach(async () => {
-  await closeAll(apps);
-});
-
-async function start(options: Partial<SessionModuleOptions> = {}, setup?: FixtureAppSetup): Promise<FixtureApp> {
-  const app = await createFixtureApp(options, setup);
-  apps.push(app);
-  return app;
-}
-
 /** Starts a session holding `fields` and returns its cookie value. */
 async function sessionWith(app: FixtureApp, fields: Record<string, unknown>, cookieName = 'sid'): Promise<string> {
   const res = await app.http().post('/set').send(fields).expect(200);
   return requireSid(res, cookieName);
 }
 
-describe('request pipeline', () => {
+describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
+  const apps: FixtureApp[] = [];
+
+  afterEach(async () => {
+    await closeAll(apps);
+  });
+
+  async function start(options: Partial<SessionModuleOptions> = {}, setup?: FixtureAppSetup): Promise<FixtureApp> {
+    const app = await createFixtureApp(options, { ...setup, platform });
+    apps.push(app);
+    return app;
+  }
+
   describe('session cookie', () => {
     it('is HttpOnly, SameSite=Lax, Path=/ and not Secure over plain http', async () => {
       const app = await start();
@@ -64,6 +65,38 @@ describe('request pipeline', () => {
       expect(res.headers['cache-control']).toBe('no-store');
     });
 
+    it("is added to the cookies the application sets, and its Cache-Control: no-store wins over the application's", async () => {
+      const app = await start();
+
+      const res = await app.http().post('/with-headers').send({ a: 1 }).expect(200);
+
+      expect(setCookies(res)).toEqual([expect.stringMatching(/^theme=dark;/), expect.stringMatching(/^sid=/)]);
+      expect(res.headers['cache-control']).toBe('no-store');
+      await expect(dataOf(app, requireSid(res))).resolves.toEqual({ a: 1 });
+    });
+
+    it('is added to a cookie the route passes to writeHead in a raw header list', async () => {
+      const app = await start();
+
+      const res = await app.http().post('/raw-header-list').send({ a: 1 }).expect(200);
+
+      expect(res.text).toBe('done');
+      expect(res.headers['content-type']).toBe('text/plain');
+      expect(setCookies(res)).toEqual([expect.stringMatching(/^theme=dark;/), expect.stringMatching(/^sid=/)]);
+      await expect(dataOf(app, requireSid(res))).resolves.toEqual({ a: 1 });
+    });
+
+    it("leaves the application's headers alone on a response that hands out no credential", async () => {
+      const app = await start();
+      const cookie = await sessionWith(app, { a: 1 });
+
+      const res = await app.http().post('/with-headers').set('Cookie', cookieHeader(cookie)).send({ b: 2 }).expect(200);
+
+      expect(setCookies(res)).toEqual(['theme=dark; Path=/']);
+      expect(res.headers['cache-control']).toBe('public, max-age=60');
+      await expect(dataOf(app, cookie)).resolves.toEqual({ a: 1, b: 2 });
+    });
+
     it('carries the signed id: id.signature', async () => {
       const app = await start();
 
@@ -72,8 +105,9 @@ describe('request pipeline', () => {
       expect(cookie).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
     });
 
+    // Trusting the proxies on this host by address, as the README's TLS-terminating proxy recipe does.
     it('with secure: "auto" and trust proxy, is Secure behind a proxy that says X-Forwarded-Proto: https', async () => {
-      const app = await start({}, { trustProxy: true });
+      const app = await start({}, { trustProxy: 'loopback' });
 
       const res = await app.http().post('/set').set('X-Forwarded-Proto', 'https').send({ a: 1 }).expect(200);
 
@@ -81,7 +115,7 @@ describe('request pipeline', () => {
     });
 
     it('with secure: "auto" and trust proxy, is not Secure when the proxy says plain http', async () => {
-      const app = await start({}, { trustProxy: true });
+      const app = await start({}, { trustProxy: 'loopback' });
 
       const res = await app.http().post('/set').set('X-Forwarded-Proto', 'http').send({ a: 1 }).expect(200);
 

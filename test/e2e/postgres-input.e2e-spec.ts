@@ -4,19 +4,20 @@ import { requireSid } from '../fixtures/cookies.js';
 import { startSampleNode, withSid } from '../fixtures/redis-apps.js';
 import type { SampleNode } from '../fixtures/redis-apps.js';
 import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
+import { PLATFORMS } from '../fixtures/platforms.js';
 
 /**
  * SPEC §3.6 on the PostgreSQL store: input that JSON carries but a `jsonb` column cannot (a NUL
  * character, a lone UTF-16 surrogate) is the client's mistake, so it gets a clear 4xx. It is not
  * a store outage: no 503 while /health says the store is fine, and the session keeps its data.
  */
-describe('the sample on PostgreSQL, given strings jsonb cannot hold (SPEC §3.6)', () => {
+describe.each(PLATFORMS)('the sample on PostgreSQL, given strings jsonb cannot hold (SPEC §3.6) (%s)', (platform) => {
   let server: PostgresServer;
   let sample: SampleNode;
 
   beforeAll(async () => {
     server = await postgresForTests();
-    sample = await startSampleNode({ SESSION_STORE: 'postgres', DATABASE_URL: server.url() });
+    sample = await startSampleNode({ SESSION_STORE: 'postgres', DATABASE_URL: server.url() }, platform);
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Redis } from 'ioredis';
-import { requireSid } from '../fixtures/index.js';
+import { PLATFORMS, requireSid } from '../fixtures/index.js';
 import { RawClients, startSampleNode, withSid } from '../fixtures/redis-apps.js';
 import type { SampleNode } from '../fixtures/redis-apps.js';
 import { startRedisServer } from '../support/redis-topology.js';
@@ -16,7 +16,7 @@ import type { RedisServer } from '../support/redis-topology.js';
 
 const raw = new RawClients();
 
-describe('Redis commands per request on the sample', () => {
+describe.each(PLATFORMS)('Redis commands per request on the sample (%s)', (platform) => {
   let server: RedisServer;
   let node: SampleNode;
   let redis: Redis;
@@ -25,7 +25,7 @@ describe('Redis commands per request on the sample', () => {
 
   beforeAll(async () => {
     server = await startRedisServer();
-    node = await startSampleNode({ SESSION_STORE: 'redis', REDIS_URL: server.url });
+    node = await startSampleNode({ SESSION_STORE: 'redis', REDIS_URL: server.url }, platform);
     redis = raw.server(server);
     monitor = await redis.monitor();
     monitor.on('monitor', (_time: string, args: string[], source: string) => seen.push({ name: String(args[0]).toLowerCase(), args, source }));

@@ -18,6 +18,10 @@ import type { ClusterTopology, RedisEndpoint, RedisServer, SentinelTopology } fr
  *
  * Within each topology the tests run in order on one app: failover, read-back, no replica,
  * replica back.
+ *
+ * On Express only: what is tested here happens between the store and Redis, and the HTTP
+ * platform takes no part in it (the pipeline on both platforms is pipeline.e2e-spec's). Run
+ * twice, these minute-long failovers would double the suite's slowest file for nothing.
  */
 
 /** Sessions written before the failover. */

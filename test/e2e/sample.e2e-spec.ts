@@ -1,22 +1,21 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { SessionConfigError } from '../../lib/index.js';
 import { AppModule } from '../../sample/app.module.js';
-import { cookieHeader, isClearing, requireSid, setCookieLine, setCookies } from '../fixtures/index.js';
+import { cookieHeader, createPlatformApp, isClearing, PLATFORMS, requireSid, setCookieLine, setCookies } from '../fixtures/index.js';
 
 const ENV = { SESSION_SECRET: 'sample-e2e-secret-0123456789abcdefghij' };
 
-describe('sample application (SPEC §4 HTTP contract)', () => {
-  let app: NestExpressApplication;
+describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (platform) => {
+  let app: INestApplication;
   const http = () => request(app.getHttpServer());
 
   beforeAll(async () => {
     const moduleRef = await Test.createTestingModule({ imports: [AppModule.forEnv(ENV)] }).compile();
-    app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
-    await app.init();
+    app = await createPlatformApp(moduleRef, platform);
   });
 
   afterAll(async () => {

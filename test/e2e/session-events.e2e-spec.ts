@@ -7,7 +7,7 @@ import type { LoggerService } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SessionService } from '../../lib/index.js';
 import type { SessionEvent, SessionEventType, SessionModuleOptions } from '../../lib/index.js';
-import { cookieHeader, createFixtureApp, idOf, requireSid } from '../fixtures/index.js';
+import { cookieHeader, createFixtureApp, idOf, PLATFORMS, requireSid } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 import { startSampleNode, type SampleNode } from '../fixtures/redis-apps.js';
 import { signIn, withCookie } from '../fixtures/two-nodes.js';
@@ -41,13 +41,13 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
   while (!condition() && Date.now() < deadline) await sleep(50);
 }
 
-describe('session events from the request pipeline and SessionService', () => {
+describe.each(PLATFORMS)('session events from the request pipeline and SessionService (%s)', (platform) => {
   let node: SampleNode;
   let events: SessionEvent[];
   const logged: string[] = [];
 
   beforeAll(async () => {
-    node = await startSampleNode({ SESSION_STORE: 'memory', SESSION_MAX_PER_USER: '2' });
+    node = await startSampleNode({ SESSION_STORE: 'memory', SESSION_MAX_PER_USER: '2' }, platform);
     events = record(node.app.get(SessionService));
   });
 
@@ -118,7 +118,7 @@ describe('session events from the request pipeline and SessionService', () => {
 
   it('keeps answering, and logs through the logger option, when a listener throws', async () => {
     const logger: LoggerService = { log: () => undefined, warn: (m: string) => logged.push(m), error: (m: string) => logged.push(m) };
-    const app = await createFixtureApp({ logger });
+    const app = await createFixtureApp({ logger }, { platform });
     try {
       app.moduleRef.get(SessionService).on('created', () => {
         throw new Error('listener broke');

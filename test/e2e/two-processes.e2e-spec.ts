@@ -20,12 +20,18 @@ import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SamplePro
  * logout (§3.8), and the per-user index answers from either process. First on PostgreSQL, then
  * the same checks on the file store (one directory shared by the processes of one host). Last,
  * the cookie store, which shares nothing but the secret: each session travels in its cookie.
+ * Process A runs on Express and B on Fastify (HTTP_ADAPTER), as a fleet does halfway through a
+ * move from one platform to the other: every check crosses the platforms.
  *
  * The sample is compiled once for this file into `.test-build/<random>/` (no prior build needed).
  */
 
 /** One secret for every process, as a real deployment shares it. */
 const SECRET = 'multiprocess-e2e-secret-0123456789abcdefgh';
+
+/** Starts process A (on Express) and B (on Fastify) with one environment. */
+const startPair = (env: Record<string, string>): Promise<SampleProcess[]> =>
+  Promise.all([startSampleProcess({ ...env, HTTP_ADAPTER: 'express' }), startSampleProcess({ ...env, HTTP_ADAPTER: 'fastify' })]);
 
 /** What a store-specific setup gives the shared checks. */
 interface SharedStore {
@@ -46,7 +52,7 @@ afterAll(async () => {
 });
 
 function describeTwoProcesses(name: string, setUp: () => Promise<SharedStore>): void {
-  describe(`two sample processes sharing ${name}`, () => {
+  describe(`two sample processes, on Express and on Fastify, sharing ${name}`, () => {
     let store: SharedStore;
     let a: SampleProcess;
     let b: SampleProcess;
@@ -54,7 +60,7 @@ function describeTwoProcesses(name: string, setUp: () => Promise<SharedStore>): 
     beforeAll(async () => {
       store = await setUp();
       const env = { ...store.env, SESSION_SECRET: SECRET };
-      [a, b] = await Promise.all([startSampleProcess(env), startSampleProcess(env)]);
+      [a, b] = await startPair(env);
     }, 60_000);
 
     afterAll(async () => {
@@ -68,10 +74,13 @@ function describeTwoProcesses(name: string, setUp: () => Promise<SharedStore>): 
     const withSid = <T extends { set(name: string, value: string): T }>(req: T, cookie: string): T =>
       req.set('Cookie', `sid=${encodeURIComponent(cookie)}`);
 
-    it('runs as two processes, each answering on its own port', async () => {
+    it('runs as two processes, each answering on its own port, on the platform HTTP_ADAPTER names', async () => {
       expect(a.pid).not.toBe(b.pid);
       expect(a.port).not.toBe(b.port);
-      for (const node of [a, b]) await node.http().get('/health').expect(200);
+      const [onA, onB] = [await a.http().get('/health').expect(200), await b.http().get('/health').expect(200)];
+      // Express names itself in X-Powered-By; Fastify sends no such header.
+      expect(onA.headers['x-powered-by']).toBe('Express');
+      expect(onB.headers['x-powered-by']).toBeUndefined();
     });
 
     it('keeps a session signed in on A signed in on B', async () => {
@@ -139,7 +148,7 @@ describeTwoProcesses('one file store directory', async () => {
   };
 });
 
-describe('two sample processes with SESSION_STORE=cookie (sharing only the secret)', () => {
+describe('two sample processes, on Express and on Fastify, with SESSION_STORE=cookie (sharing only the secret)', () => {
   let a: SampleProcess;
   let b: SampleProcess;
   const send = <T extends { set(name: string, value: string): T }>(req: T, cookie: string): T =>
@@ -147,7 +156,7 @@ describe('two sample processes with SESSION_STORE=cookie (sharing only the secre
 
   beforeAll(async () => {
     const env = { SESSION_STORE: 'cookie', SESSION_SECRET: SECRET };
-    [a, b] = await Promise.all([startSampleProcess(env), startSampleProcess(env)]);
+    [a, b] = await startPair(env);
   }, 60_000);
 
   afterAll(async () => {
@@ -190,4 +199,12 @@ describe('two sample processes with SESSION_STORE=cookie (sharing only the secre
       await Promise.all([rotated.stop(), onlyNew.stop()]);
     }
   }, 60_000);
+});
+
+describe('the sample process given a platform it does not know', () => {
+  it('refuses to start, naming HTTP_ADAPTER, the value and the platforms it takes', async () => {
+    await expect(startSampleProcess({ SESSION_STORE: 'memory', SESSION_SECRET: SECRET, HTTP_ADAPTER: 'koa' })).rejects.toThrow(
+      /HTTP_ADAPTER must be one of express, fastify \(got "koa"\)/,
+    );
+  });
 });

@@ -9,7 +9,6 @@
  * round trip on each node's connections, so any second report would have arrived by then.
  */
 import { randomBytes } from 'node:crypto';
-import type { LoggerService } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
 import { RedisStore } from '../../lib/stores/redis.store.js';
@@ -25,6 +24,7 @@ import {
   type RedisServer,
   type SentinelTopology,
 } from '../support/redis-topology.js';
+import { RecordingLogger } from '../support/recording-logger.js';
 import { redisStoreOnServer } from '../support/redis-store-on-server.js';
 import { pollUntil } from '../support/waiting.js';
 
@@ -42,17 +42,6 @@ const sessionKey = (id: string): string => `sess:{${id}}`;
 function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
   const now = Date.now();
   return { id: newId(), data: { n: 1 }, createdAt: now, lastSeenAt: now, expiresAt: now + SHORT, userId: null, ...overrides };
-}
-
-
-/** A logger that keeps what it is told, so cases can look at the store's warnings. */
-class RecordingLogger implements LoggerService {
-  readonly warnings: string[] = [];
-  log(): void {}
-  error(): void {}
-  warn(message: unknown): void {
-    this.warnings.push(String(message));
-  }
 }
 
 const RAW_OPTIONS = { maxRetriesPerRequest: 1, connectTimeout: 1_000, commandTimeout: 2_000, disconnectTimeout: 100 };

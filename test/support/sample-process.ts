@@ -39,7 +39,7 @@ const COMPILE_TIMEOUT_MS = 120_000;
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 /** Environment variables the sample reads (SPEC §4): a test sets those it means, never inherits them. */
-const SAMPLE_VARIABLES = /^(PORT|SESSION_.*|REDIS_.*|DATABASE_URL|TRUST_PROXY)$/;
+const SAMPLE_VARIABLES = /^(PORT|HTTP_ADAPTER|SESSION_.*|REDIS_.*|DATABASE_URL|TRUST_PROXY)$/;
 
 /**
  * Loaded before the sample (`node --import`): exits the process when the parent's IPC channel

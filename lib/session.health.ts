@@ -1,0 +1,72 @@
+// Types only: erased from the JavaScript, so the library never loads terminus, an optional peer.
+import type { HealthIndicatorResult } from '@nestjs/terminus';
+import { Injectable } from '@nestjs/common';
+import { InjectSessionOptions } from './session.decorators.js';
+import { SessionMessages } from './session.errors.js';
+import type { ResolvedSessionOptions } from './session.options.js';
+import { SessionStore } from './stores/session-store.js';
+import { withinTime } from './stores/store-runtime.js';
+
+/** What the indicator reports beside its status. */
+export interface SessionHealthDetails {
+  /** The store type: `memory`, `file`, `redis`, `postgres`, `cookie` or a custom store's `kind`. */
+  store: string;
+  /** How long the ping took (until it failed, when down), in milliseconds. */
+  latencyMs: number;
+  /** Down only: what went wrong. */
+  message?: string;
+}
+
+/**
+ * A `@nestjs/terminus` health indicator for the session store: up when the store answers a ping
+ * within the module's `storeTimeout`, down otherwise, with the store type and the latency.
+ * A down result makes terminus's `HealthCheckService.check()` answer 503.
+ *
+ * Needs nothing from terminus at run time: it returns the result object terminus expects.
+ *
+ * @example
+ * ```ts
+ * @Controller('health')
+ * export class HealthController {
+ *   constructor(private readonly health: HealthCheckService, private readonly session: SessionHealthIndicator) {}
+ *
+ *   @Get()
+ *   @HealthCheck()
+ *   check() {
+ *     return this.health.check([() => this.session.isHealthy()]);
+ *   }
+ * }
+ * // 200 { status: 'ok', info: { session: { status: 'up', store: 'redis', latencyMs: 0.42 } }, … }
+ * ```
+ */
+@Injectable()
+export class SessionHealthIndicator {
+  private readonly timeout: number;
+
+  constructor(
+    private readonly store: SessionStore,
+    @InjectSessionOptions() options: ResolvedSessionOptions,
+  ) {
+    this.timeout = options.storeTimeout;
+  }
+
+  /** Pings the store; `key` names the result in terminus's report. */
+  async isHealthy<Key extends string = 'session'>(key: Key = 'session' as Key): Promise<HealthIndicatorResult<Key>> {
+    const started = performance.now();
+    const latencyMs = (): number => Math.round((performance.now() - started) * 100) / 100;
+    const store = this.store.kind;
+    try {
+      await withinTime(this.store.ping(), this.timeout, () => new Error(SessionMessages.pingTimeout(this.timeout)));
+    } catch (error) {
+      const message = SessionMessages.storePingFailed(store, error instanceof Error ? error.message : String(error));
+      return result(key, 'down', { store, latencyMs: latencyMs(), message });
+    }
+    return result(key, 'up', { store, latencyMs: latencyMs() });
+  }
+}
+
+function result<Key extends string>(key: Key, status: 'up' | 'down', details: SessionHealthDetails): HealthIndicatorResult<Key> {
+  const report = {} as HealthIndicatorResult<Key>;
+  report[key] = { status, ...details };
+  return report;
+}
