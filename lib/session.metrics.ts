@@ -5,7 +5,6 @@ import type { ResolvedMetricsOptions } from './session.options.js';
 import { isPromiseLike, wrapStoreMethods } from './stores/bounded-store.js';
 import type { StoreMethod } from './stores/bounded-store.js';
 import { SessionStore } from './stores/session-store.js';
-import type { StoreConfig } from './stores/store-config.js';
 
 /** The parts of prom-client used here. */
 type PromClient = Pick<typeof import('prom-client'), 'Counter' | 'Histogram' | 'register'>;
@@ -105,12 +104,12 @@ export class SessionMetrics {
    * so `destroyed_total` holds every session the application ended. Expiries are listened to
    * only where the store can report them: a Redis store without `expiryEvents` would only warn.
    */
-  countEvents(events: SessionEvents, store: StoreConfig | SessionStore): void {
+  countEvents(events: SessionEvents, store: SessionStore): void {
     events.on('created', () => this.created.inc());
     events.on('rotated', () => this.rotated.inc());
     events.on('destroyed', () => this.destroyed.inc({ reason: 'destroyed' }));
     events.on('revoked', (event) => this.destroyed.inc({ reason: event.reason ?? 'revoked' }));
-    if (reportsExpiries(store)) events.on('expired', () => this.expired.inc());
+    if (store.reportsExpiries) events.on('expired', () => this.expired.inc());
   }
 
   private timed(store: SessionStore, method: StoreMethod, operation: string): (...args: unknown[]) => unknown {
@@ -182,10 +181,4 @@ function registered<M extends Counter<string> | Histogram<string>, C extends { n
   const labels = (existing as unknown as { labelNames?: readonly string[] }).labelNames ?? [];
   if (existing instanceof Kind && labels.join() === (config.labelNames ?? []).join()) return existing;
   throw new SessionConfigError([SessionMessages.metricTaken(config.name)]);
-}
-
-/** Whether a store can report expiries without complaint (see {@link SessionMetrics.countEvents}). */
-function reportsExpiries(store: StoreConfig | SessionStore): boolean {
-  if (store instanceof SessionStore) return store.kind !== 'cookie' && store.kind !== 'redis';
-  return store.type !== 'cookie' && (store.type !== 'redis' || store.expiryEvents === true);
 }

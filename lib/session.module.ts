@@ -57,7 +57,7 @@ import { createSessionStore, SessionStore } from './stores/index.js';
       inject: [SessionStore, SESSION_OPTIONS, SESSION_METRICS],
       useFactory: (store: SessionStore, options: ResolvedSessionOptions, metrics: SessionMetrics | null) => {
         const events = new SessionEvents(store, options);
-        metrics?.countEvents(events, options.store);
+        metrics?.countEvents(events, store);
         return events;
       },
     },

@@ -63,6 +63,11 @@ interface SealedRecord {
 export class CookieStore extends SessionStore {
   readonly kind = 'cookie';
 
+  /** A sealed session expires in its client's hands: no server ever sees it go. */
+  override get reportsExpiries(): boolean {
+    return false;
+  }
+
   private constructor(
     private readonly sealer: SessionSealer,
     /** The client's sealed sessions by id; null on the shared instance, which holds none. */

@@ -342,6 +342,11 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
   // ---- Expiry events -----------------------------------------------------------------------
 
+  /** Only with `expiryEvents`: the marker key each session needs for its expiry to be reported. */
+  override get reportsExpiries(): boolean {
+    return this.expiryEvents;
+  }
+
   /**
    * Subscribes to Redis' `expired` keyspace events: on a duplicate connection (standalone and
    * Sentinel, which follows failovers by itself), or on one connection per Cluster master, kept in
@@ -349,7 +354,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
    */
   protected override async startExpiryWatch(): Promise<void> {
     if (this.expiryWatchStarted || this.closed) return;
-    if (!this.expiryEvents) {
+    if (!this.reportsExpiries) {
       this.logger.warn(SessionMessages.redisExpiryEventsOff());
       return;
     }

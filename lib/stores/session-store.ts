@@ -170,6 +170,17 @@ export abstract class SessionStore {
   }
 
   /**
+   * Whether {@link watchExpiry} listeners hear of expiries from this store as it is configured.
+   * False for a store that cannot see them (the cookie store) or is not set up to (the Redis
+   * store without `expiryEvents`): its listeners are never called, so an optional listener (the
+   * module's metrics) asks first. A custom store that cannot report expiries says false here,
+   * and the conformance suite holds it to that.
+   */
+  get reportsExpiries(): boolean {
+    return true;
+  }
+
+  /**
    * Calls `listener` for every session this store finds expired, once per expiry across all
    * nodes that share the store (the node that reclaims it reports it). Stores that cannot see
    * expiries never call it. The first listener starts the store's watch

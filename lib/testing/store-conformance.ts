@@ -692,6 +692,10 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
         return condition();
       }
 
+      it(`says whether it reports expiries: reportsExpiries is ${supports('expiryEvents')}`, () => {
+        expect(store.reportsExpiries).toBe(supports('expiryEvents'));
+      });
+
       if (supports('expiryEvents')) {
         it('reports a session that expires once, with its id and user; not one destroyed or extended', async () => {
           const userId = newUserId();
