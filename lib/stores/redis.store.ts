@@ -179,6 +179,8 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   private readonly subscribers = new Map<string, Redis>();
   /** Set once the expiry watch started, so a second start (listeners gone, then back) adds nothing. */
   private expiryWatchStarted = false;
+  /** The warning that expiry listeners hear nothing without `expiryEvents` is given once. */
+  private expiryEventsOffWarned = false;
   /** Removes the listeners the expiry watch put on a Cluster client. */
   private stopClusterWatch: (() => void) | undefined;
   /** Per user, until when this node last made the user's index live (see rememberIndexLife). */
@@ -355,7 +357,8 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   protected override async startExpiryWatch(): Promise<void> {
     if (this.expiryWatchStarted || this.closed) return;
     if (!this.reportsExpiries) {
-      this.logger.warn(SessionMessages.redisExpiryEventsOff());
+      if (!this.expiryEventsOffWarned) this.logger.warn(SessionMessages.redisExpiryEventsOff());
+      this.expiryEventsOffWarned = true;
       return;
     }
     this.expiryWatchStarted = true;

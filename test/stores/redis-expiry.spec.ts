@@ -551,7 +551,7 @@ describe('RedisStore expiry events on a server that publishes none', () => {
 describe('RedisStore without expiryEvents (the default)', () => {
   const redis = redisStoreOnServer();
 
-  it('keeps no marker key, and a listener for expired sessions gets a warning naming expiryEvents instead of a subscription', async () => {
+  it('keeps no marker key, and a listener for expired sessions gets a warning naming expiryEvents instead of a subscription, once', async () => {
     const { store, probe } = redis;
     const logger = new RecordingLogger();
     store.useLogger(logger);
@@ -561,8 +561,12 @@ describe('RedisStore without expiryEvents (the default)', () => {
     await store.create({ id, data: { userId }, createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, userId });
     await store.commit(id, { set: { n: 1 }, unset: [], expiresAt: now + 120_000, lastSeenAt: now });
 
-    store.watchExpiry(() => undefined);
+    const stop = store.watchExpiry(() => undefined);
     await pollUntil('the warning', async () => (logger.warnings.length > 0 ? true : undefined));
+    // Listeners that come back after all were removed start the watch again: no second warning.
+    stop();
+    store.watchExpiry(() => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
 
     expect(await probe.keys(`*${id}*`)).toEqual([`sess:{${id}}`]);
     expect(logger.warnings).toEqual([expect.stringContaining('expiryEvents: true')]);
