@@ -25,13 +25,20 @@ export function trustProxyFromEnv(env: Env): boolean | number | string | undefin
 }
 
 /**
- * The HTTP adapter for the sample, with the proxy trusted as `TRUST_PROXY` says (so that
- * `secure: 'auto'` cookies work behind a TLS-terminating proxy). Each platform's package is
- * loaded only when chosen: an Express-only install never needs Fastify's.
+ * The HTTP adapter for the sample, on the platform `HTTP_ADAPTER` names and trusting the proxies
+ * `TRUST_PROXY` names (so that `secure: 'auto'` cookies work behind a TLS-terminating proxy).
  */
-export async function sampleHttpAdapter(env: Env): Promise<AbstractHttpAdapter> {
-  const trustProxy = trustProxyFromEnv(env);
-  if (platformFromEnv(env) === 'fastify') {
+export function sampleHttpAdapter(env: Env): Promise<AbstractHttpAdapter> {
+  return httpAdapterFor(platformFromEnv(env), trustProxyFromEnv(env));
+}
+
+/**
+ * A Nest HTTP adapter for `platform`, trusting `trustProxy` (Express's `trust proxy`, Fastify's
+ * `trustProxy`). Each platform's package is loaded only when chosen: an Express-only install
+ * never needs Fastify's. The tests build their applications with it too.
+ */
+export async function httpAdapterFor(platform: SamplePlatform, trustProxy?: boolean | number | string): Promise<AbstractHttpAdapter> {
+  if (platform === 'fastify') {
     const { FastifyAdapter } = await importPlatform<typeof import('@nestjs/platform-fastify')>('@nestjs/platform-fastify');
     // Fastify takes a hop count too, though its option type leaves numbers out.
     return new FastifyAdapter({ trustProxy: (trustProxy ?? false) as boolean | string });
