@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SessionFieldNotJsonError, SessionStoreUnsupportedError } from '../session.errors.js';
 import type { ExpiredSession, SessionClient, SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
+import { resolveFramework, type ConformanceFramework } from './test-framework.js';
 
 /** A capability a store may declare it cannot honour. */
 export type ConformanceCapability = 'listByUser' | 'destroyByUser' | 'concurrentFieldMerge' | 'expiryEvents';
@@ -17,6 +17,12 @@ export interface ConformanceSetup {
    * SessionStoreUnsupportedError instead of being skipped.
    */
   unsupported?: ConformanceCapability[];
+  /**
+   * The test framework's `describe`, `it`, `expect`, `beforeAll` and `afterAll`. Default: the
+   * globals jest installs (and Vitest with `globals: true`); pass them when there are none,
+   * e.g. `{ describe, it, expect, beforeAll, afterAll }` imported from 'vitest'.
+   */
+  framework?: ConformanceFramework;
 }
 
 /** Long enough to outlive any case, so only the expiry cases ever see a session expire. */
@@ -50,8 +56,10 @@ function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
 }
 
 /**
- * The behaviour every session store must keep (SPEC §3), as one jest suite. Built-in stores run
- * it, and so should a custom store: call it at the top level of a spec file.
+ * The behaviour every session store must keep (SPEC §3), as one test suite. Built-in stores run
+ * it, and so should a custom store: call it at the top level of a spec file. It runs on jest and
+ * Vitest alike: it takes their functions from `setup.framework`, or from the globals jest
+ * installs (see {@link ConformanceFramework}).
  *
  * Every case uses fresh random ids and user ids and cleans up nothing it does not own, so the
  * suite can run against a shared store (one Redis for many suites) without flushing it.
@@ -70,17 +78,20 @@ function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
  *
  * @example
  * ```ts
- * // test/stores/my.store.spec.ts
+ * // test/my.store.spec.ts (Vitest; under jest, drop the import and the framework setting)
+ * import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * import { describeSessionStoreConformance } from 'nestjs-session-sync/testing';
- * import { MyStore } from '../../src/my.store.js';
+ * import { MyStore } from '../src/my.store.js';
  *
  * describeSessionStoreConformance('MyStore', {
  *   createStore: () => new MyStore({ url: process.env.MY_URL }),
  *   closeStore: (store) => (store as MyStore).close(),
+ *   framework: { describe, it, expect, beforeAll, afterAll },
  * });
  * ```
  */
 export function describeSessionStoreConformance(name: string, setup: ConformanceSetup): void {
+  const { describe, it, expect, beforeAll, afterAll } = resolveFramework(setup.framework);
   const unsupported = new Set(setup.unsupported ?? []);
   const supports = (capability: ConformanceCapability): boolean => !unsupported.has(capability);
 
@@ -197,7 +208,7 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
         const session = await created({ data: hostile });
 
         const stored = await store.get(session.id);
-        expectHostileFieldsAsData(stored!.data);
+        expectHostileFieldsAsData(expect, stored!.data);
 
         await store.commit(session.id, {
           set: JSON.parse('{"__proto__":{"polluted":4},"nested":{"__proto__":{"polluted":5}}}') as SessionFields,
@@ -788,7 +799,7 @@ function ids(sessions: Array<{ id: string }>): string[] {
   return sessions.map((session) => session.id);
 }
 
-function expectHostileFieldsAsData(data: SessionFields): void {
+function expectHostileFieldsAsData(expect: ConformanceFramework['expect'], data: SessionFields): void {
   expect(Object.keys(data).sort()).toEqual(['__proto__', 'constructor', 'prototype', 'toString']);
   expect(Object.getOwnPropertyDescriptor(data, '__proto__')?.value).toEqual({ polluted: 1 });
   expect(Object.getOwnPropertyDescriptor(data, 'constructor')?.value).toEqual({ prototype: { polluted: 2 } });

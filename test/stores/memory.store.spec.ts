@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { SessionConfigError, SessionFieldNotJsonError } from '../../lib/session.errors.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../lib/stores/memory.store.js';
 import type { ExpiredSession, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
@@ -8,8 +8,11 @@ import { describeSessionStoreConformance } from '../../lib/testing/index.js';
 /** Short enough that the conformance expiry reports (150 ms lifetimes) arrive within their deadline. */
 const CONFORMANCE_SWEEP_INTERVAL = 100;
 
+// The test functions passed in, as a Vitest user passes Vitest's; the other built-in stores'
+// suites take jest's globals, so both ways run.
 describeSessionStoreConformance('MemoryStore', {
   createStore: () => new MemoryStore({ sweepInterval: CONFORMANCE_SWEEP_INTERVAL }),
+  framework: { describe, it, expect, beforeAll, afterAll },
 });
 
 const HOUR = 60 * 60_000;
