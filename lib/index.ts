@@ -24,6 +24,7 @@ export {
   SessionFieldNotJsonError,
   SessionFieldNotStorableError,
   SessionLimitReachedError,
+  SessionNotSignedInError,
   SessionReservedFieldError,
   SessionStoreUnavailableError,
   SessionStoreUnsupportedError,

@@ -6,6 +6,7 @@ import {
   NotImplementedException,
   PayloadTooLargeException,
   ServiceUnavailableException,
+  UnauthorizedException,
 } from '@nestjs/common';
 
 /**
@@ -232,6 +233,15 @@ export class SessionStoreUnavailableError extends SessionError {
 export class SessionStoreUnsupportedError extends SessionError {
   constructor(storeKind: string, operation: string) {
     super('SESSION_STORE_UNSUPPORTED', SessionMessages.unsupported(storeKind, operation));
+  }
+}
+
+/** A guarded route reached without a signed-in session: what `SessionGuard` answers with. */
+export class SessionNotSignedInError extends UnauthorizedException {
+  readonly code = 'SESSION_NOT_SIGNED_IN';
+
+  constructor() {
+    super({ statusCode: 401, error: 'Unauthorized', code: 'SESSION_NOT_SIGNED_IN', message: SessionMessages.notSignedIn() });
   }
 }
 

@@ -1,9 +1,9 @@
-import { Injectable, UnauthorizedException } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { CanActivate, ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY } from './session.constants.js';
 import { InjectSessionOptions } from './session.decorators.js';
-import { SessionMessages } from './session.errors.js';
+import { SessionNotSignedInError } from './session.errors.js';
 import { sessionOf } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { readUserKey } from './session.state.js';
@@ -11,9 +11,9 @@ import type { SessionObject } from './session.state.js';
 
 /**
  * Lets a request through only when its session is signed in (the `userKey` field is set);
- * otherwise 401 with a JSON body. Use it per route, per controller, or as `APP_GUARD` with
- * `@AllowAnonymous()` on the public routes. Each step is a protected method a subclass can
- * override (e.g. to also check a role).
+ * otherwise 401 with a JSON body (`code: 'SESSION_NOT_SIGNED_IN'`). Use it per route, per
+ * controller, or as `APP_GUARD` with `@AllowAnonymous()` on the public routes. Each step is a
+ * protected method a subclass can override (e.g. to also check a role).
  *
  * @example
  * ```ts
@@ -51,6 +51,6 @@ export class SessionGuard implements CanActivate {
   }
 
   protected deny(_context: ExecutionContext): Error {
-    return new UnauthorizedException({ statusCode: 401, error: 'Unauthorized', message: SessionMessages.notSignedIn() });
+    return new SessionNotSignedInError();
   }
 }

@@ -12,6 +12,29 @@ import type { ExecutionContext } from '@nestjs/common';
 import { SessionMessages } from './session.errors.js';
 import type { SessionObject } from './session.state.js';
 
+/*
+ * `req.session` on each platform's own request type, once the package is imported anywhere in
+ * the program: Express's `Request` through the global `Express` namespace its types merge from
+ * (as express-session does), Fastify's `FastifyRequest` by module augmentation (as
+ * @fastify/session does). Neither needs the other platform's types to be installed.
+ */
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** This request's session (see `@Session()`); made on first read. */
+      session: SessionObject;
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** This request's session (see `@Session()`); made on first read. */
+    session: SessionObject;
+  }
+}
+
 /**
  * A request as the pipeline sees it. `secure` is Express's trust-proxy-aware protocol check;
  * `protocol` is Fastify's (copied onto the raw request by middie); `raw` is the Node request

@@ -687,7 +687,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       const denied = await app.http().get('/guarded').set('Cookie', cookieHeader(anonymous)).expect(401);
       await app.http().get('/guarded').set('Cookie', cookieHeader(signedIn)).expect(200, { userId: 'u1' });
 
-      expect(denied.body).toMatchObject({ statusCode: 401, message: expect.any(String) });
+      expect(denied.body).toMatchObject({ statusCode: 401, code: 'SESSION_NOT_SIGNED_IN', message: expect.any(String) });
     });
 
     it('rotates the id on rotateId(): new cookie, same data, the old id dead once the response is sent', async () => {

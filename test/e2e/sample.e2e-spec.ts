@@ -88,7 +88,7 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
     it('answers 401 with a JSON error body without a session', async () => {
       const res = await http().get('/profile').expect(401).expect('Content-Type', /application\/json/);
 
-      expect(res.body).toMatchObject({ statusCode: 401, message: expect.any(String) });
+      expect(res.body).toMatchObject({ statusCode: 401, code: 'SESSION_NOT_SIGNED_IN', message: expect.any(String) });
     });
 
     it('answers 401 to an anonymous session (one that was never signed in)', async () => {

@@ -80,7 +80,7 @@ describe('SessionGuard', () => {
     expect(guardWith().canActivate(contextFor(req))).toBe(true);
   });
 
-  it('refuses an anonymous session with 401 and a JSON body', () => {
+  it('refuses an anonymous session with 401 and a JSON body carrying a stable code', () => {
     const req = requestWith(sessionWith({ visits: 3 }));
 
     const error = denialOf(guardWith(), contextFor(req));
@@ -90,6 +90,7 @@ describe('SessionGuard', () => {
     expect(error.getResponse()).toEqual({
       statusCode: 401,
       error: 'Unauthorized',
+      code: 'SESSION_NOT_SIGNED_IN',
       message: expect.stringContaining('signed-in'),
     });
   });
