@@ -2,7 +2,7 @@ export { SessionModule } from './session.module.js';
 export { SESSION_ASYNC_OPTIONS_TYPE, SESSION_OPTIONS_TYPE } from './session.module-definition.js';
 export type { SessionModuleExtras } from './session.module-definition.js';
 export { SessionCookieOptions, SessionMetricsOptions, SessionModuleOptions, resolveSessionOptions } from './session.options.js';
-export type { OnMaxSessions, ResolvedMetricsOptions, ResolvedSessionOptions, SessionTokenFormat, SessionTransport } from './session.options.js';
+export type { MetricsRegistry, OnMaxSessions, ResolvedMetricsOptions, ResolvedSessionOptions, SessionTokenFormat, SessionTransport } from './session.options.js';
 export { SESSION_TOKEN_HEADER } from './transports/index.js';
 export { parseDuration } from './session.validation.js';
 export type { Duration } from './session.validation.js';
@@ -13,7 +13,7 @@ export type { UserSessionView } from './session.service.js';
 export { SessionEvents } from './session.events.js';
 export type { SessionEvent, SessionEventListener, SessionEventType } from './session.events.js';
 export { SessionHealthIndicator } from './session.health.js';
-export type { SessionHealthDetails } from './session.health.js';
+export type { SessionHealthDetails, SessionHealthResult } from './session.health.js';
 export { SESSION_METRIC_NAMES } from './session.metrics.js';
 export { SessionMiddleware } from './session.middleware.js';
 export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './session.state.js';
@@ -30,7 +30,10 @@ export {
   SessionStoreUnsupportedError,
   SessionTooLargeError,
 } from './session.errors.js';
-export { generateSessionId, isSessionId, hashSessionId, SessionIdSigner } from './crypto/index.js';
+// From their own files, not crypto/index: its declarations reach jose's types, which an
+// application without jose (an optional peer) could not resolve in its type check.
+export { generateSessionId, isSessionId, hashSessionId } from './crypto/session-id.js';
+export { SessionIdSigner } from './crypto/signer.js';
 export {
   CookieStore,
   CookieStoreConfig,
@@ -53,6 +56,7 @@ export type {
   ExpiryListener,
   FileStoreOptions,
   MemoryStoreOptions,
+  PostgresPool,
   PostgresStoreOptions,
   RedisClient,
   RedisEndpoint,

@@ -1,5 +1,3 @@
-// Types only: erased from the JavaScript, so the library never loads terminus, an optional peer.
-import type { HealthIndicatorResult } from '@nestjs/terminus';
 import { Injectable } from '@nestjs/common';
 import { InjectSessionOptions } from './session.decorators.js';
 import { SessionMessages } from './session.errors.js';
@@ -16,6 +14,12 @@ export interface SessionHealthDetails {
   /** Down only: what went wrong. */
   message?: string;
 }
+
+/**
+ * What the indicator answers: terminus's `HealthIndicatorResult<Key>`, written out here so that
+ * neither the JavaScript nor the published declarations import terminus, an optional peer.
+ */
+export type SessionHealthResult<Key extends string = 'session'> = Record<Key, { status: 'up' | 'down' } & SessionHealthDetails>;
 
 /**
  * A `@nestjs/terminus` health indicator for the session store: up when the store answers a ping
@@ -51,7 +55,7 @@ export class SessionHealthIndicator {
   }
 
   /** Pings the store; `key` names the result in terminus's report. */
-  async isHealthy<Key extends string = 'session'>(key: Key = 'session' as Key): Promise<HealthIndicatorResult<Key>> {
+  async isHealthy<Key extends string = 'session'>(key: Key = 'session' as Key): Promise<SessionHealthResult<Key>> {
     const started = performance.now();
     const latencyMs = (): number => Math.round((performance.now() - started) * 100) / 100;
     const store = this.store.kind;
@@ -65,8 +69,8 @@ export class SessionHealthIndicator {
   }
 }
 
-function result<Key extends string>(key: Key, status: 'up' | 'down', details: SessionHealthDetails): HealthIndicatorResult<Key> {
-  const report = {} as HealthIndicatorResult<Key>;
+function result<Key extends string>(key: Key, status: 'up' | 'down', details: SessionHealthDetails): SessionHealthResult<Key> {
+  const report = {} as SessionHealthResult<Key>;
   report[key] = { status, ...details };
   return report;
 }

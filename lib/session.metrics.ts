@@ -1,7 +1,7 @@
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
 import type { SessionEvents } from './session.events.js';
-import type { ResolvedMetricsOptions } from './session.options.js';
+import type { MetricsRegistry, ResolvedMetricsOptions } from './session.options.js';
 import { isPromiseLike, wrapStoreMethods } from './stores/bounded-store.js';
 import type { StoreMethod } from './stores/bounded-store.js';
 import { SessionStore } from './stores/session-store.js';
@@ -45,7 +45,7 @@ export class SessionMetrics {
   private readonly operations = new Map<string, OperationMetrics>();
 
   private constructor(
-    readonly registry: Registry,
+    readonly registry: MetricsRegistry,
     private readonly created: Counter,
     private readonly rotated: Counter,
     private readonly destroyed: Counter<'reason'>,
@@ -61,7 +61,8 @@ export class SessionMetrics {
    */
   static async create(options: ResolvedMetricsOptions): Promise<SessionMetrics> {
     const client = await loadPromClient();
-    const registry = options.registry ?? client.register;
+    // Validated at start-up as a registry (isRegistry); prom-client's own type from here on.
+    const registry = (options.registry as Registry | undefined) ?? client.register;
     const name = (metric: keyof typeof SESSION_METRIC_NAMES): string => options.prefix + SESSION_METRIC_NAMES[metric];
     const counter = <L extends string>(metric: keyof typeof SESSION_METRIC_NAMES, help: string, labelNames: L[] = []): Counter<L> =>
       registered(registry, client.Counter<L>, { name: name(metric), help, labelNames, registers: [registry] });

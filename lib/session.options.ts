@@ -1,7 +1,6 @@
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, validateSync } from 'class-validator';
 import type { ValidationError } from 'class-validator';
 import type { LoggerService } from '@nestjs/common';
-import type { Registry } from 'prom-client';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
 import { IsDuration, isPlainObject, IsPositiveInteger, message, parseDuration, PATH, Rule } from './session.validation.js';
 import type { Duration } from './session.validation.js';
@@ -78,6 +77,18 @@ export class SessionCookieOptions {
 }
 
 /**
+ * A prom-client `Registry` (`new Registry()`, or prom-client's `register`), by the members the
+ * module uses and the options validation checks. Not prom-client's own type, so that the
+ * published declarations import nothing an application may not have installed (see
+ * stores/driver-types.ts).
+ */
+export interface MetricsRegistry {
+  metrics(): Promise<string>;
+  registerMetric(metric: unknown): void;
+  getSingleMetric(name: string): unknown;
+}
+
+/**
  * Prometheus metrics of the module (`metrics: { … }`). `prom-client` must be installed.
  *
  * @example
@@ -94,7 +105,7 @@ export class SessionMetricsOptions {
    */
   @IsOptional()
   @Rule('isRegistry', isRegistry, (v) => SessionMessages.metricsRegistry(v))
-  registry?: Registry;
+  registry?: MetricsRegistry;
 
   /** Starts the name of every metric: `<prefix>created_total`… @default 'session_' */
   @IsOptional()
@@ -273,7 +284,7 @@ export interface ResolvedSessionOptions {
 /** The `metrics` option when on, with its defaults filled in. */
 export interface ResolvedMetricsOptions {
   /** Unset: prom-client's default registry, known only once prom-client is loaded. */
-  readonly registry?: Registry;
+  readonly registry?: MetricsRegistry;
   readonly prefix: string;
 }
 

@@ -21,7 +21,8 @@ export type {
 export { MemoryStore } from './memory.store.js';
 export type { MemoryStoreOptions } from './memory.store.js';
 export { RedisStore } from './redis.store.js';
-export type { RedisClient, RedisStoreOptions } from './redis.store.js';
+export type { RedisStoreOptions } from './redis.store.js';
+export type { PostgresPool, RedisClient } from './driver-types.js';
 export { PostgresStore, sessionTableDdl } from './postgres.store.js';
 export type { PostgresStoreOptions } from './postgres.store.js';
 export { FileStore } from './file.store.js';

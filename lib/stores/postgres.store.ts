@@ -8,10 +8,11 @@ import { SessionStore } from './session-store.js';
 import { startSweeper, StoreWarnings, withinTime } from './store-runtime.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import type { PostgresStoreConfig } from './store-config.js';
+import type { PostgresPool } from './driver-types.js';
 
 export interface PostgresStoreOptions {
   /** A `pg` Pool. The store never ends a pool it was given. */
-  pool: Pool;
+  pool: PostgresPool;
   /** Table name, optionally schema-qualified (`auth.sessions`). @default 'sessions' */
   table?: string;
   /** How often expired rows are deleted (ms). @default 60000 */
@@ -120,7 +121,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
 
   constructor(options: PostgresStoreOptions) {
     super();
-    this.pool = options.pool;
+    this.pool = options.pool as Pool;
     this.table = quoteTable(options.table ?? 'sessions');
     this.ownsPool = options.ownsPool ?? false;
     this.userLocks = new AdvisoryUserLocks({
@@ -140,10 +141,10 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
    */
   static async fromConfig(config: PostgresStoreConfig): Promise<PostgresStore> {
     const table = config.table ?? 'sessions';
-    const pool = config.pool ?? (await createPool(config));
+    const created = config.pool ? undefined : await createPool(config);
     const { sweepInterval, lockTimeout } = config;
-    const store = new PostgresStore({ pool, table, sweepInterval, lockTimeout, ownsPool: !config.pool });
-    if (!config.pool) pool.on('error', (error) => store.warnings.warn(error));
+    const store = new PostgresStore({ pool: created ?? config.pool!, table, sweepInterval, lockTimeout, ownsPool: created !== undefined });
+    created?.on('error', (error) => store.warnings.warn(error));
     try {
       await (config.createTable ? store.createTable(table) : store.checkTable(table));
     } catch (error) {

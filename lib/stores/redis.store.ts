@@ -18,9 +18,10 @@ import { StoreWarnings } from './store-runtime.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { REDIS_DEFAULTS } from './store-config.js';
 import type { RedisStoreConfig } from './store-config.js';
+import type { RedisClient } from './driver-types.js';
 
-/** A client the store can use: a standalone or Sentinel-backed `Redis`, or a `Cluster`. */
-export type RedisClient = Redis | Cluster;
+/** The client the store works with, in ioredis's own types (the public options name a {@link RedisClient}). */
+type IoredisClient = Redis | Cluster;
 
 /** The scripts, as ioredis exposes them once defined on a client. */
 interface ScriptCommands extends SessionScriptCommands {
@@ -43,8 +44,8 @@ type SessionScriptCommands = { [K in SessionScript]: (key: string, ...args: (str
   [K in SessionScript as `${K}Marked`]: (key: string, marker: string, ...args: (string | number)[]) => Promise<unknown>;
 };
 
-type ScriptedClient = RedisClient & ScriptCommands;
-type WritePipeline = ScriptCommands & ReturnType<RedisClient['pipeline']>;
+type ScriptedClient = IoredisClient & ScriptCommands;
+type WritePipeline = ScriptCommands & ReturnType<IoredisClient['pipeline']>;
 
 export interface RedisStoreOptions {
   /** A connected ioredis client. The store defines its scripts on it and never closes it. */
@@ -190,7 +191,8 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
   constructor(options: RedisStoreOptions) {
     super();
-    this.client = defineScripts(options.client);
+    // Validated as an ioredis client when it came through the options (isRedisClient).
+    this.client = defineScripts(options.client as IoredisClient);
     this.prefix = options.prefix ?? 'sess:';
     this.strong = options.consistency === 'strong';
     this.replicaTimeout = options.replicaTimeout ?? REDIS_DEFAULTS.replicaTimeout;
@@ -594,7 +596,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
    */
   private strongWriter(): ScriptedClient {
     if (!this.writer) {
-      const client = this.client as { duplicate(): RedisClient };
+      const client = this.client as { duplicate(): IoredisClient };
       this.writer = defineScripts(client.duplicate());
       this.reportErrors(this.writer);
     }
@@ -607,7 +609,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   /** Every client error is handled (an unhandled 'error' event would end the process), and logged without flooding. */
-  private reportErrors(client: RedisClient): void {
+  private reportErrors(client: IoredisClient): void {
     client.on('error', (error: unknown) => this.warnings.warn(error));
   }
 
@@ -652,7 +654,7 @@ function parseSession(id: string, hash: Record<string, string>): StoredSession |
 }
 
 /** Closes a client and waits until its socket is closed. */
-async function closeClient(client: RedisClient): Promise<void> {
+async function closeClient(client: IoredisClient): Promise<void> {
   if (client.status === 'end') return;
   // quit() resolves on the server's OK, before the socket is closed: wait for 'end' too, but
   // not forever (a client that never connected may not emit it).
@@ -689,11 +691,11 @@ function firstResult<T>(results: [Error | null, unknown][] | null): T {
   return results?.[0]?.[1] as T;
 }
 
-function isCluster(client: RedisClient): client is Cluster {
+function isCluster(client: IoredisClient): client is Cluster {
   return typeof (client as Cluster).refreshSlotsCache === 'function';
 }
 
-function defineScripts(client: RedisClient): ScriptedClient {
+function defineScripts(client: IoredisClient): ScriptedClient {
   const scripted = client as ScriptedClient;
   // Defined once per client, even when several stores share it.
   if (typeof scripted.nssCommit === 'function') return scripted;
@@ -720,7 +722,7 @@ async function loadIoredis(): Promise<Ioredis> {
   }
 }
 
-function createClient(ioredis: Ioredis, config: RedisStoreConfig): RedisClient {
+function createClient(ioredis: Ioredis, config: RedisStoreConfig): IoredisClient {
   const options: RedisOptions = {
     ...CLIENT_DEFAULTS,
     ...(config.commandTimeout !== undefined && { commandTimeout: config.commandTimeout }),

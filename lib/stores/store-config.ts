@@ -1,9 +1,8 @@
 import { Equals, IsBoolean, IsIn, IsInt, IsOptional, IsString, Min, MinLength } from 'class-validator';
-import type { Cluster, Redis } from 'ioredis';
-import type { Pool } from 'pg';
 import type { ConnectionOptions } from 'node:tls';
 import { SessionMessages } from '../session.errors.js';
 import { IsPositiveInteger, message, PATH, Rule } from '../session.validation.js';
+import type { PostgresPool, RedisClient } from './driver-types.js';
 import { MAX_TIMER_DELAY } from './store-runtime.js';
 
 /**
@@ -63,7 +62,7 @@ export class RedisStoreConfig {
   /** An ioredis `Redis` or `Cluster` you created; the store uses it and never closes it. @default undefined */
   @IsOptional()
   @Rule('isRedisClient', (v) => typeof (v as { defineCommand?: unknown })?.defineCommand === 'function', SessionMessages.redisClient)
-  client?: Redis | Cluster;
+  client?: RedisClient;
 
   /** Sentinels to ask for the current master. @default undefined */
   @IsOptional()
@@ -171,7 +170,7 @@ export class PostgresStoreConfig {
   @Rule('isPgPool', (v) => typeof (v as { query?: unknown; connect?: unknown })?.connect === 'function', (v) =>
     SessionMessages.oneOf(PATH, v, ['a pg Pool']),
   )
-  pool?: Pool;
+  pool?: PostgresPool;
 
   /** Table name, optionally schema-qualified. @default 'sessions' */
   @IsOptional()

@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
 import { RedisStore } from '../../lib/stores/redis.store.js';
-import type { RedisClient } from '../../lib/stores/redis.store.js';
 import type { ExpiredSession, StoredSession } from '../../lib/stores/session-store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import {
@@ -187,7 +186,7 @@ class Harness {
     // trip on the same connections comes back after its answer was handled.
     await Promise.all(
       listening.map(async ({ store }) => {
-        const client = (store as unknown as { client: RedisClient }).client;
+        const client = (store as unknown as { client: Redis | Cluster }).client;
         if (client instanceof Cluster) await Promise.all(client.nodes('master').map((master) => master.ping()));
         else await client.ping();
       }),
