@@ -9,6 +9,10 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+  // test/consumer/apps/ holds templates of consumer applications, with their own package.json and
+  // their own (Vitest, node:test) specs: the consumer e2e spec copies and runs them, jest must not.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/consumer/apps/'],
+  modulePathIgnorePatterns: ['<rootDir>/test/consumer/apps/'],
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

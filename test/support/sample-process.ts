@@ -9,9 +9,7 @@
  * {@link startSampleProcess} runs `node .test-build/<random>/sample/main.js` with the
  * environment it is given. {@link stopAllSampleProcesses} ends them and deletes the build.
  *
- * Nothing outlives the test run by accident: every child is started with a preload that exits it
- * when its parent's IPC channel closes (the test process ended, however it died), and an 'exit'
- * handler on the real process SIGKILLs whatever a forgotten afterAll left behind.
+ * Nothing outlives the test run by accident: the processes are started by ./child-processes.ts.
  *
  * @example
  * let a: SampleProcess;
@@ -19,16 +17,16 @@
  * afterAll(() => stopAllSampleProcesses());
  * it('answers', () => a.http().get('/health').expect(200));
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { freePort } from './ports.js';
-import { hostProcess } from './host-process.js';
+import { exited, startNodeProcess, stopAllNodeProcesses } from './child-processes.js';
 
 /** The repository root. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -37,16 +35,8 @@ export const TEST_BUILD_DIR = join(ROOT, '.test-build');
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const COMPILE_TIMEOUT_MS = 120_000;
 const READY_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 5_000;
 /** Environment variables the sample reads (SPEC §4): a test sets those it means, never inherits them. */
 const SAMPLE_VARIABLES = /^(PORT|HTTP_ADAPTER|SESSION_.*|REDIS_.*|DATABASE_URL|TRUST_PROXY)$/;
-
-/**
- * Loaded before the sample (`node --import`): exits the process when the parent's IPC channel
- * closes, i.e. when the test process is gone, so that no sample keeps listening after a crashed
- * or force-exited jest.
- */
-const PARENT_WATCH = `process.on('disconnect', () => process.exit(0));\nprocess.channel?.unref();\n`;
 
 /** One sample process, listening on 127.0.0.1. */
 export interface SampleProcess {
@@ -97,7 +87,6 @@ export function compileOnce(): Promise<string> {
     if (!existsSync(join(outDir, 'sample', 'main.js'))) {
       throw new Error(`sample-process: tsc ran but ${join(outDir, 'sample', 'main.js')} is missing.`);
     }
-    await writeFile(join(outDir, 'parent-watch.mjs'), PARENT_WATCH);
     return outDir;
   })();
   return compiled;
@@ -118,17 +107,6 @@ async function removeStaleBuilds(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Running
 
-const running = new Set<ChildProcess>();
-let exitHandlerInstalled = false;
-
-function installExitHandler(): void {
-  if (exitHandlerInstalled) return;
-  exitHandlerInstalled = true;
-  hostProcess().on('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
-
 /** The test process's environment without the sample's variables, plus `env`. */
 function childEnv(env: Record<string, string>, port: number): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = {};
@@ -136,65 +114,18 @@ function childEnv(env: Record<string, string>, port: number): NodeJS.ProcessEnv 
   return { ...base, ...env, PORT: String(port) };
 }
 
-const exited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null;
-
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-/** SIGTERM (the sample enables shutdown hooks, so its store closes), then SIGKILL if it lingers. */
-async function terminate(child: ChildProcess): Promise<void> {
-  if (exited(child)) return;
-  child.kill('SIGTERM');
-  if (!(await waitForExit(child, STOP_TIMEOUT_MS))) {
-    child.kill('SIGKILL');
-    await waitForExit(child, STOP_TIMEOUT_MS);
-  }
-}
-
 async function launch(buildDir: string, env: Record<string, string>, port: number): Promise<SampleProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', pathToFileURL(join(buildDir, 'parent-watch.mjs')).href, join(buildDir, 'sample', 'main.js')],
-    { cwd: ROOT, env: childEnv(env, port), stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
-  );
-  running.add(child);
-  installExitHandler();
-  let output = '';
-  const collect = (chunk: Buffer) => {
-    // Keep the tail only: a chatty process must not grow the test's memory.
-    output = (output + chunk.toString('utf8')).slice(-20_000);
-  };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  child.on('exit', () => running.delete(child));
-  // The channel must not keep the test process alive; the child notices when it closes.
-  child.channel?.unref();
-
+  const node = startNodeProcess([join(buildDir, 'sample', 'main.js')], { cwd: ROOT, env: childEnv(env, port) });
+  const { child, output } = node;
   const url = `http://127.0.0.1:${port}`;
-  let stopping: Promise<void> | undefined;
-  const sample: SampleProcess = {
-    port,
-    url,
-    pid: child.pid!,
-    http: () => request(url),
-    output: () => output,
-    stop: () => (stopping ??= terminate(child)),
-  };
+  const sample: SampleProcess = { port, url, pid: child.pid!, http: () => request(url), output, stop: node.stop };
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last = 'never answered';
   for (let delay = 50; ; delay = Math.min(250, delay * 2)) {
     if (exited(child)) {
       const how = `code ${child.exitCode}, signal ${child.signalCode}`;
-      throw Object.assign(new Error(`sample-process: the sample exited during start-up (${how}).\n${output}`), { output });
+      throw Object.assign(new Error(`sample-process: the sample exited during start-up (${how}).\n${output()}`), { output: output() });
     }
     try {
       const res = await request(url).get('/health').timeout(2_000);
@@ -207,7 +138,7 @@ async function launch(buildDir: string, env: Record<string, string>, port: numbe
       await sample.stop();
       throw new Error(
         `sample-process: the sample on port ${port} did not answer GET /health with 200 within ${READY_TIMEOUT_MS / 1000} s ` +
-          `(last: ${last}).\n${output}`,
+          `(last: ${last}).\n${output()}`,
       );
     }
     await sleep(delay);
@@ -238,7 +169,7 @@ export async function startSampleProcess(env: Record<string, string>): Promise<S
 
 /** Stops every sample process this test file started and deletes its build directory. */
 export async function stopAllSampleProcesses(): Promise<void> {
-  await Promise.all([...running].map(terminate));
+  await stopAllNodeProcesses();
   const dirs = [...buildDirs];
   buildDirs.clear();
   compiled = undefined;
