@@ -56,7 +56,7 @@ function storeFromEnv(env: Env): object {
         ...(env.SESSION_CONSISTENCY && { consistency: env.SESSION_CONSISTENCY }),
       };
     case 'postgres':
-      // The sample creates its table at start-up; see the README for the DDL to run yourself.
+      // The sample creates its table at start-up; docs/stores.md gives the DDL to run yourself.
       return { type, connectionString: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', createTable: true };
     default:
       return { type };
