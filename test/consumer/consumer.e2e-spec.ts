@@ -112,6 +112,16 @@ async function runQuickStart(appDir: string, entry: string): Promise<void> {
   }
 }
 
+describe('the README quick start', () => {
+  it('is the controller the consumer apps run, to the character', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const shown = /```ts\n\/\/ src\/auth\.controller\.ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    const run = await readFile(new URL('./apps/common/src/auth.controller.ts', import.meta.url), 'utf8');
+
+    expect(shown).toBe(run);
+  });
+});
+
 describe('nestjs-session-sync installed from its packed tarball', () => {
   beforeAll(async () => {
     packed = await packLibrary();
