@@ -18,6 +18,15 @@ export interface PresentedCredential {
   value: string;
 }
 
+/**
+ * What a request brought: the channel its credential came in on (null: none at all), and the
+ * session that credential opened to (null: none, or one that does not open).
+ */
+export interface RequestCredential {
+  channel: CredentialChannel | null;
+  opened: OpenedCredential | null;
+}
+
 /** A credential read back: the session it names, and whether an older secret made it. */
 export interface OpenedCredential {
   id: string;
@@ -76,11 +85,16 @@ const sealedFormat: CredentialFormat = {
 
 /**
  * Steps 1 and 5 of the request pipeline: reads the credential a request presents, and hands out
- * the one the client must hold next, on every channel of the transport. With `'both'`, a
- * request's Authorization header wins over its cookie.
+ * the one the client must hold next. With `'both'`, a request's Authorization header wins over
+ * its cookie, and a credential goes out only on the channel the request came in on (valid or
+ * not): a browser holding the HttpOnly cookie never gets a bearer token a page script could read
+ * and replay from anywhere. Only a request that brought no credential at all gets both, and the
+ * client keeps the one it uses.
  */
 export class SessionCredentials {
   private readonly channels: readonly CredentialChannel[];
+  /** One-channel lists, made once rather than per request. */
+  private readonly single: Readonly<Record<CredentialChannel, readonly CredentialChannel[]>> = { cookie: ['cookie'], header: ['header'] };
   private readonly cookies: CookieTransport;
 
   private constructor(
@@ -126,10 +140,10 @@ export class SessionCredentials {
    * session is committed. A credential over the browser's per-cookie limit is refused with a
    * 413 before any header is set: never a cookie the browser would silently drop.
    */
-  async write(req: SessionRequest, res: ServerResponse, state: SessionState, presented: OpenedCredential | null, store: SessionStore): Promise<void> {
+  async write(req: SessionRequest, res: ServerResponse, state: SessionState, credential: RequestCredential, store: SessionStore): Promise<void> {
     const headers: Array<[CredentialChannel, string]> = [];
-    for (const channel of this.channels) {
-      const decision = this.decision(channel, state, presented);
+    for (const channel of this.channelsFor(credential)) {
+      const decision = this.decision(channel, state, credential.opened);
       if (decision.action === 'none') continue;
       const value = decision.action === 'set' ? await this.formats[channel].issue(decision.subject, store) : null;
       headers.push([channel, channel === 'cookie' ? this.setCookie(req, value) : (value ?? '')]);
@@ -149,8 +163,13 @@ export class SessionCredentials {
   }
 
   /** True when {@link write} would hand out (or take back) a credential on some channel now. */
-  pending(state: SessionState, presented: OpenedCredential | null): boolean {
-    return this.channels.some((channel) => this.decision(channel, state, presented).action !== 'none');
+  pending(state: SessionState, credential: RequestCredential): boolean {
+    return this.channelsFor(credential).some((channel) => this.decision(channel, state, credential.opened).action !== 'none');
+  }
+
+  /** Where this request's credential goes out: the channel it came in on, or every channel if none. */
+  private channelsFor(credential: RequestCredential): readonly CredentialChannel[] {
+    return credential.channel === null ? this.channels : this.single[credential.channel];
   }
 
   private decision(channel: CredentialChannel, state: SessionState, presented: OpenedCredential | null): CredentialDecision {

@@ -3,7 +3,7 @@ import type { LoggerService, NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { hashSessionId } from './crypto/index.js';
 import { SessionCredentials } from './session.credentials.js';
-import type { OpenedCredential } from './session.credentials.js';
+import type { OpenedCredential, RequestCredential } from './session.credentials.js';
 import { InjectSessionOptions } from './session.decorators.js';
 import { SessionEvents } from './session.events.js';
 import { SessionMessages, toHttpException } from './session.errors.js';
@@ -68,14 +68,16 @@ export class SessionMiddleware implements NestMiddleware {
         return next();
       }
     }
+    // The channel counts even when its credential opened to nothing: the answer goes back on it.
+    const channel = presented?.channel ?? null;
     if (!loaded) {
       // No session to load: none is made until the application reads `req.session`, so a
       // request that never does costs no session state and no response hold at all.
       let state: SessionState | undefined;
-      exposeSession(req, () => (state ??= this.begin(req, res, store, null, null, now)).proxy);
+      exposeSession(req, () => (state ??= this.begin(req, res, store, null, { channel, opened: null }, now)).proxy);
       return next();
     }
-    const state = this.begin(req, res, store, loaded, opened, now);
+    const state = this.begin(req, res, store, loaded, { channel, opened }, now);
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
     if (opened?.stale) await state.touch();
@@ -92,7 +94,7 @@ export class SessionMiddleware implements NestMiddleware {
     res: ServerResponse,
     store: SessionStore,
     loaded: StoredSession | null,
-    opened: OpenedCredential | null,
+    credential: RequestCredential,
     now: number,
   ): SessionState {
     const client = this.options.recordClient ? clientOf(req) : undefined;
@@ -100,10 +102,10 @@ export class SessionMiddleware implements NestMiddleware {
     exposeSession(req, () => state.proxy);
     let handedOut = state.committed;
     hookResponse(res, {
-      idle: () => !state.hasPendingWrite() && !this.credentials.pending(state, opened),
+      idle: () => !state.hasPendingWrite() && !this.credentials.pending(state, credential),
       beforeHeaders: async () => {
         await state.commit();
-        await this.credentials.write(req, res, state, opened, store);
+        await this.credentials.write(req, res, state, credential, store);
         handedOut = state.committed;
       },
       beforeEnd: async () => {

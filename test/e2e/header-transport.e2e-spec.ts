@@ -131,6 +131,46 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       await app.http().get('/guarded').set('Authorization', bearer(token)).expect(200, { userId: 'u1' });
     });
 
+    // A credential goes out only on the channel the request came in on (SPEC §2): a browser
+    // holding the HttpOnly cookie never receives a token a page script could read and replay.
+    it('answers a request that came with the cookie on the cookie alone, even when it rotates the session', async () => {
+      const app = await start({ transport: 'both' });
+      const anonymous = requireSid(await app.http().post('/set').send({ visits: 1 }).expect(200));
+
+      const login = await app.http().post('/login').set('Cookie', cookieHeader(anonymous)).send({ userId: 'u1' }).expect(200);
+      const rotated = requireSid(login);
+      const logout = await app.http().post('/logout').set('Cookie', cookieHeader(rotated)).expect(204);
+
+      expect(tokenOf(login)).toBeUndefined();
+      expect(rotated).not.toBe(anonymous);
+      expect(setCookieLine(logout)).toMatch(/^sid=;/);
+      expect(tokenOf(logout)).toBeUndefined();
+    });
+
+    it('answers a request that came with a bearer token on the header alone, even when it rotates the session', async () => {
+      const app = await start({ transport: 'both' });
+      const token = requireToken(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+
+      const login = await app.http().post('/login').set('Authorization', bearer(token)).send({ userId: 'u2' }).expect(200);
+      const logout = await app.http().post('/logout').set('Authorization', bearer(requireToken(login))).expect(204);
+
+      expect(requireToken(login)).not.toBe(token);
+      expect(setCookieLine(login)).toBeUndefined();
+      expect(tokenOf(logout)).toBe('');
+      expect(setCookieLine(logout)).toBeUndefined();
+    });
+
+    it('keeps to the channel of a credential that no longer opens: a stale cookie signing in again gets a cookie only', async () => {
+      const app = await start({ transport: 'both' });
+      const old = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+      await app.http().post('/logout').set('Cookie', cookieHeader(old)).expect(204);
+
+      const again = await app.http().post('/login').set('Cookie', cookieHeader(old)).send({ userId: 'u1' }).expect(200);
+
+      expect(requireSid(again)).not.toBe(old);
+      expect(tokenOf(again)).toBeUndefined();
+    });
+
     it('uses the Authorization header when a request carries both (the documented rule)', async () => {
       const app = await start({ transport: 'both' });
       const cookieUser = requireToken(await app.http().post('/login').send({ userId: 'cookie-user' }).expect(200));

@@ -308,6 +308,15 @@ describe.each(PLATFORMS)("tokenFormat: 'jwt' (%s)", (platform) => {
   });
 
   describe("transport: 'both'", () => {
+    it('never hands a JWT to a request that came with the HttpOnly cookie, though a JWT changes with every write', async () => {
+      const app = await start({ transport: 'both' });
+      const cookie = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+
+      const write = await app.http().post('/set').set('Cookie', `sid=${cookie}`).send({ theme: 'dark' }).expect(200);
+
+      expect(tokenOf(write)).toBeUndefined();
+    });
+
     it('keeps a signed id (id.signature) in the cookie while the header carries a JWT for the same session', async () => {
       const app = await start({ transport: 'both' });
 
