@@ -51,6 +51,12 @@ export const SessionMessages = {
   userKey: (value: unknown) =>
     `option "userKey" must be a field name such as 'userId', or a dotted path such as 'passport.user', without empty or prototype segments (got ${show(value)}).`,
   cookiePath: (value: unknown) => `option "cookie.path" must start with "/" (got ${show(value)}).`,
+  cookieDomainInvalid: (value: unknown) =>
+    `option "cookie.domain" is not a domain a Set-Cookie header can carry (got ${show(value)}). Give a host name such as 'example.com' or '.example.com', without a scheme, port or path, or drop it to mean the host that set the cookie.`,
+  cookiePathInvalid: (value: unknown) =>
+    `option "cookie.path" has characters a Set-Cookie header cannot carry (got ${show(value)}). Use a URL path without ";" or control characters, such as '/app'.`,
+  cookiePrefixRule: (prefix: string, rule: string, problem: string) =>
+    `option "cookie.name" starts with "${prefix}", which browsers accept only on a cookie ${rule}, but ${problem}. Change that option, or choose a name without the prefix.`,
   positiveInteger: (path: string, value: unknown) =>
     `option "${path}" must be a positive whole number (got ${show(value)}).`,
   sameSiteNoneNeedsSecure: (secure: unknown) =>
@@ -117,6 +123,8 @@ export const SessionMessages = {
     `option "metrics.prefix" must start a Prometheus metric name: letters, digits, "_" and ":", not starting with a digit, e.g. 'myapp_session_' (got ${show(value)}).`,
   metricTaken: (name: string) =>
     `option "metrics": the registry already holds a metric named "${name}" of another kind or with other labels, so the session metrics cannot be registered there. Set metrics.prefix to another prefix (e.g. 'myapp_session_'), or give metrics.registry a registry of its own.`,
+  internalError: () =>
+    `The session layer failed unexpectedly; nothing about it was stored. This is a bug in the application, a custom session store or nestjs-session-sync: the server log has the details.`,
   storePingFailed: (kind: string, detail: string) => `The session store (${kind}) failed its ping: ${detail}`,
   pingTimeout: (timeout: number) => `no answer within ${timeout} ms (the module's storeTimeout)`,
   unknownOption: (path: string) =>
@@ -272,20 +280,24 @@ export class SessionLimitReachedError extends ConflictException {
 /**
  * What any error from a session operation becomes for the HTTP layer, in one place (the load,
  * the commit before the response, Session methods, SessionService): HTTP exceptions pass through
- * (a 400 for a bad field, a 413 for a session too large to carry); a store that failed or timed
- * out, or a driver error, is a 503; an operation the store cannot do is a 501; any
- * other error of this library is a programming error, a 500 that says what went wrong.
+ * (a 400 for a bad field, a 413 for a session too large to carry); a value JSON cannot carry (too
+ * deep, a cycle, a BigInt) is bad input, a 400; a store that failed or timed out is a 503 (the
+ * store bound turns a driver's errors into that: stores/bounded-store.ts); an operation the store
+ * cannot do is a 501; anything else is a bug, a 500 with a code and no internals in its body.
  */
 export function toHttpException(error: unknown, storeKind: string): HttpException {
   if (error instanceof HttpException) return error;
   if (error instanceof SessionStoreUnavailableError) return storeUnavailableResponse(error.storeKind, error.message);
+  if (error instanceof SessionFieldNotJsonError) {
+    return new BadRequestException({ statusCode: 400, error: 'Bad Request', code: error.code, message: error.message });
+  }
   if (error instanceof SessionStoreUnsupportedError) {
     return new NotImplementedException({ statusCode: 501, error: 'Not Implemented', code: error.code, message: error.message });
   }
   if (error instanceof SessionError) {
     return new InternalServerErrorException({ statusCode: 500, error: 'Internal Server Error', code: error.code, message: error.message });
   }
-  return storeUnavailableResponse(storeKind);
+  return new InternalServerErrorException({ statusCode: 500, error: 'Internal Server Error', code: 'SESSION_INTERNAL_ERROR', message: SessionMessages.internalError() });
 }
 
 /**

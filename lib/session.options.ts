@@ -1,6 +1,7 @@
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength, validateSync } from 'class-validator';
 import type { ValidationError } from 'class-validator';
 import type { LoggerService } from '@nestjs/common';
+import { serialize as serializeCookie } from 'cookie';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
 import { IsDuration, isPlainObject, IsPositiveInteger, message, parseDuration, PATH, Rule } from './session.validation.js';
 import type { Duration } from './session.validation.js';
@@ -304,11 +305,14 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   if (isStoreConfig(options.store)) problems.push(...storeConfigProblems(options.store));
   if (problems.length) throw new SessionConfigError(problems);
 
+  const name = cookieRaw.name ?? 'sid';
   const cookie = {
-    name: cookieRaw.name ?? 'sid',
+    name,
     path: cookieRaw.path ?? '/',
     httpOnly: cookieRaw.httpOnly ?? true,
-    secure: cookieRaw.secure ?? 'auto',
+    // A `__Host-`/`__Secure-` name asks for Secure, which browsers require of it: 'auto' would
+    // leave the cookie unmarked over plain HTTP, and the browser would drop it silently.
+    secure: cookieRaw.secure ?? (cookiePrefixOf(name) ? true : 'auto'),
     sameSite: cookieRaw.sameSite ?? 'lax',
     domain: cookieRaw.domain,
     partitioned: cookieRaw.partitioned ?? false,
@@ -318,6 +322,7 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   const absoluteTimeout = options.absoluteTimeout === false ? false : parseDuration(options.absoluteTimeout ?? '12h')!;
   const touchAfter = options.touchAfter === undefined ? Math.floor(idleTimeout / 10) : parseDuration(options.touchAfter, 0)!;
 
+  problems.push(...cookieAttributeProblems(cookie));
   if (cookie.sameSite === 'none' && cookie.secure !== true) problems.push(SessionMessages.sameSiteNoneNeedsSecure(cookie.secure));
   if (cookie.partitioned && cookie.secure !== true) problems.push(SessionMessages.partitionedNeedsSecure(cookie.secure));
   if (touchAfter >= idleTimeout) problems.push(SessionMessages.touchAfterTooLong(touchAfter, idleTimeout));
@@ -386,6 +391,39 @@ function problemsOf(target: object, prefix = ''): string[] {
         : text.split(PATH).join(prefix + error.property),
     ),
   );
+}
+
+/** The cookie name prefixes browsers hold to stricter rules (RFC 6265bis §4.1.3). */
+function cookiePrefixOf(name: string): '__Host-' | '__Secure-' | undefined {
+  if (name.startsWith('__Host-')) return '__Host-';
+  return name.startsWith('__Secure-') ? '__Secure-' : undefined;
+}
+
+/**
+ * Cookie attributes the `cookie` package would refuse when serialising `Set-Cookie` (so every
+ * writing response would fail), and prefixed names whose rules the other attributes break (so
+ * browsers would drop the cookie): both found at start-up rather than on the first response.
+ */
+function cookieAttributeProblems(cookie: { name: string; path: string; domain?: string; secure: boolean | 'auto' }): string[] {
+  const problems: string[] = [];
+  const refuses = (attributes: { path?: string; domain?: string }): boolean => {
+    try {
+      serializeCookie(cookie.name, '', attributes);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  if (cookie.domain !== undefined && refuses({ domain: cookie.domain })) problems.push(SessionMessages.cookieDomainInvalid(cookie.domain));
+  if (refuses({ path: cookie.path })) problems.push(SessionMessages.cookiePathInvalid(cookie.path));
+  const prefix = cookiePrefixOf(cookie.name);
+  if (prefix && cookie.secure === false) problems.push(SessionMessages.cookiePrefixRule(prefix, 'marked Secure', '"cookie.secure" is false'));
+  if (prefix === '__Host-') {
+    const rule = 'marked Secure, with Path=/ and no Domain';
+    if (cookie.path !== '/') problems.push(SessionMessages.cookiePrefixRule(prefix, rule, `"cookie.path" is ${JSON.stringify(cookie.path)}`));
+    if (cookie.domain !== undefined) problems.push(SessionMessages.cookiePrefixRule(prefix, rule, `"cookie.domain" is ${JSON.stringify(cookie.domain)}`));
+  }
+  return problems;
 }
 
 /**

@@ -6,6 +6,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { Registry } from 'prom-client';
 import { SessionModule } from '../lib/index.js';
 import { AuthController } from './auth.controller.js';
+import { BodyDepthPipe } from './body-depth.pipe.js';
 import { DemoController } from './demo.controller.js';
 import { HealthController } from './health.controller.js';
 import { MetricsController } from './metrics.controller.js';
@@ -23,6 +24,8 @@ export class AppModule {
       imports: [SessionModule.forRoot({ ...sessionOptionsFromEnv(env), metrics: { registry } }), TerminusModule],
       controllers: [AuthController, DemoController, HealthController, SignInPageController, MetricsController],
       providers: [
+        // Global pipes run in this order: the depth bound first, so ValidationPipe never meets a body too deep for it.
+        { provide: APP_PIPE, useClass: BodyDepthPipe },
         { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true }) },
         { provide: Registry, useValue: registry },
       ],

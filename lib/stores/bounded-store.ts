@@ -1,4 +1,5 @@
-import { SessionStoreUnavailableError } from '../session.errors.js';
+import { HttpException } from '@nestjs/common';
+import { SessionError, SessionStoreUnavailableError } from '../session.errors.js';
 import type { SessionStore } from './session-store.js';
 import { withinTime } from './store-runtime.js';
 
@@ -8,13 +9,22 @@ import { withinTime } from './store-runtime.js';
  * instead of holding it open. Stores bound their own calls too; this bound holds for any store,
  * custom ones included. A call that times out may still complete later in the store: the
  * client is told it failed, and the store's own atomic rules keep its data consistent.
+ *
+ * This is also where "the store failed" is told apart from everything else: an error a store
+ * call rejects with that is not one of the library's own (a driver's connection or protocol
+ * error) becomes {@link SessionStoreUnavailableError}, the one error answered with 503. Any
+ * other error elsewhere in the pipeline is a bug, answered with 500.
  */
 export function boundStoreCalls(store: SessionStore, timeoutMs: number): SessionStore {
   return wrapStoreMethods(store, (method, operation) => {
     const timeoutError = (): Error => new SessionStoreUnavailableError(store.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`);
+    const failed = (error: unknown): never => {
+      if (error instanceof SessionError || error instanceof HttpException) throw error;
+      throw new SessionStoreUnavailableError(store.kind, error, `${operation}() failed`);
+    };
     return (...args) => {
       const result = method.apply(store, args);
-      return isPromiseLike(result) ? withinTime(result, timeoutMs, timeoutError) : result;
+      return isPromiseLike(result) ? withinTime(result, timeoutMs, timeoutError).catch(failed) : result;
     };
   });
 }

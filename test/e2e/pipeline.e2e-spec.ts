@@ -740,6 +740,21 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
     });
   });
 
+  describe('values JSON cannot carry (SPEC §3.13)', () => {
+    it('answers 400 SESSION_FIELD_NOT_JSON to a value nested too deep to serialise, and keeps the session as it was', async () => {
+      const app = await start();
+      const cookie = await sessionWith(app, { a: 1 });
+      // Parsed fine by the body parser; too deep for JSON.stringify when the session is written.
+      const depth = 20_000;
+      const body = `{"deep":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+
+      const res = await app.http().post('/set').set('Cookie', cookieHeader(cookie)).set('Content-Type', 'application/json').send(body);
+
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 400, code: 'SESSION_FIELD_NOT_JSON' });
+      expect(await dataOf(app, cookie)).toEqual({ a: 1 });
+    });
+  });
+
   describe('reserved field names (SPEC §2, §3.6)', () => {
     // SPEC §2: writing a reserved name is an error; §3.6: a __proto__ key gets a clear 4xx or a
     // fresh anonymous session, never a 500. Either way the session and every prototype are intact.

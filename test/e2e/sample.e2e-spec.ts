@@ -176,6 +176,24 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
     });
   });
 
+  describe('malformed bodies (SPEC §4: a 4xx, never a 500)', () => {
+    const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+    it.each([
+      ['POST /auth/login', 'post', '/auth/login', (deep: string) => `{"username":${deep},"password":"demo"}`],
+      ['PUT /prefs/:key', 'put', '/prefs/theme', (deep: string) => `{"value":${deep}}`],
+    ] as const)('answers 400 to %s with a value nested thousands of levels deep, and stores nothing', async (_route, method, path, bodyOf) => {
+      const res = await http()[method](path).set('Content-Type', 'application/json').send(bodyOf(nested(5_000)));
+
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 400, code: 'BODY_TOO_DEEP' });
+      expect(setCookieLine(res)).toBeUndefined();
+    });
+
+    it('still takes values nested as deep as real preferences get', async () => {
+      await http().put('/prefs/layout').send({ value: JSON.parse(nested(20)) }).expect(200);
+    });
+  });
+
   describe('GET /session', () => {
     it('answers { data: {} } without a cookie and sets none (saveUninitialized is false)', async () => {
       const res = await http().get('/session').expect(200);

@@ -383,6 +383,47 @@ describe('resolveSessionOptions()', () => {
       expect(error.message).toContain('"app"');
     });
 
+    // Checked the way the cookie package serialises them: a value it would refuse at response
+    // time must stop start-up instead of failing every writing response.
+    it.each([
+      ['a domain with a port', { domain: 'localhost:3000' }, '"cookie.domain"', '"localhost:3000"'],
+      ['a domain with a scheme', { domain: 'https://example.com' }, '"cookie.domain"', '"https://example.com"'],
+      ['a path with a semicolon', { path: '/a;b' }, '"cookie.path"', '"/a;b"'],
+      ['a path with a control character', { path: '/a\u0001' }, '"cookie.path"', '"/a\\u0001"'],
+    ])('rejects %s, which no Set-Cookie header can carry', (_what, cookie, option, shown) => {
+      const error = configErrorOf({ secret: SECRET, cookie });
+
+      expect(error.message).toContain(option);
+      expect(error.message).toContain(shown);
+    });
+
+    it('accepts the domains and paths browsers take', () => {
+      for (const domain of ['example.com', '.example.com', 'sub.example.co.uk', 'localhost']) {
+        expect(resolveSessionOptions({ secret: SECRET, cookie: { domain } }).cookie.domain).toBe(domain);
+      }
+      expect(resolveSessionOptions({ secret: SECRET, cookie: { path: '/app/v1' } }).cookie.path).toBe('/app/v1');
+    });
+
+    describe('cookie name prefixes', () => {
+      it.each([
+        ['__Host- with secure: false', { name: '__Host-sid', secure: false }, '"cookie.secure" is false'],
+        ['__Host- with a path other than /', { name: '__Host-sid', path: '/app' }, '"cookie.path" is "/app"'],
+        ['__Host- with a domain', { name: '__Host-sid', domain: 'example.com' }, '"cookie.domain" is "example.com"'],
+        ['__Secure- with secure: false', { name: '__Secure-sid', secure: false }, '"cookie.secure" is false'],
+      ])('rejects %s, a cookie browsers would refuse', (_what, cookie, problem) => {
+        const error = configErrorOf({ secret: SECRET, cookie });
+
+        expect(error.message).toContain('"cookie.name"');
+        expect(error.message).toContain(problem);
+      });
+
+      it("makes a prefixed cookie always Secure, 'auto' included: the prefix asks for it", () => {
+        expect(resolveSessionOptions({ secret: SECRET, cookie: { name: '__Host-sid' } }).cookie.secure).toBe(true);
+        expect(resolveSessionOptions({ secret: SECRET, cookie: { name: '__Secure-sid', path: '/app' } }).cookie.secure).toBe(true);
+        expect(resolveSessionOptions({ secret: SECRET, cookie: { name: 'sid' } }).cookie.secure).toBe('auto');
+      });
+    });
+
     it('rejects a sameSite value outside lax, strict and none', () => {
       const error = configErrorOf({ secret: SECRET, cookie: { sameSite: 'Lax ' } });
 

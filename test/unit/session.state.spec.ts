@@ -8,6 +8,7 @@ import { SessionState } from '../../lib/session.state.js';
 import type { SessionCallback, SessionMethods } from '../../lib/session.state.js';
 import { MemoryStore } from '../../lib/stores/memory.store.js';
 import type { SessionChange, StoredSession } from '../../lib/stores/session-store.js';
+import { boundStoreCalls } from '../../lib/stores/bounded-store.js';
 
 const SECRET = 'x'.repeat(32);
 const MINUTE = 60_000;
@@ -900,7 +901,8 @@ describe('SessionState', () => {
         const now = Date.now();
         // Loaded as if the read had worked; the writes are what fail.
         const loaded: StoredSession = { id: generateSessionId(), data: { userId: 'u1' }, createdAt: now, lastSeenAt: now, expiresAt: now + MINUTE, userId: 'u1' };
-        return { store, state: new SessionState(store, optionsWith(), loaded, now) };
+        // Bounded as the middleware hands it over: the bound is what tells a store failure (503) from a bug (500).
+        return { store, state: new SessionState(boundStoreCalls(store, 1_000), optionsWith(), loaded, now) };
       }
 
       it.each([
