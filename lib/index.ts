@@ -34,6 +34,7 @@ export {
 // application without jose (an optional peer) could not resolve in its type check.
 export { generateSessionId, isSessionId, hashSessionId } from './crypto/session-id.js';
 export { SessionIdSigner } from './crypto/signer.js';
+export { sessionJwtKey } from './crypto/keys.js';
 export {
   CookieStore,
   CookieStoreConfig,

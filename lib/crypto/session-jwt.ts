@@ -1,5 +1,6 @@
 import { isSessionId } from './session-id.js';
 import { isCanonicalCompact } from './jose.js';
+import { sessionJwtKey } from './keys.js';
 import type { Jose } from './jose.js';
 
 /** What a JWT token is issued for. */
@@ -17,9 +18,10 @@ export interface JwtSubject {
  * `sub` (the user), `sid` (the session), `iat` and `exp`. The token names a server-side session,
  * so it is verified and then looked up on every request: a logout or a revoke ends it at once.
  *
- * The HMAC key is the secret itself (its UTF-8 bytes), as JWT libraries take it, so a service
- * that holds the secret verifies tokens with any of them. Rotation: the first secret signs,
- * every secret verifies.
+ * The HMAC key is derived from the secret for JWTs alone (`sessionJwtKey(secret)`, exported, so
+ * a service that holds the secret verifies tokens with any JWT library). A token must carry
+ * `exp` and `sid` and the header `typ: 'JWT'`. Rotation: the first secret signs, every secret
+ * verifies.
  */
 export class SessionJwt {
   private readonly keys: readonly Uint8Array[];
@@ -28,7 +30,7 @@ export class SessionJwt {
     private readonly jose: Jose,
     secrets: readonly string[],
   ) {
-    this.keys = secrets.map((secret) => new TextEncoder().encode(secret));
+    this.keys = secrets.map((secret) => sessionJwtKey(secret));
   }
 
   issue(subject: JwtSubject): Promise<string> {
@@ -49,7 +51,7 @@ export class SessionJwt {
     if (!isCanonicalCompact(token, 3)) return null;
     for (const [index, key] of this.keys.entries()) {
       try {
-        const { payload } = await this.jose.jwtVerify(token, key, { algorithms: ['HS256'] });
+        const { payload } = await this.jose.jwtVerify(token, key, { algorithms: ['HS256'], typ: 'JWT', requiredClaims: ['exp', 'sid'] });
         return isSessionId(payload.sid) ? { id: payload.sid, stale: index > 0 } : null;
       } catch (error) {
         // Only a signature made with another key is worth trying the next secret on.

@@ -1,14 +1,8 @@
-import { createHash, hkdfSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { isCanonicalCompact } from './jose.js';
+import { deriveKey } from './keys.js';
 import type { Jose } from './jose.js';
 
-/**
- * HKDF inputs: the key that seals sessions is derived from each secret rather than being the
- * secret itself, so it differs from the HMAC key that signs ids and the one that signs JWTs.
- */
-const HKDF_SALT = 'nestjs-session-sync';
-const HKDF_INFO = 'cookie store seal v1';
-const KEY_BYTES = 32;
 
 /** What opening a seal gives: the sealed text, and whether an older secret sealed it. */
 export interface OpenedSeal {
@@ -35,7 +29,8 @@ export class SessionSealer {
     secrets: readonly string[],
   ) {
     this.keys = secrets.map((secret) => {
-      const key = new Uint8Array(hkdfSync('sha256', secret, HKDF_SALT, HKDF_INFO, KEY_BYTES));
+      // Derived for sealing alone (keys.ts), so it differs from the keys that sign ids and JWTs.
+      const key = new Uint8Array(deriveKey(secret, 'seal'));
       return { key, kid: createHash('sha256').update(key).digest('base64url').slice(0, 8) };
     });
   }

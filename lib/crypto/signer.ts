@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { deriveKey } from './keys.js';
 import { isSessionId } from './session-id.js';
 
 /** `id.signature`: the id, a dot, and 43 base64url characters of HMAC-SHA256. */
@@ -14,8 +15,9 @@ const MAX_SIGNED_LENGTH = 43 + 1 + 43;
 const VERIFIED_MEMORY = 10_000;
 
 /**
- * Signs ids with HMAC-SHA256. Rotation: the first secret signs, every secret verifies, so a
- * secret can be replaced without signing anyone out.
+ * Signs ids with HMAC-SHA256, under a key derived from each secret for this purpose alone
+ * (keys.ts). Rotation: the first secret signs, every secret verifies, so a secret can be
+ * replaced without signing anyone out.
  */
 export class SessionIdSigner {
   private readonly keys: readonly Buffer[];
@@ -23,7 +25,7 @@ export class SessionIdSigner {
   private readonly verified = new Map<string, { id: string; stale: boolean }>();
 
   constructor(secrets: readonly string[]) {
-    this.keys = secrets.map((secret) => Buffer.from(secret, 'utf8'));
+    this.keys = secrets.map((secret) => deriveKey(secret, 'signed-id'));
   }
 
   sign(id: string): string {

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { deriveKey } from '../../lib/crypto/index.js';
 import { closeAll, cookieHeader, createFixtureApp, PLATFORMS, requireSid, SECRET } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 
@@ -15,7 +16,7 @@ import type { FixtureApp } from '../fixtures/index.js';
 
 /** A cookie value `id.signature` signed the way the library signs, whatever the id. */
 const signedWithSecret = (id: string): string =>
-  `${id}.${createHmac('sha256', Buffer.from(SECRET, 'utf8')).update(id).digest('base64url')}`;
+  `${id}.${createHmac('sha256', deriveKey(SECRET, 'signed-id')).update(id).digest('base64url')}`;
 
 const TRAVERSALS = [
   '../outside/decoy',

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Test } from '@nestjs/testing';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
-import { MemoryStore, SessionConfigError, SessionModule } from '../../lib/index.js';
+import { MemoryStore, SessionConfigError, SessionModule, sessionJwtKey } from '../../lib/index.js';
 import type { SessionModuleOptions } from '../../lib/index.js';
 import {
   bearer,
@@ -29,7 +29,8 @@ const ROTATED_SECRET = 'e2e-rotated-secret-zyxwvutsrqponmlkjihgfedcba';
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 const JWT_OPTIONS = { transport: 'header', tokenFormat: 'jwt' } as const;
 
-const keyOf = (secret: string): Uint8Array => new TextEncoder().encode(secret);
+/** The key a service holding the secret verifies (and, in these tests, forges) tokens with. */
+const keyOf = (secret: string): Uint8Array => sessionJwtKey(secret);
 const b64url = (text: string): string => Buffer.from(text, 'utf8').toString('base64url');
 const nowInSeconds = (): number => Math.floor(Date.now() / 1000);
 

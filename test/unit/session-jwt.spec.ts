@@ -1,6 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { generateSessionId, isCanonicalCompact, loadJose, SessionJwt } from '../../lib/crypto/index.js';
+import type { SignJWT } from 'jose';
+import { generateSessionId, isCanonicalCompact, loadJose, SessionJwt, sessionJwtKey } from '../../lib/crypto/index.js';
+
+type SignJwtLike = SignJWT;
 
 const SECRET = 'jwt-unit-secret-0123456789abcdefghijkl';
 const NEXT_SECRET = 'jwt-unit-next-secret-zyxwvutsrqponmlkji';
@@ -19,6 +22,24 @@ describe('SessionJwt', () => {
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' });
     expect(decodeJwt(token)).toEqual({ sid: id, sub: 'u1', iat: expect.any(Number), exp: Math.floor(expiresAt / 1000) });
     await expect(jwt.verify(token)).resolves.toEqual({ id, stale: false });
+  });
+
+  it('signs with the key sessionJwtKey() derives from the secret, not the secret itself', async () => {
+    const { jwtVerify } = await loadJose('tests');
+    const token = await (await jwtWith([SECRET])).issue({ id: generateSessionId(), userId: 'u1', expiresAt: Date.now() + 60_000 });
+
+    await expect(jwtVerify(token, sessionJwtKey(SECRET))).resolves.toBeDefined();
+    await expect(jwtVerify(token, new TextEncoder().encode(SECRET))).rejects.toThrow();
+  });
+
+  it.each([
+    ['without exp', (jwt: SignJwtLike) => jwt.setProtectedHeader({ alg: 'HS256', typ: 'JWT' })],
+    ['with typ other than JWT', (jwt: SignJwtLike) => jwt.setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).setExpirationTime('1h')],
+  ])('refuses a token %s, though signed with the right key', async (_what, shape) => {
+    const { SignJWT } = await loadJose('tests');
+    const token = await shape(new SignJWT({ sid: generateSessionId() }).setSubject('u1').setIssuedAt()).sign(sessionJwtKey(SECRET));
+
+    await expect((await jwtWith([SECRET])).verify(token)).resolves.toBeNull();
   });
 
   it('leaves sub out when nobody is signed in', async () => {
@@ -55,9 +76,9 @@ describe('SessionJwt', () => {
     const { SignJWT } = await loadJose('tests');
     const jwt = await jwtWith([SECRET]);
     const forged = await new SignJWT({ sid: '../../etc/passwd' })
-      .setProtectedHeader({ alg: 'HS256' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setExpirationTime('1h')
-      .sign(new TextEncoder().encode(SECRET));
+      .sign(sessionJwtKey(SECRET));
 
     await expect(jwt.verify(forged)).resolves.toBeNull();
   });

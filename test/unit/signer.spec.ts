@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import { generateSessionId, isSessionId, hashSessionId, SessionIdSigner } from '../../lib/crypto/index.js';
+import { deriveKey, generateSessionId, isSessionId, hashSessionId, SessionIdSigner } from '../../lib/crypto/index.js';
 
 const NEW_SECRET = 'n'.repeat(32);
 const OLD_SECRET = 'o'.repeat(32);
@@ -251,5 +251,26 @@ describe('SessionIdSigner', () => {
       expect(busy.unsign(first)).toBe(firstId);
       expect(busy.unsign(flipAt(first, first.length - 1))).toBeNull();
     });
+  });
+});
+
+describe('SessionIdSigner keys', () => {
+  const macOf = (key: Buffer | string, id: string): string => createHmac('sha256', key).update(id).digest('base64url');
+
+  it('signs with a key derived from the secret for signing ids alone: an HMAC under the raw secret does not verify', () => {
+    const signer = new SessionIdSigner([NEW_SECRET]);
+    const id = generateSessionId();
+
+    const signed = signer.sign(id);
+
+    expect(signed).toBe(`${id}.${macOf(deriveKey(NEW_SECRET, 'signed-id'), id)}`);
+    expect(signer.unsign(`${id}.${macOf(Buffer.from(NEW_SECRET, 'utf8'), id)}`)).toBeNull();
+  });
+
+  it('derives one key per purpose, none equal to another or to the secret', () => {
+    const keys = (['signed-id', 'jwt', 'seal'] as const).map((purpose) => deriveKey(NEW_SECRET, purpose).toString('hex'));
+
+    expect(new Set([...keys, Buffer.from(NEW_SECRET).toString('hex')]).size).toBe(4);
+    expect(keys.every((key) => key.length === 64)).toBe(true);
   });
 });
