@@ -125,7 +125,7 @@ export const SessionMessages = {
     `option "metrics": the registry already holds a metric named "${name}" of another kind or with other labels, so the session metrics cannot be registered there. Set metrics.prefix to another prefix (e.g. 'myapp_session_'), or give metrics.registry a registry of its own.`,
   internalError: () =>
     `The session layer failed unexpectedly; nothing about it was stored. This is a bug in the application, a custom session store or nestjs-session-sync: the server log has the details.`,
-  storePingFailed: (kind: string, detail: string) => `The session store (${kind}) failed its ping: ${detail}`,
+  storePingFailed: (kind: string, detail?: string) => `The session store (${kind}) failed its ping${detail ? `: ${detail}` : ''}.`,
   pingTimeout: (timeout: number) => `no answer within ${timeout} ms (the module's storeTimeout)`,
   unknownOption: (path: string) =>
     `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,

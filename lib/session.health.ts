@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import type { LoggerService } from '@nestjs/common';
 import { InjectSessionOptions } from './session.decorators.js';
 import { SessionMessages } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
@@ -11,7 +12,12 @@ export interface SessionHealthDetails {
   store: string;
   /** How long the ping took (until it failed, when down), in milliseconds. */
   latencyMs: number;
-  /** Down only: what went wrong. */
+  /** Down only: `'SESSION_STORE_UNAVAILABLE'`. */
+  code?: string;
+  /**
+   * Down only: that the ping failed, or timed out. Never the driver's own error, which can name
+   * hosts and ports: a health endpoint is often public. That goes to the log.
+   */
   message?: string;
 }
 
@@ -46,12 +52,14 @@ export type SessionHealthResult<Key extends string = 'session'> = Record<Key, { 
 @Injectable()
 export class SessionHealthIndicator {
   private readonly timeout: number;
+  private readonly logger: LoggerService;
 
   constructor(
     private readonly store: SessionStore,
     @InjectSessionOptions() options: ResolvedSessionOptions,
   ) {
     this.timeout = options.storeTimeout;
+    this.logger = options.logger ?? new Logger('SessionModule');
   }
 
   /** Pings the store; `key` names the result in terminus's report. */
@@ -59,11 +67,13 @@ export class SessionHealthIndicator {
     const started = performance.now();
     const latencyMs = (): number => Math.round((performance.now() - started) * 100) / 100;
     const store = this.store.kind;
+    const timedOut = new Error(SessionMessages.pingTimeout(this.timeout));
     try {
-      await withinTime(this.store.ping(), this.timeout, () => new Error(SessionMessages.pingTimeout(this.timeout)));
+      await withinTime(this.store.ping(), this.timeout, () => timedOut);
     } catch (error) {
-      const message = SessionMessages.storePingFailed(store, error instanceof Error ? error.message : String(error));
-      return result(key, 'down', { store, latencyMs: latencyMs(), message });
+      this.logger.warn(SessionMessages.storePingFailed(store, error instanceof Error ? error.message : String(error)));
+      const message = SessionMessages.storePingFailed(store, error === timedOut ? timedOut.message : undefined);
+      return result(key, 'down', { store, latencyMs: latencyMs(), code: 'SESSION_STORE_UNAVAILABLE', message });
     }
     return result(key, 'up', { store, latencyMs: latencyMs() });
   }
