@@ -77,6 +77,8 @@ export class SessionMiddleware implements NestMiddleware {
       exposeSession(req, () => (state ??= this.begin(req, res, store, null, { channel, opened: null }, now)).proxy);
       return next();
     }
+    // Set before the handler runs, so it holds whether or not the handler reads the session.
+    if (loaded.userId !== null && this.options.noStoreWhenSignedIn) res.setHeader('Cache-Control', 'no-store');
     const state = this.begin(req, res, store, loaded, { channel, opened }, now);
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.

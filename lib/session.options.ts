@@ -192,6 +192,17 @@ export class SessionModuleOptions {
   saveUninitialized?: boolean;
 
   /**
+   * `Cache-Control: no-store` on every response to a request whose session is signed in, reads
+   * included, as OWASP advises: such a response may hold the user's data, and no browser or
+   * shared cache should keep it. Responses that hand out a credential carry it regardless.
+   * `false` leaves caching to the application.
+   * @default true
+   */
+  @IsOptional()
+  @IsBoolean(message((v) => SessionMessages.boolean(PATH, v)))
+  noStoreWhenSignedIn?: boolean;
+
+  /**
    * The data field naming the signed-in user: the guard and the per-user index read it. A dotted
    * path reads a nested field: `'passport.user'` is where Passport keeps its serialized user.
    * @default 'userId'
@@ -272,6 +283,7 @@ export interface ResolvedSessionOptions {
   readonly touchAfter: number;
   readonly storeTimeout: number;
   readonly saveUninitialized: boolean;
+  readonly noStoreWhenSignedIn: boolean;
   readonly userKey: string;
   readonly maxSessionsPerUser?: number;
   readonly onMaxSessions: OnMaxSessions;
@@ -347,6 +359,7 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
     touchAfter,
     storeTimeout: parseDuration(options.storeTimeout ?? '3s')!,
     saveUninitialized: options.saveUninitialized ?? false,
+    noStoreWhenSignedIn: options.noStoreWhenSignedIn ?? true,
     userKey: options.userKey ?? 'userId',
     maxSessionsPerUser: options.maxSessionsPerUser,
     onMaxSessions: options.onMaxSessions ?? 'evict-oldest',

@@ -65,6 +65,31 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       expect(res.headers['cache-control']).toBe('no-store');
     });
 
+    // OWASP: a response for a signed-in user may hold personal data; no cache may keep it.
+    it('puts Cache-Control: no-store on every response to a signed-in session, reads included (noStoreWhenSignedIn, on by default)', async () => {
+      const app = await start();
+      const signedIn = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+      const anonymous = requireSid(await app.http().post('/set').send({ a: 1 }).expect(200));
+
+      const read = await app.http().get('/guarded').set('Cookie', cookieHeader(signedIn)).expect(200);
+      const ping = await app.http().get('/ping').set('Cookie', cookieHeader(signedIn)).expect(200);
+      const anonymousRead = await app.http().get('/read').set('Cookie', cookieHeader(anonymous)).expect(200);
+
+      expect(setCookieLine(read)).toBeUndefined();
+      expect(read.headers['cache-control']).toBe('no-store');
+      expect(ping.headers['cache-control']).toBe('no-store');
+      expect(anonymousRead.headers['cache-control']).toBeUndefined();
+    });
+
+    it('leaves the caching of signed-in reads to the application with noStoreWhenSignedIn: false', async () => {
+      const app = await start({ noStoreWhenSignedIn: false });
+      const signedIn = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
+
+      const read = await app.http().get('/guarded').set('Cookie', cookieHeader(signedIn)).expect(200);
+
+      expect(read.headers['cache-control']).toBeUndefined();
+    });
+
     it("is added to the cookies the application sets, and its Cache-Control: no-store wins over the application's", async () => {
       const app = await start();
 
