@@ -17,7 +17,7 @@ export type { SessionHealthDetails, SessionHealthResult } from './session.health
 export { SESSION_METRIC_NAMES } from './session.metrics.js';
 export { SessionMiddleware } from './session.middleware.js';
 export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './session.state.js';
-export { ALLOW_ANONYMOUS_KEY, RESERVED_FIELDS, SESSION_OPTIONS } from './session.constants.js';
+export { ALLOW_ANONYMOUS_KEY, MAX_SESSION_FIELDS, RESERVED_FIELDS, SESSION_OPTIONS } from './session.constants.js';
 export {
   SessionConfigError,
   SessionError,
@@ -29,6 +29,8 @@ export {
   SessionStoreUnavailableError,
   SessionStoreUnsupportedError,
   SessionTooLargeError,
+  SessionTooManyFieldsError,
+  SessionUserIdInvalidError,
 } from './session.errors.js';
 // From their own files, not crypto/index: its declarations reach jose's types, which an
 // application without jose (an optional peer) could not resolve in its type check.
@@ -51,6 +53,7 @@ export {
   SessionStore,
   sessionTableDdl,
 } from './stores/index.js';
+export { assertUserIdKeepable } from './stores/session-store.js';
 export type {
   CookieStoreOptions,
   ExpiredSession,

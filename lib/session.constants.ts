@@ -27,3 +27,19 @@ export const RESERVED_FIELDS: ReadonlySet<string> = new Set([
   'constructor',
   'prototype',
 ]);
+
+/**
+ * The most top-level data fields one session may hold. A request whose changes would grow a
+ * session past it is refused with 413 `SESSION_TOO_MANY_FIELDS` before anything is written
+ * (SPEC §3.13: a huge field count is bad input, never a 5xx); the same limit holds on every store.
+ *
+ * Why 1,000: sessions hold tens of fields, and a thousand is far past any honest use (many values
+ * belong under one field, as an object or an array), while a client that can add a field per
+ * request could otherwise grow a session without bound: every field costs a hash field on Redis,
+ * a jsonb member in PostgreSQL and a line in every rewrite of a session file. It also keeps the
+ * largest Redis script call, a whole session written on creation or rotation, at about 2,000
+ * arguments, a quarter of the ~8,000 values Lua's `unpack()` can return (the scripts write in
+ * chunks anyway, see redis.scripts.ts). Every built-in store holds a session of exactly this many
+ * fields, created or committed in one call; the conformance suite checks it.
+ */
+export const MAX_SESSION_FIELDS = 1000;

@@ -88,6 +88,12 @@ export const SessionMessages = {
     `This account already has ${max} active session${max === 1 ? '' : 's'}, the most allowed. Sign out on another device (or revoke a session there) and sign in again.`,
   tokenFormatCookieStore: () =>
     `option "tokenFormat" is 'jwt', but the cookie store's token is the sealed session itself, not a JWT naming a server-side session. Use a server-side store (memory, file, redis, postgres) with JWT tokens, or drop tokenFormat.`,
+  memoryMaxBytes: (path: string, value: unknown) =>
+    `option "${path}" must be a whole number of bytes above 0, such as 67108864 (64 MiB, the default): the most session data the memory store holds before it evicts the least recently used sessions (got ${show(value)}). Drop it to keep the default.`,
+  memorySessionTooLarge: (bytes: number, limit: number) =>
+    `The session is too large for the memory store: it would take ${bytes} bytes, more than the whole store may hold (store.maxBytes, ${limit} bytes). Nothing was saved; the client keeps its previous session. Keep less data in the session, or raise store.maxBytes.`,
+  memoryStoreInProduction: (maxBytes: number) =>
+    `The memory session store keeps sessions in this one process, bounded to ${maxBytes} bytes (store.maxBytes): they are lost on restart, not shared with other nodes, and the least recently used are evicted when it is full. A production application with more than one node should use the Redis or PostgreSQL store, e.g. store: { type: 'redis', url: process.env.REDIS_URL }.`,
   sessionTooLarge: (bytes: number, limit: number, carrier: string) =>
     `The session is too large to carry: its ${carrier} would be ${bytes} bytes, over the ${limit}-byte limit browsers keep per cookie. Nothing was saved; the client keeps its previous session. Keep large data in a server-side store (memory, file, redis, postgres) rather than the cookie store.`,
   noReplicaAck: (timeout: number) =>
@@ -145,6 +151,10 @@ export const SessionMessages = {
   notSignedIn: () => 'Sign-in required: this route needs a signed-in session.',
   fieldNotStorable: (name: string, store: string) =>
     `Session field "${name}" holds a string the ${store} session store cannot keep (a NUL character or an unpaired UTF-16 surrogate); nothing was written.`,
+  userIdInvalid: (problem: string, position: number) =>
+    `The user id cannot be kept exactly: it holds ${problem} at position ${position}, which a store would have to drop or replace (so two different users could share one index, lock or revocation). User ids must be well-formed Unicode without NUL characters. Nothing was written; refuse or normalise such a value where it enters the application.`,
+  tooManyFields: (count: number, max: number) =>
+    `The session would hold ${count} fields, over the limit of ${max} top-level fields per session. Nothing was saved; the client keeps its previous session. Keep many values under one field (an object or an array) rather than one field each.`,
   fieldNotJson: (name: string) =>
     `Session field "${name}" cannot be stored: its value is not JSON-serialisable. Store plain objects, arrays, strings, numbers, booleans or null.`,
   fileDirectory: (directory: string, problem: string) =>
@@ -226,6 +236,31 @@ export class SessionFieldNotStorableError extends BadRequestException {
   }
 }
 
+/**
+ * A user id a store could not keep exactly (an unpaired UTF-16 surrogate, a NUL): a 400, whether
+ * it came from a session's `userKey` field or from a `SessionService` or store call. Nothing is
+ * written.
+ */
+export class SessionUserIdInvalidError extends BadRequestException {
+  readonly code = 'SESSION_USER_ID_INVALID';
+
+  constructor(problem: string, position: number) {
+    super({ statusCode: 400, error: 'Bad Request', code: 'SESSION_USER_ID_INVALID', message: SessionMessages.userIdInvalid(problem, position) });
+  }
+}
+
+/**
+ * A write that would grow a session past `MAX_SESSION_FIELDS` top-level fields: a 413, like any
+ * input too large to take. Nothing is written, so the client keeps its previous session.
+ */
+export class SessionTooManyFieldsError extends PayloadTooLargeException {
+  readonly code = 'SESSION_TOO_MANY_FIELDS';
+
+  constructor(count: number, max: number) {
+    super({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_MANY_FIELDS', message: SessionMessages.tooManyFields(count, max) });
+  }
+}
+
 /** The store did not answer; the HTTP layer turns this into a 503. */
 export class SessionStoreUnavailableError extends SessionError {
   constructor(
@@ -254,14 +289,15 @@ export class SessionNotSignedInError extends UnauthorizedException {
 }
 
 /**
- * A session too large for the client to carry (the cookie store, a sealed token): a 413, like
- * any input too large to take. Nothing is written, so the client keeps its previous session.
+ * A session too large for the client to carry (the cookie store, a sealed token) or for the
+ * memory store to hold (larger than its whole `maxBytes`): a 413, like any input too large to
+ * take. Nothing is written, so the client keeps its previous session.
  */
 export class SessionTooLargeError extends PayloadTooLargeException {
   readonly code = 'SESSION_TOO_LARGE';
 
-  constructor(bytes: number, limit: number, carrier = 'sealed session') {
-    super({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_LARGE', message: SessionMessages.sessionTooLarge(bytes, limit, carrier) });
+  constructor(bytes: number, limit: number, carrier = 'sealed session', message = SessionMessages.sessionTooLarge(bytes, limit, carrier)) {
+    super({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_LARGE', message });
   }
 }
 

@@ -6,7 +6,8 @@ import { SessionEvents } from './session.events.js';
 import type { SessionEventListener, SessionEventType } from './session.events.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { boundStoreCalls } from './stores/bounded-store.js';
-import { SessionStore } from './stores/session-store.js';
+import { assertUserIdKeepable, SessionStore } from './stores/session-store.js';
+import type { SessionSummary } from './stores/session-store.js';
 
 /** One of a user's live sessions, as shown to that user. */
 export interface UserSessionView {
@@ -60,7 +61,7 @@ export class SessionService {
 
   /** The user's live sessions, oldest first, marking the one whose (raw) id is `currentId`. */
   async list(userId: string, currentId?: string): Promise<UserSessionView[]> {
-    const sessions = await this.call(() => this.store.listByUser(userId));
+    const sessions = await this.sessionsOf(userId);
     return sessions.map((s) => ({
       id: hashSessionId(s.id),
       createdAt: new Date(s.createdAt).toISOString(),
@@ -73,7 +74,7 @@ export class SessionService {
 
   /** How many live sessions the user has. */
   async count(userId: string): Promise<number> {
-    return (await this.call(() => this.store.listByUser(userId))).length;
+    return (await this.sessionsOf(userId)).length;
   }
 
   /**
@@ -81,7 +82,7 @@ export class SessionService {
    * none of this user's live sessions revokes nothing: one user cannot end another's session.
    */
   async revoke(userId: string, sessionId: string): Promise<{ revoked: number }> {
-    const sessions = await this.call(() => this.store.listByUser(userId));
+    const sessions = await this.sessionsOf(userId);
     const target = sessions.find((s) => hashSessionId(s.id) === sessionId);
     if (!target) return { revoked: 0 };
     await this.call(() => this.store.destroy(target.id));
@@ -111,7 +112,17 @@ export class SessionService {
     return this;
   }
 
+  /**
+   * The user's live sessions from the store. A user id no store can keep exactly is refused
+   * first (a 400), whatever the store: a custom one might not check it.
+   */
+  private sessionsOf(userId: string): Promise<SessionSummary[]> {
+    assertUserIdKeepable(userId);
+    return this.call(() => this.store.listByUser(userId));
+  }
+
   private async revokeWhere(userId: string, exceptId?: string): Promise<{ revoked: number }> {
+    assertUserIdKeepable(userId);
     const ids = await this.call(() => this.store.destroyByUser(userId, exceptId));
     for (const id of ids) this.events.emit('revoked', id, userId, 'revoked');
     return { revoked: ids.length };

@@ -1,10 +1,17 @@
 import { Logger } from '@nestjs/common';
-import { RESERVED_FIELDS } from './session.constants.js';
-import { toHttpException, SessionFieldNotJsonError, SessionLimitReachedError, SessionReservedFieldError } from './session.errors.js';
+import { MAX_SESSION_FIELDS, RESERVED_FIELDS } from './session.constants.js';
+import {
+  toHttpException,
+  SessionFieldNotJsonError,
+  SessionLimitReachedError,
+  SessionReservedFieldError,
+  SessionTooManyFieldsError,
+} from './session.errors.js';
 import type { SessionEvents } from './session.events.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { generateSessionId } from './crypto/index.js';
 import { defineField } from './stores/field-codec.js';
+import { assertUserIdKeepable } from './stores/session-store.js';
 import type { SessionChange, SessionClient, SessionFields, SessionStore, StoredSession } from './stores/session-store.js';
 
 /**
@@ -279,10 +286,13 @@ export class SessionState {
   }
 
   private async commitNow(now: number): Promise<void> {
-    const { set, unset, current } = this.diff();
+    const { set, unset, current, added } = this.diff();
+    // Both refusals come before any store call: nothing is written, the client keeps its session.
+    if (this.growsPastFieldLimit(added)) throw new SessionTooManyFieldsError(Object.keys(this.data).length, MAX_SESSION_FIELDS);
     const changed = Object.keys(set).length > 0 || unset.length > 0;
     const expiresAt = this.expiryFrom(now);
     const user = this.userId();
+    if (user !== this.storedUser) assertUserIdKeepable(user);
     /** The user this write signs the session in as, if it does. */
     const signingIn = user !== this.storedUser ? user : null;
 
@@ -379,11 +389,15 @@ export class SessionState {
     return false;
   }
 
-  /** Changed and removed fields, and the JSON of every touched field as it is now. */
-  private diff(): { set: SessionFields; unset: string[]; current: Map<string, string | undefined> } {
+  /**
+   * Changed and removed fields, the JSON of every touched field as it is now, and how many of the
+   * set fields are new to the stored session.
+   */
+  private diff(): { set: SessionFields; unset: string[]; current: Map<string, string | undefined>; added: number } {
     const set: SessionFields = Object.create(null);
     const unset: string[] = [];
     const current = new Map<string, string | undefined>();
+    let added = 0;
     for (const [field, original] of this.originals) {
       const value = this.data[field];
       const json = value === undefined ? undefined : serialize(field, value);
@@ -391,8 +405,19 @@ export class SessionState {
       if (json === original) continue;
       if (json === undefined) unset.push(field);
       else defineField(set, field, value);
+      if (original === undefined && json !== undefined) added += 1;
     }
-    return { set, unset, current };
+    return { set, unset, current, added };
+  }
+
+  /**
+   * Whether this write adds fields to a session that would then hold more than
+   * MAX_SESSION_FIELDS. Only a write that adds counts, so a session stored over the limit (by a
+   * version without it) can still be read, changed, shrunk and rotated, just not grown. The keys
+   * are counted only then, which most requests (no new field) never pay for.
+   */
+  private growsPastFieldLimit(added: number): boolean {
+    return added > 0 && Object.keys(this.data).length > MAX_SESSION_FIELDS;
   }
 
   /** Fields are now as stored: future diffs start from `current`. */

@@ -3,7 +3,7 @@ import { SessionStoreUnsupportedError, SessionTooLargeError } from '../session.e
 import { resolveSecrets } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
 import { applyChange, defineField, encodeClient, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
-import { SessionStore } from './session-store.js';
+import { assertUserIdKeepable, SessionStore } from './session-store.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 
 /** Browsers keep at most 4096 bytes per cookie (RFC 6265 §6.1); a longer one is silently dropped. */
@@ -117,10 +117,13 @@ export class CookieStore extends SessionStore {
   }
 
   async create(session: StoredSession): Promise<void> {
+    // Sealed JSON would keep any string, but a user id any store refuses is refused by all alike.
+    assertUserIdKeepable(session.userId);
     await this.hold(session, encodeFields(session.data));
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
+    assertUserIdKeepable(change.userId);
     // Encoded first, so a value JSON cannot carry leaves the session as it was.
     const set = encodeFields(change.set);
     const record = this.live(id);
@@ -135,6 +138,7 @@ export class CookieStore extends SessionStore {
   }
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
+    assertUserIdKeepable(next.userId);
     const fields = encodeFields(next.data);
     if (!this.live(oldId)) return false;
     await this.hold(next, fields);

@@ -10,7 +10,7 @@ import { isPlainObject } from '../session.validation.js';
 import { applyChange, clientMember, defineField, encodeClient, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
 import { acquireFileLock, breakStaleLock, LockTimeoutError, removeIfOlderThan } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
-import { SessionStore } from './session-store.js';
+import { assertUserIdKeepable, SessionStore } from './session-store.js';
 import { startSweeper } from './store-runtime.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { FILE_DEFAULTS } from './store-config.js';
@@ -154,6 +154,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async create(session: StoredSession): Promise<void> {
+    assertUserIdKeepable(session.userId);
     const paths = this.requirePaths(session.id);
     const text = serialize(session, encodeFields(session.data));
     await this.locked(session.id, paths, async () => {
@@ -166,6 +167,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
+    assertUserIdKeepable(change.userId);
     // Encoded first, so a value JSON cannot carry leaves the session as it was.
     const encoded = encodeFields(change.set);
     const paths = this.pathsOf(id);
@@ -188,6 +190,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
+    assertUserIdKeepable(next.userId);
     const text = serialize(next, encodeFields(next.data));
     const nextPaths = this.requirePaths(next.id);
     const oldPaths = this.pathsOf(oldId);
@@ -231,6 +234,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
+    assertUserIdKeepable(userId);
     const listed = await inBatches(await this.markedIds(userId), async (id) => {
       const paths = this.requirePaths(id);
       const record = await this.load(id, paths, { quiet: true });
@@ -250,6 +254,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
    * counted.
    */
   async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
+    assertUserIdKeepable(userId);
     const ids = (await this.markedIds(userId)).filter((id) => id !== exceptId);
     const destroyed = await inBatches(ids, (id) => {
       const paths = this.requirePaths(id);
@@ -322,6 +327,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     return paths;
   }
 
+  /** Hashed as UTF-8, one-to-one on the user ids the store takes (see assertUserIdKeepable). */
   private userDir(userId: string): string {
     return join(this.usersRoot, sha256(userId));
   }

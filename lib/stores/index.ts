@@ -47,7 +47,7 @@ export async function createSessionStore(config: StoreConfig | SessionStore, sec
   if (config instanceof SessionStore) return config;
   switch (config.type) {
     case 'memory':
-      return new MemoryStore({ maxSessions: config.maxSessions, sweepInterval: config.sweepInterval });
+      return new MemoryStore({ maxSessions: config.maxSessions, maxBytes: config.maxBytes, sweepInterval: config.sweepInterval });
     case 'redis':
       return RedisStore.fromConfig(config);
     case 'postgres':

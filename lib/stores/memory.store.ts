@@ -1,9 +1,11 @@
-import type { OnApplicationShutdown } from '@nestjs/common';
-import { SessionConfigError } from '../session.errors.js';
+import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { SessionConfigError, SessionMessages, SessionTooLargeError } from '../session.errors.js';
 import { storeConfigProblems } from '../session.options.js';
 import { applyChange, clientMember, encodeClient, encodeFields, parseClient } from './field-codec.js';
+import { bytesAfterChange, entryBytes, type Entry } from './memory.entry.js';
 import { startSweeper } from './store-runtime.js';
 import {
+  assertUserIdKeepable,
   SessionStore,
   type SessionChange,
   type SessionClient,
@@ -20,27 +22,28 @@ export interface MemoryStoreOptions {
    */
   maxSessions?: number;
   /**
+   * Most bytes held at once, counted as {@link MemoryStore} describes; beyond it the least
+   * recently used sessions are evicted, and a session larger than all of it is refused (413).
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number;
+  /**
    * How often, in milliseconds, expired sessions are swept from memory.
    * @default 60000
    */
   sweepInterval?: number;
 }
 
-/**
- * One session as held in memory. Data is kept per field as JSON text, the same model as a Redis
- * hash, so nothing a caller holds can reach into the store and every store round-trips alike.
- */
-interface Entry {
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
-  userId: string | null;
-  /** The client record as JSON text (so no caller's object is kept), or null for none. */
-  client: string | null;
-  fields: Map<string, string>;
-}
-
 const DEFAULT_SWEEP_INTERVAL = 60_000;
+
+/**
+ * 64 MiB: room for about 67,000 small sessions (`{ userId, visits }` with a user counts about
+ * 1,000 bytes), more than the single process this store is meant for keeps in use at once, while
+ * a flood of anonymous sessions can take at most a quarter of the heap V8 gives a process on a
+ * 1 GiB machine or container (a quarter of its memory, 256 MiB). Sessions count at least what
+ * they were measured to take (plain-text ones take well under it), so the process holds no more.
+ */
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * Keeps sessions in the memory of one process: the default store, for development, tests and
@@ -48,10 +51,21 @@ const DEFAULT_SWEEP_INTERVAL = 60_000;
  * use the Redis or PostgreSQL store when the application runs on more than one.
  *
  * Expiry is enforced on every read, and a background sweeper (which never keeps the process
- * alive) reclaims the memory of sessions nobody reads again. With `maxSessions`, the least
- * recently used session is evicted first. Every session dropped because it expired (by the
- * sweeper, by a read that finds it expired, or by eviction of one already expired) is reported
- * to {@link SessionStore.watchExpiry} listeners, once: it is gone from the map as it is reported.
+ * alive) reclaims the memory of sessions nobody reads again.
+ *
+ * **Bounded by default** (`maxBytes`, 64 MiB), so that anonymous clients cannot grow the process
+ * without limit. Each session counts two bytes per character of its fields' JSON, their names,
+ * its client record, user id and id, plus measured fixed costs per session, per field and per
+ * user-index entry ({@link heldBytes} is the total). A write that would pass the bound evicts the
+ * least recently used sessions (reads, writes and touches are uses) until it fits; `maxSessions`
+ * bounds the count the same way. Every session dropped because it expired (by the sweeper, by a
+ * read that finds it expired, or by eviction of one already expired) is reported to
+ * {@link SessionStore.watchExpiry} listeners, once: it is gone from the map as it is reported. A
+ * live session evicted is not an expiry, and is not reported.
+ *
+ * When `NODE_ENV` is `production`, it warns once at start-up that sessions live in this one
+ * process, since an application that grows to a second node would split its users' sessions.
+ *
  * The per-user lock is the base class's in-process queue, which is exact for a store that lives
  * in one process.
  *
@@ -59,32 +73,42 @@ const DEFAULT_SWEEP_INTERVAL = 60_000;
  * ```ts
  * SessionModule.forRoot({
  *   secret: process.env.SESSION_SECRET!,
- *   store: new MemoryStore({ maxSessions: 10_000 }),
+ *   store: new MemoryStore({ maxBytes: 256 * 1024 * 1024 }),
  * });
  * ```
  */
-export class MemoryStore extends SessionStore implements OnApplicationShutdown {
+export class MemoryStore extends SessionStore implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly kind = 'memory';
+  /** The most bytes this store holds (`maxBytes`), counted as described above. */
+  readonly maxBytes: number;
 
   /** Insertion order doubles as recency: the first entry is the least recently used. */
   private readonly entries = new Map<string, Entry>();
   private readonly idsByUser = new Map<string, Set<string>>();
   private readonly maxSessions: number;
+  private bytesHeld = 0;
+  private warnedInProduction = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     super();
     const problems = storeConfigProblems({ type: 'memory', ...options });
     if (problems.length > 0) throw new SessionConfigError(problems);
-    const { maxSessions = Infinity, sweepInterval = DEFAULT_SWEEP_INTERVAL } = options;
+    const { maxSessions = Infinity, maxBytes = DEFAULT_MAX_BYTES, sweepInterval = DEFAULT_SWEEP_INTERVAL } = options;
 
     this.maxSessions = maxSessions;
+    this.maxBytes = maxBytes;
     this.timer = startSweeper(() => this.sweep(), sweepInterval, () => undefined);
   }
 
   /** Entries currently held, including expired ones the sweeper has not reclaimed yet. */
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Bytes the entries currently held count toward `maxBytes`; never more than it. */
+  get heldBytes(): number {
+    return this.bytesHeld;
   }
 
   async get(id: string): Promise<StoredSession | null> {
@@ -103,17 +127,24 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async create(session: StoredSession): Promise<void> {
-    this.put(session);
+    assertUserIdKeepable(session.userId);
+    this.insert(session.id, this.newEntry(session));
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
-    // Encode before touching the entry, so a value JSON cannot carry leaves the session as it was.
+    assertUserIdKeepable(change.userId);
+    // Encode and count before touching the entry, so a value JSON cannot carry, or a session too
+    // large to hold, leaves the session as it was.
     const encoded = encodeFields(change.set);
     const client = change.client === undefined ? undefined : change.client && encodeClient(change.client);
     const entry = this.live(id);
     if (!entry) return false;
+    const bytes = bytesAfterChange(entry, { unset: change.unset, set: encoded, userId: change.userId, client });
+    this.refuseLargerThanBound(bytes);
 
     applyChange(entry.fields, change.unset, encoded);
+    this.bytesHeld += bytes - entry.bytes;
+    entry.bytes = bytes;
     entry.expiresAt = change.expiresAt;
     entry.lastSeenAt = change.lastSeenAt;
     if (client !== undefined) entry.client = client;
@@ -123,14 +154,17 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
       this.index(id, entry.userId);
     }
     this.markUsed(id, entry);
+    // Only what a commit adds can overflow, and the entry it wrote is now the last one evicted.
+    this.evictOverflow();
     return true;
   }
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
-    const fields = encodeFields(next.data);
+    assertUserIdKeepable(next.userId);
+    const entry = this.newEntry(next);
     if (!this.live(oldId)) return false;
     this.remove(oldId);
-    this.put(next, fields);
+    this.insert(next.id, entry);
     return true;
   }
 
@@ -139,6 +173,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
+    assertUserIdKeepable(userId);
     const sessions: SessionSummary[] = [];
     for (const id of this.idsOf(userId)) {
       const entry = this.live(id);
@@ -150,6 +185,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
+    assertUserIdKeepable(userId);
     const destroyed: string[] = [];
     for (const id of this.idsOf(userId)) {
       if (id === exceptId) continue;
@@ -176,6 +212,17 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     return removed;
   }
 
+  /**
+   * In production, warns once that sessions live in this one process (SessionMessages
+   * `memoryStoreInProduction`), as express-session's MemoryStore does. At start-up rather than on
+   * construction, so that the warning goes to the module's `logger`, which is handed over after.
+   */
+  onApplicationBootstrap(): void {
+    if (this.warnedInProduction || process.env.NODE_ENV !== 'production') return;
+    this.warnedInProduction = true;
+    this.logger.warn(SessionMessages.memoryStoreInProduction(this.maxBytes));
+  }
+
   /** Stops the sweeper. Sessions stay readable; expiry is still enforced on read. */
   onApplicationShutdown(): void {
     clearInterval(this.timer);
@@ -199,21 +246,42 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     this.reportExpired({ id, userId: entry.userId });
   }
 
-  private put(session: StoredSession, fields = encodeFields(session.data)): void {
-    const data = new Map<string, string>();
-    for (const [name, json] of fields) if (json !== undefined) data.set(name, json);
-
-    // A reused id replaces the old session entirely, index entry included.
-    this.remove(session.id);
-    this.entries.set(session.id, {
+  /** The entry a whole session becomes, counted, or a SessionTooLargeError if it could never fit. */
+  private newEntry(session: StoredSession): Entry {
+    const fields = new Map<string, string>();
+    for (const [name, json] of encodeFields(session.data)) if (json !== undefined) fields.set(name, json);
+    const entry: Entry = {
       createdAt: session.createdAt,
       lastSeenAt: session.lastSeenAt,
       expiresAt: session.expiresAt,
       userId: session.userId,
       client: session.client ? encodeClient(session.client) : null,
-      fields: data,
-    });
-    this.index(session.id, session.userId);
+      fields,
+      bytes: 0,
+    };
+    // Counted once built, as one literal: an entry spread from another object takes ~300 bytes more.
+    entry.bytes = entryBytes(session.id, entry);
+    this.refuseLargerThanBound(entry.bytes);
+    return entry;
+  }
+
+  /**
+   * A session that alone counts more than `maxBytes` is refused (413) rather than kept alone:
+   * keeping it would mean evicting every other session, so one oversized anonymous request could
+   * sign every user out, and the store would hold more than its bound. Refused, it changes nothing.
+   */
+  private refuseLargerThanBound(bytes: number): void {
+    if (bytes > this.maxBytes) {
+      throw new SessionTooLargeError(bytes, this.maxBytes, undefined, SessionMessages.memorySessionTooLarge(bytes, this.maxBytes));
+    }
+  }
+
+  private insert(id: string, entry: Entry): void {
+    // A reused id replaces the old session entirely, index entry included.
+    this.remove(id);
+    this.entries.set(id, entry);
+    this.bytesHeld += entry.bytes;
+    this.index(id, entry.userId);
     this.evictOverflow();
   }
 
@@ -221,6 +289,7 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
+    this.bytesHeld -= entry.bytes;
     this.unindex(id, entry.userId);
   }
 
@@ -229,8 +298,12 @@ export class MemoryStore extends SessionStore implements OnApplicationShutdown {
     this.entries.set(id, entry);
   }
 
+  /**
+   * Evicts least recently used entries until the count and the bytes are within bounds. It ends
+   * before the entry just written, the most recently used, since that one alone fits.
+   */
   private evictOverflow(): void {
-    while (this.entries.size > this.maxSessions) {
+    while (this.entries.size > this.maxSessions || this.bytesHeld > this.maxBytes) {
       const oldest = this.entries.entries().next();
       if (oldest.done) return;
       const [id, entry] = oldest.value;

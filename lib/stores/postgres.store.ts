@@ -4,7 +4,7 @@ import type { ClientConfig, Pool, PoolConfig } from 'pg';
 import { isPlainObject } from '../session.validation.js';
 import { SessionFieldNotStorableError, SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
 import { clientMember, defineField, encodeFields, readClient } from './field-codec.js';
-import { SessionStore } from './session-store.js';
+import { assertUserIdKeepable, SessionStore } from './session-store.js';
 import { startSweeper, StoreWarnings, withinTime } from './store-runtime.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import type { PostgresStoreConfig } from './store-config.js';
@@ -177,6 +177,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   async create(session: StoredSession): Promise<void> {
+    assertUserIdKeepable(session.userId);
     await this.pool.query(
       `INSERT INTO ${this.table} (id, data, user_id, created_at, last_seen_at, expires_at, client)
        VALUES ($1, $2::jsonb, $3, to_timestamp($4 / 1000.0), to_timestamp($5 / 1000.0), to_timestamp($6 / 1000.0), $7::jsonb)
@@ -195,6 +196,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
+    assertUserIdKeepable(change.userId);
     const { json, removed } = jsonObject(change.set);
     // userId and client: a flag says whether to write the value (set, or null to clear) or keep the column.
     const result = await this.pool.query(
@@ -220,6 +222,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
+    assertUserIdKeepable(next.userId);
     // One statement: the new row exists only if the old one was live and is now deleted.
     const result = await this.pool.query(
       `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires_at > now() RETURNING id)
@@ -236,6 +239,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
+    assertUserIdKeepable(userId);
     const { rows } = await this.pool.query(
       `SELECT id, client, ${SELECT_TIMES} FROM ${this.table} WHERE user_id = $1 AND expires_at > now() ORDER BY created_at`,
       [userId],
@@ -254,6 +258,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
    * were not swept yet are deleted too, and reported as expired (nobody else will), but not counted.
    */
   async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
+    assertUserIdKeepable(userId);
     // One row back however many are deleted: the ids of the live ones, and of the expired ones.
     const { rows } = await this.pool.query(
       `WITH gone AS (DELETE FROM ${this.table} WHERE user_id = $1 AND id IS DISTINCT FROM $2 RETURNING id, expires_at)
@@ -548,7 +553,8 @@ class AdvisoryUserLocks {
 /**
  * The advisory lock key of one user: 64 bits of the SHA-256 of the namespace (the table) and the
  * user id, as a signed bigint. Computed in Node, so every node agrees on it whatever the server
- * version, and a user id PostgreSQL text cannot hold (a NUL) still locks.
+ * version. UTF-8 keeps user ids apart here because the ones it could not (an unpaired surrogate)
+ * are refused before (assertUserIdKeepable).
  */
 function advisoryKey(namespace: string, userId: string): string {
   return createHash('sha256').update(namespace).update('\0').update(userId).digest().readBigInt64BE(0).toString();

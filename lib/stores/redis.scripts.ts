@@ -17,6 +17,22 @@
  */
 
 /**
+ * `in_chunks(command, key, list, first, last)`: runs `command key list[first..last]` in slices.
+ * Lua's `unpack()` returns at most about 8,000 values (LUAI_MAXCSTACK), and past that the script
+ * fails: a session of about 4,000 fields could not be written in one call. A slice of 1,000
+ * values (an even number, so field/value pairs stay together) is far below it; a write within
+ * MAX_SESSION_FIELDS (2,000 values and a few of metadata) takes two or three slices, all in the
+ * same atomic script, in the same round trip.
+ */
+const IN_CHUNKS = `
+local function in_chunks(command, key, list, first, last)
+  for i = first, last, 1000 do
+    redis.call(command, key, unpack(list, i, math.min(i + 999, last)))
+  end
+end
+`;
+
+/**
  * Applies a delta to an existing session. Returns false (nil) when the session is gone, which
  * writes nothing; otherwise the session's user ('' for none), so the caller can keep that user's
  * index alive as long as the session.
@@ -26,16 +42,16 @@
  * ARGV[6] n pairs · then n field/value pairs to set (data fields, and `~k` when the client record
  * changes), then the fields to remove.
  */
-export const COMMIT_SCRIPT = `
+export const COMMIT_SCRIPT = `${IN_CHUNKS}
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local pairs = tonumber(ARGV[6])
 local first_unset = 7 + 2 * pairs
--- One HSET for the metadata, the user (when it changes) and the changed fields.
+-- One HSET (per chunk) for the metadata, the user (when it changes) and the changed fields.
 local fields = {'~s', ARGV[2], '~e', ARGV[1]}
 if ARGV[4] == 's' then fields[5] = '~u'; fields[6] = ARGV[5] end
 for i = 7, first_unset - 1 do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
-if #ARGV >= first_unset then redis.call('HDEL', KEYS[1], unpack(ARGV, first_unset)) end
+in_chunks('HSET', KEYS[1], fields, 1, #fields)
+in_chunks('HDEL', KEYS[1], ARGV, first_unset, #ARGV)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 local user
 if ARGV[4] == 'k' then
@@ -55,9 +71,9 @@ return user
  * KEYS[1] session · KEYS[2] expiry marker (optional) · ARGV[1] expires at (ms epoch) · ARGV[2]
  * marker expires at · ARGV[3] user ('' for none) · then field/value pairs.
  */
-export const CREATE_SCRIPT = `
+export const CREATE_SCRIPT = `${IN_CHUNKS}
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+in_chunks('HSET', KEYS[1], ARGV, 4, #ARGV)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 if KEYS[2] then redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[2]) end
 return 1

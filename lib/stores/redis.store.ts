@@ -13,7 +13,7 @@ import {
   INDEX_SCRIPT,
   UNLOCK_SCRIPT,
 } from './redis.scripts.js';
-import { SessionStore } from './session-store.js';
+import { assertUserIdKeepable, SessionStore } from './session-store.js';
 import { StoreWarnings } from './store-runtime.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { REDIS_DEFAULTS } from './store-config.js';
@@ -151,7 +151,9 @@ const CLIENT_DEFAULTS: RedisOptions = {
  * a cross-slot RENAME. Beside it, `<prefix>{<id>}:x` (its expiry marker, see redis.scripts.ts)
  * lets the store report expiries from Redis keyspace notifications, once across all nodes (the
  * server must publish them: `notify-keyspace-events Ex`, on every master of a Cluster); the user
- * lock of {@link withUserLock} is `<prefix>user:{<userId>}:lock`, in the index's slot.
+ * lock of {@link withUserLock} is `<prefix>user:{<userId>}:lock`, in the index's slot. User ids go
+ * into keys, index members and the scripts' comparisons as UTF-8, which keeps apart every user id
+ * the store takes: the others are refused first (assertUserIdKeepable).
  *
  * @example
  * ```ts
@@ -229,12 +231,14 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async create(session: StoredSession): Promise<void> {
+    assertUserIdKeepable(session.userId);
     const fields = hashFields(session);
     if (session.userId !== null) await this.index(session.userId, session.id, session.createdAt, session.expiresAt);
     await this.writeSession('nssCreate', session.id, ...createArgs(session), ...fields);
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
+    assertUserIdKeepable(change.userId);
     const set: string[] = [];
     const unset = change.unset.map((field) => DATA_PREFIX + field);
     for (const [field, json] of encodeFields(change.set)) {
@@ -269,6 +273,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
+    assertUserIdKeepable(next.userId);
     const fields = hashFields(next);
     if (next.userId !== null) await this.index(next.userId, next.id, next.createdAt, next.expiresAt);
     // Write the new key and delete the old one at once (two slots on a Cluster, so two commands
@@ -288,6 +293,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
+    assertUserIdKeepable(userId);
     const ids = await this.client.zrange(this.indexKey(userId), '0', '-1');
     const rows = await Promise.all(
       ids.map((id) => this.client.hmget(this.key(id), META.created, META.lastSeen, META.expires, META.user, META.client)),
@@ -312,6 +318,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
+    assertUserIdKeepable(userId);
     const ids = (await this.client.zrange(this.indexKey(userId), '0', '-1')).filter((id) => id !== exceptId);
     const deleted = await Promise.all(ids.map((id) => this.writeSession<number>('nssDestroyIfOwned', id, userId)));
     if (ids.length) await this.client.zrem(this.indexKey(userId), ...ids);

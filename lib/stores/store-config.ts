@@ -24,6 +24,15 @@ export class MemoryStoreConfig {
   @IsPositiveInteger()
   maxSessions?: number;
 
+  /**
+   * The most the store holds, in bytes (counted as MemoryStore describes): beyond it the
+   * least recently used sessions are evicted, and a session larger than all of it is refused (413).
+   * @default 67108864 (64 MiB)
+   */
+  @IsOptional()
+  @Rule('isByteCount', (v) => Number.isSafeInteger(v) && (v as number) > 0, (v) => SessionMessages.memoryMaxBytes(PATH, v))
+  maxBytes?: number;
+
   /** How often expired sessions are reclaimed, in milliseconds. @default 60000 */
   @IsOptional()
   @IsSweepInterval()

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { SessionFieldNotJsonError, SessionStoreUnsupportedError } from '../session.errors.js';
+import { MAX_SESSION_FIELDS } from '../session.constants.js';
+import { SessionFieldNotJsonError, SessionStoreUnsupportedError, SessionTooLargeError, SessionUserIdInvalidError } from '../session.errors.js';
 import type { ExpiredSession, SessionClient, SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
 import { resolveFramework, type ConformanceFramework } from './test-framework.js';
 
 /** A capability a store may declare it cannot honour. */
-export type ConformanceCapability = 'listByUser' | 'destroyByUser' | 'concurrentFieldMerge' | 'expiryEvents';
+export type ConformanceCapability = 'listByUser' | 'destroyByUser' | 'concurrentFieldMerge' | 'expiryEvents' | 'maxSessionFields';
 
 /** How {@link describeSessionStoreConformance} obtains and releases the store under test. */
 export interface ConformanceSetup {
@@ -39,6 +40,23 @@ const EXPIRY_REPORT_DEADLINE = 8_000;
 const DUPLICATE_WINDOW = 1_000;
 const CLIENT: SessionClient = { userAgent: 'Mozilla/5.0 (conformance)', ip: '203.0.113.7' };
 
+/**
+ * What a user id may end with that UTF-8 and PostgreSQL text cannot keep, each beside what a
+ * lossy store would make of it: a lone surrogate becomes U+FFFD, a NUL is dropped.
+ */
+const UNKEEPABLE_ENDINGS: ReadonlyArray<readonly [unkeepable: string, lookalike: string]> = [
+  ['\udfff', '\ufffd'],
+  ['\ud800', '\ufffd'],
+  ['\u0000', ''],
+];
+
+/** What {@link describeSessionStoreConformance}'s `unlessRefused` gives for a call refused over its user id. */
+const REFUSED = Symbol('refused');
+
+/** `count` fields named `f0`, `f1`… (or another prefix), each with its own value, so that no field can take another's. */
+const manyFields = (count: number, prefix = 'f'): SessionFields =>
+  Object.fromEntries(Array.from({ length: count }, (_, i) => [`${prefix}${i}`, `${prefix}-value-${i}`]));
+
 /** "No client recorded" may be null or absent. */
 const noClient = (session: { client?: SessionClient | null } | null): boolean => session !== null && (session.client ?? null) === null;
 
@@ -71,7 +89,14 @@ function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
  * session), the case "keeps both fields when writers change different fields at once" is
  * replaced by one asserting that, of two successive writes to one field, the last one wins.
  * With `'expiryEvents'` declared (a store that cannot see expiries), the suite asserts that
- * watching reports nothing.
+ * watching reports nothing. With `'maxSessionFields'` declared (a store that cannot hold a session
+ * of `MAX_SESSION_FIELDS` fields: the cookie store, whose whole session must fit in one cookie),
+ * it asserts that such a session is refused with `SessionTooLargeError`, holding nothing.
+ *
+ * User ids (SPEC §3.12): a store keeps user ids exactly, or refuses one it cannot keep with
+ * `SessionUserIdInvalidError` (as every built-in store does, through `assertUserIdKeepable`, for
+ * an unpaired surrogate or a NUL); the suite accepts either, per call, and checks that two user
+ * ids never share a session, a listing, a revocation or a lock.
  *
  * Expiry reports are awaited for a few seconds: a sweeper-based store must be created with a
  * short sweep interval (a few hundred ms) for those cases to pass.
@@ -117,6 +142,19 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
       const session = newSession(overrides);
       await store.create(session);
       return session;
+    }
+
+    /**
+     * What a call given a user id the store may refuse settled to: its value, or {@link REFUSED}
+     * when it rejected, which it may only do with SessionUserIdInvalidError.
+     */
+    async function unlessRefused<T>(call: Promise<T>): Promise<T | typeof REFUSED> {
+      try {
+        return await call;
+      } catch (error) {
+        expect(error).toBeInstanceOf(SessionUserIdInvalidError);
+        return REFUSED;
+      }
     }
 
     describe('reading and creating', () => {
@@ -459,6 +497,43 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
       });
     });
 
+    describe(`field limit: MAX_SESSION_FIELDS (${MAX_SESSION_FIELDS})`, () => {
+      if (supports('maxSessionFields')) {
+        it('holds a session of exactly that many fields, created in one call, and moves it whole on rotation', async () => {
+          const session = await created({ data: manyFields(MAX_SESSION_FIELDS) });
+
+          expect((await store.get(session.id))!.data).toEqual(session.data);
+
+          const next = newSession({ data: manyFields(MAX_SESSION_FIELDS, 'g'), createdAt: session.createdAt });
+          await expect(store.rotate(session.id, next)).resolves.toBe(true);
+          await expect(store.get(session.id)).resolves.toBeNull();
+          expect((await store.get(next.id))!.data).toEqual(next.data);
+        });
+
+        it('commits that many fields set at once, then all of them replaced by as many others, then all removed at once', async () => {
+          const session = await created({ data: {} });
+          const change = { expiresAt: session.expiresAt, lastSeenAt: Date.now() };
+          const first = manyFields(MAX_SESSION_FIELDS);
+          const second = manyFields(MAX_SESSION_FIELDS, 'g');
+
+          await expect(store.commit(session.id, { ...change, set: first, unset: [] })).resolves.toBe(true);
+          expect((await store.get(session.id))!.data).toEqual(first);
+          await expect(store.commit(session.id, { ...change, set: second, unset: Object.keys(first) })).resolves.toBe(true);
+          expect((await store.get(session.id))!.data).toEqual(second);
+          await expect(store.commit(session.id, { ...change, set: {}, unset: Object.keys(second) })).resolves.toBe(true);
+          expect((await store.get(session.id))!.data).toEqual({});
+        });
+      } else {
+        it('refuses a session of that many fields with SessionTooLargeError, holding nothing (declared: it cannot hold one)', async () => {
+          const session = newSession({ data: manyFields(MAX_SESSION_FIELDS) });
+
+          await expect(store.create(session)).rejects.toBeInstanceOf(SessionTooLargeError);
+
+          await expect(store.get(session.id)).resolves.toBeNull();
+        });
+      }
+    });
+
     describe('per-user index', () => {
       if (supports('listByUser')) {
         it("lists only that user's live sessions, oldest first, with their times", async () => {
@@ -605,6 +680,76 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
           await expect(store.destroyByUser(newUserId())).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
         });
       }
+    });
+
+    describe('user ids', () => {
+      it('keeps apart user ids that differ only in braces, colons or other characters keys are made of', async () => {
+        const base = newUserId();
+        const userIds = [base, `{${base}}`, `${base}}`, `{${base}`, `${base}:lock`, `${base}}:lock`, `${base}:{}`, `${base} `, `${base}\ufffd`];
+        const sessions: StoredSession[] = [];
+        for (const userId of userIds) sessions.push(await created({ userId }));
+
+        for (const [i, userId] of userIds.entries()) {
+          await expect(store.get(sessions[i].id)).resolves.toMatchObject({ userId });
+          if (supports('listByUser')) expect(ids(await store.listByUser(userId))).toEqual([sessions[i].id]);
+        }
+        if (supports('destroyByUser')) {
+          await expect(store.destroyByUser(base)).resolves.toEqual([sessions[0].id]);
+          for (const session of sessions.slice(1)) await expect(store.get(session.id)).resolves.not.toBeNull();
+        }
+        await expect(bothInsideAtOnce(store, store, undefined, [base, `{${base}}`])).resolves.toEqual(['first', 'second']);
+      });
+
+      it('keeps a user id holding an unpaired surrogate or a NUL apart from its look-alike, or refuses it with SessionUserIdInvalidError, writing nothing', async () => {
+        for (const [ending, lookalikeEnding] of UNKEEPABLE_ENDINGS) {
+          const base = newUserId();
+          const [unkeepable, lookalike] = [base + ending, base + lookalikeEnding];
+          const theirs = [await created({ userId: lookalike }), await created({ userId: lookalike })];
+          /** The sessions the store took under the unkeepable id, if it took any. */
+          const mine: string[] = [];
+
+          // Each write naming it is refused, leaving everything as it was, or keeps the session under that very id.
+          const fresh = newSession({ userId: unkeepable });
+          if ((await unlessRefused(store.create(fresh))) === REFUSED) await expect(store.get(fresh.id)).resolves.toBeNull();
+          else mine.push(fresh.id);
+
+          const anonymous = await created({ data: { step: 1 } });
+          const signIn = { set: { step: 2 }, unset: [], expiresAt: anonymous.expiresAt, lastSeenAt: Date.now(), userId: unkeepable };
+          if ((await unlessRefused(store.commit(anonymous.id, signIn))) === REFUSED) {
+            await expect(store.get(anonymous.id)).resolves.toMatchObject({ data: { step: 1 }, userId: null });
+          } else {
+            mine.push(anonymous.id);
+          }
+
+          const old = await created();
+          const next = newSession({ userId: unkeepable });
+          if ((await unlessRefused(store.rotate(old.id, next))) === REFUSED) {
+            await expect(store.get(old.id)).resolves.not.toBeNull();
+            await expect(store.get(next.id)).resolves.toBeNull();
+          } else {
+            mine.push(next.id);
+          }
+          for (const id of mine) await expect(store.get(id)).resolves.toMatchObject({ userId: unkeepable });
+
+          // Listing, revoking and locking by it are refused, or reach its own sessions only.
+          if (supports('listByUser')) {
+            const listed = await unlessRefused(store.listByUser(unkeepable));
+            if (listed !== REFUSED) expect(ids(listed).sort()).toEqual([...mine].sort());
+          }
+          if (supports('destroyByUser')) {
+            const revoked = await unlessRefused(store.destroyByUser(unkeepable));
+            if (revoked !== REFUSED) expect([...revoked].sort()).toEqual([...mine].sort());
+          }
+          let ran = false;
+          const locked = await unlessRefused(store.withUserLock(unkeepable, async () => (ran = true)));
+          if (locked === REFUSED) expect(ran).toBe(false);
+          else await expect(bothInsideAtOnce(store, store, undefined, [unkeepable, lookalike])).resolves.toEqual(['first', 'second']);
+
+          // The look-alike's sessions are untouched, and still listed as its own alone.
+          for (const session of theirs) await expect(store.get(session.id)).resolves.toMatchObject({ userId: lookalike });
+          if (supports('listByUser')) expect(ids(await store.listByUser(lookalike)).sort()).toEqual(ids(theirs).sort());
+        }
+      });
     });
 
     describe('client record', () => {
@@ -769,19 +914,24 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
  * store, or two nodes of one), each waiting inside until the other has entered too: it settles
  * with `['first', 'second']` only if the two run at the same time, and with 'deadlock' (rather
  * than hanging the test) if one waited for the other's lock. For a custom store's own
- * multi-node tests of `withUserLock`.
+ * multi-node tests of `withUserLock`. The two users are fresh random ids unless `userIds` names them.
  */
-export async function bothInsideAtOnce(a: SessionStore, b: SessionStore, timeoutMs = 10_000): Promise<string[] | 'deadlock'> {
+export async function bothInsideAtOnce(
+  a: SessionStore,
+  b: SessionStore,
+  timeoutMs = 10_000,
+  userIds: readonly [string, string] = [newUserId(), newUserId()],
+): Promise<string[] | 'deadlock'> {
   let enterFirst!: () => void;
   let enterSecond!: () => void;
   const firstEntered = new Promise<void>((resolve) => (enterFirst = resolve));
   const secondEntered = new Promise<void>((resolve) => (enterSecond = resolve));
-  const first = a.withUserLock(newUserId(), async () => {
+  const first = a.withUserLock(userIds[0], async () => {
     enterFirst();
     await secondEntered;
     return 'first';
   });
-  const second = b.withUserLock(newUserId(), async () => {
+  const second = b.withUserLock(userIds[1], async () => {
     enterSecond();
     await firstEntered;
     return 'second';

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { SessionConfigError, SessionFieldNotJsonError } from '../../lib/session.errors.js';
+import type { LoggerService } from '@nestjs/common';
+import { SessionConfigError, SessionFieldNotJsonError, SessionTooLargeError } from '../../lib/session.errors.js';
+import { createSessionStore } from '../../lib/stores/index.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../lib/stores/memory.store.js';
 import type { ExpiredSession, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
 import { describeSessionStoreConformance } from '../../lib/testing/index.js';
@@ -16,6 +18,11 @@ describeSessionStoreConformance('MemoryStore', {
 });
 
 const HOUR = 60 * 60_000;
+
+const MiB = 1024 * 1024;
+
+/** A session whose one field holds `chars` characters: every one made this way has the same size. */
+const sessionOf = (chars: number, overrides: Partial<StoredSession> = {}) => newSession({ data: { blob: 'x'.repeat(chars) }, ...overrides });
 
 function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
   const now = Date.now();
@@ -157,6 +164,204 @@ describe('MemoryStore', () => {
     });
   });
 
+  describe('maxBytes', () => {
+    /** What the store counts for one session made by {@link sessionOf}. */
+    async function bytesOfSession(chars: number): Promise<number> {
+      const store = open();
+      await store.create(sessionOf(chars));
+      return store.heldBytes;
+    }
+
+    /** A store with room for `fit` sessions of `chars` characters, and half of one more. */
+    async function storeFitting(fit: number, chars: number): Promise<{ store: MemoryStore; perSession: number }> {
+      const perSession = await bytesOfSession(chars);
+      return { store: open({ maxBytes: fit * perSession + Math.floor(perSession / 2) }), perSession };
+    }
+
+    it('is bounded by default, to 64 MiB', async () => {
+      const store = open();
+
+      expect(store.maxBytes).toBe(64 * MiB);
+      for (let i = 0; i < 80; i += 1) await store.create(sessionOf(MiB / 2));
+
+      expect(store.heldBytes).toBeLessThanOrEqual(64 * MiB);
+      expect(store.size).toBeLessThan(80);
+    });
+
+    it('counts at least two bytes per character of a field, and nothing once the session is gone', async () => {
+      const store = open();
+      const session = sessionOf(10_000);
+      await store.create(session);
+
+      expect(store.heldBytes).toBeGreaterThanOrEqual(2 * 10_000);
+      await store.destroy(session.id);
+      expect(store.heldBytes).toBe(0);
+    });
+
+    it('evicts the least recently used sessions once a new one would not fit, and keeps the total within the bound', async () => {
+      const { store } = await storeFitting(3, 1_000);
+      const [first, second, third, fourth, fifth] = [1, 2, 3, 4, 5].map(() => sessionOf(1_000));
+      for (const session of [first, second, third]) await store.create(session);
+
+      await store.create(fourth);
+      await store.create(fifth);
+
+      expect(store.size).toBe(3);
+      expect(store.heldBytes).toBeLessThanOrEqual(store.maxBytes);
+      await expect(store.get(first.id)).resolves.toBeNull();
+      await expect(store.get(second.id)).resolves.toBeNull();
+      for (const kept of [third, fourth, fifth]) await expect(store.get(kept.id)).resolves.not.toBeNull();
+    });
+
+    it('counts a read as a use: reading the oldest session makes the next one the first evicted', async () => {
+      const { store } = await storeFitting(3, 1_000);
+      const [first, second, third, fourth] = [1, 2, 3, 4].map(() => sessionOf(1_000));
+      for (const session of [first, second, third]) await store.create(session);
+      await store.get(first.id);
+
+      await store.create(fourth);
+
+      await expect(store.get(second.id)).resolves.toBeNull();
+      await expect(store.get(first.id)).resolves.not.toBeNull();
+    });
+
+    it('evicts for a commit that grows a session, never the session being written', async () => {
+      const { store, perSession } = await storeFitting(3, 1_000);
+      const [first, second, third] = [1, 2, 3].map(() => sessionOf(1_000));
+      for (const session of [first, second, third]) await store.create(session);
+
+      const grown = await store.commit(first.id, { set: { more: 'y'.repeat(1_000) }, unset: [], expiresAt: first.expiresAt, lastSeenAt: Date.now() });
+
+      expect(grown).toBe(true);
+      expect(store.heldBytes).toBeLessThanOrEqual(store.maxBytes);
+      expect(store.heldBytes).toBeGreaterThan(2 * perSession);
+      await expect(store.get(second.id)).resolves.toBeNull();
+      await expect(store.get(first.id)).resolves.toMatchObject({ data: { more: 'y'.repeat(1_000) } });
+      await expect(store.get(third.id)).resolves.not.toBeNull();
+    });
+
+    it('counts a session by what it holds, however it got there: commits, removals, a user and a client', async () => {
+      const store = open();
+      const built = newSession({ data: { a: 'x'.repeat(300) } });
+      await store.create(built);
+      await store.commit(built.id, { set: { b: [1, 2, 3], a: 'short' }, unset: [], expiresAt: built.expiresAt, lastSeenAt: 1, userId: 'u1', client: { ip: '203.0.113.7' } });
+      await store.commit(built.id, { set: { c: undefined }, unset: ['b', 'b', 'missing'], expiresAt: built.expiresAt, lastSeenAt: 1 });
+      await store.commit(built.id, { set: { b: [4, 5, 6] }, unset: ['b'], expiresAt: built.expiresAt, lastSeenAt: 1 });
+      const afterCommits = store.heldBytes;
+
+      const direct = open();
+      await direct.create(newSession({ data: { a: 'short', b: [4, 5, 6] }, userId: 'u1', client: { ip: '203.0.113.7' } }));
+
+      expect(afterCommits).toBe(direct.heldBytes);
+      const rotated = newSession({ data: { a: 'short' } });
+      await store.rotate(built.id, rotated);
+      await store.destroy(rotated.id);
+      expect(store.heldBytes).toBe(0);
+    });
+
+    it('counts the same session again after its id is reused, not twice', async () => {
+      const store = open();
+      const session = sessionOf(500);
+      await store.create(session);
+      const once = store.heldBytes;
+
+      await store.create(session);
+
+      expect(once).toBeGreaterThan(2 * 500);
+      expect(store.heldBytes).toBe(once);
+    });
+
+    describe('a single session larger than the whole bound', () => {
+      it('is refused with a 413 naming maxBytes, and evicts nothing', async () => {
+        const { store } = await storeFitting(2, 1_000);
+        const kept = [sessionOf(1_000), sessionOf(1_000)];
+        for (const session of kept) await store.create(session);
+        const held = store.heldBytes;
+
+        const create = store.create(sessionOf(10_000));
+
+        await expect(create).rejects.toBeInstanceOf(SessionTooLargeError);
+        await expect(create).rejects.toMatchObject({ status: 413, response: { code: 'SESSION_TOO_LARGE', message: expect.stringContaining('store.maxBytes') } });
+        expect(store.heldBytes).toBe(held);
+        for (const session of kept) await expect(store.get(session.id)).resolves.not.toBeNull();
+      });
+
+      it('refuses a commit that would grow a session past it, leaving the session as it was', async () => {
+        const { store } = await storeFitting(2, 1_000);
+        const session = sessionOf(1_000);
+        const other = sessionOf(1_000);
+        await store.create(session);
+        await store.create(other);
+        const held = store.heldBytes;
+
+        const commit = store.commit(session.id, { set: { huge: 'z'.repeat(10_000) }, unset: ['blob'], expiresAt: session.expiresAt + 1, lastSeenAt: Date.now() });
+
+        await expect(commit).rejects.toBeInstanceOf(SessionTooLargeError);
+        expect(store.heldBytes).toBe(held);
+        await expect(store.get(session.id)).resolves.toMatchObject({ data: { blob: 'x'.repeat(1_000) }, expiresAt: session.expiresAt });
+        await expect(store.get(other.id)).resolves.not.toBeNull();
+      });
+
+      it('refuses a rotation to it, and the old id stays alive', async () => {
+        const { store } = await storeFitting(2, 1_000);
+        const old = sessionOf(1_000);
+        await store.create(old);
+
+        await expect(store.rotate(old.id, sessionOf(10_000))).rejects.toBeInstanceOf(SessionTooLargeError);
+
+        await expect(store.get(old.id)).resolves.not.toBeNull();
+      });
+    });
+  });
+
+  describe('the production warning', () => {
+    const nodeEnv = process.env.NODE_ENV;
+    afterEach(() => {
+      if (nodeEnv === undefined) delete process.env.NODE_ENV;
+      else process.env.NODE_ENV = nodeEnv;
+    });
+
+    function logged(store: MemoryStore): string[] {
+      const lines: string[] = [];
+      const keep = (message: unknown) => void lines.push(String(message));
+      const logger: LoggerService = { log: keep, warn: keep, error: keep };
+      store.useLogger(logger);
+      return lines;
+    }
+
+    it('warns once per store in production that it holds sessions in one process, with its bound, and names Redis and PostgreSQL', async () => {
+      process.env.NODE_ENV = 'production';
+      const store = open({ maxBytes: 8 * MiB });
+      const lines = logged(store);
+
+      const session = newSession();
+      store.onApplicationBootstrap();
+      store.onApplicationBootstrap();
+      await store.create(session);
+      await store.get(session.id);
+
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('one process');
+      expect(lines[0]).toContain(String(8 * MiB));
+      expect(lines[0]).toMatch(/Redis.*PostgreSQL/);
+      const another = open();
+      const anotherLines = logged(another);
+      another.onApplicationBootstrap();
+      expect(anotherLines).toHaveLength(1);
+    });
+
+    it.each(['development', 'test', undefined])('says nothing when NODE_ENV is %p', (env) => {
+      if (env === undefined) delete process.env.NODE_ENV;
+      else process.env.NODE_ENV = env;
+      const store = open();
+      const lines = logged(store);
+
+      store.onApplicationBootstrap();
+
+      expect(lines).toEqual([]);
+    });
+  });
+
   describe('data isolation', () => {
     it('returns a fresh copy on every read', async () => {
       const store = open();
@@ -220,6 +425,28 @@ describe('MemoryStore', () => {
 
     it.each([0, -5, 2 ** 31])('rejects sweepInterval %p, naming the option', (sweepInterval) => {
       expect(() => new MemoryStore({ sweepInterval })).toThrow(/"store\.sweepInterval" must be a positive whole number/);
+    });
+
+    it.each([
+      [0, '0'],
+      ['big', '"big"'],
+      [-1, '-1'],
+      [1.5, '1.5'],
+    ])('rejects maxBytes %p, naming the option, the value and the fix', (maxBytes, shown) => {
+      const build = () => new MemoryStore({ maxBytes: maxBytes as number });
+
+      expect(build).toThrow(SessionConfigError);
+      expect(build).toThrow(/option "store\.maxBytes" must be a whole number of bytes above 0/);
+      expect(build).toThrow(`(got ${shown})`);
+      expect(build).toThrow(/67108864/);
+    });
+
+    it('takes maxBytes from a store config object', async () => {
+      const store = (await createSessionStore({ type: 'memory', maxBytes: 4 * MiB, maxSessions: 10 })) as MemoryStore;
+      opened.push(store);
+
+      expect(store).toBeInstanceOf(MemoryStore);
+      expect(store.maxBytes).toBe(4 * MiB);
     });
   });
 });
@@ -295,6 +522,22 @@ describe('MemoryStore expiry events', () => {
 
     await store.create(newSession());
     await store.create(newSession());
+
+    expect(reports).toEqual([{ id: expired.id, userId: 'u-old' }]);
+    await expect(store.get(live.id)).resolves.toBeNull();
+  });
+
+  it('reports an expired session evicted by maxBytes as expired, but not a live one evicted', async () => {
+    const probe = open();
+    await probe.create(sessionOf(1_000, { userId: 'u-old' }));
+    const { store, reports } = watched({ maxBytes: 2 * probe.heldBytes + 100 });
+    const expired = sessionOf(1_000, { userId: 'u-old', expiresAt: Date.now() - 1 });
+    const live = sessionOf(1_000, { userId: 'u-new' });
+    await store.create(expired);
+    await store.create(live);
+
+    await store.create(sessionOf(1_000, { userId: 'u-new' }));
+    await store.create(sessionOf(1_000, { userId: 'u-new' }));
 
     expect(reports).toEqual([{ id: expired.id, userId: 'u-old' }]);
     await expect(store.get(live.id)).resolves.toBeNull();

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
+import { MAX_SESSION_FIELDS } from '../../lib/session.constants.js';
 import { SessionFieldNotJsonError } from '../../lib/session.errors.js';
 import { RedisStore } from '../../lib/stores/redis.store.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
@@ -29,6 +30,9 @@ function newSession(overrides: Partial<StoredSession> = {}): StoredSession {
   const now = Date.now();
   return { id: newId(), data: { visits: 1 }, createdAt: now, lastSeenAt: now, expiresAt: now + HOUR, userId: null, ...overrides };
 }
+
+/** `count` data fields `f0`, `f1`…, each with its own value. */
+const manyFields = (count: number): Record<string, string> => Object.fromEntries(Array.from({ length: count }, (_, i) => [`f${i}`, `v${i}`]));
 
 const sessionKey = (id: string, prefix = 'sess:'): string => `${prefix}{${id}}`;
 /** The session's expiry marker: its user, for the node that reports the session expired. */
@@ -354,6 +358,23 @@ describe('RedisStore', () => {
       expect(await probe.exists(sessionKey(session.id))).toBe(0);
     });
 
+    it("creates, commits and rotates a session of 5,000 fields, past the ~8,000 values Lua's unpack() returns, each in one call", async () => {
+      // Beyond what the pipeline lets a session grow to (MAX_SESSION_FIELDS): the scripts have no limit of their own.
+      const fields = manyFields(5_000);
+      const session = newSession({ data: fields });
+      const change = { expiresAt: session.expiresAt, lastSeenAt: Date.now() };
+
+      await store.create(session);
+      expect((await store.get(session.id))?.data).toEqual(fields);
+      await expect(store.commit(session.id, { ...change, set: {}, unset: Object.keys(fields) })).resolves.toBe(true);
+      expect((await store.get(session.id))?.data).toEqual({});
+      await expect(store.commit(session.id, { ...change, set: fields, unset: [] })).resolves.toBe(true);
+      const next = newSession({ data: fields });
+      await expect(store.rotate(session.id, next)).resolves.toBe(true);
+      expect((await store.get(next.id))?.data).toEqual(fields);
+      expect(await probe.hlen(sessionKey(next.id))).toBe(5_000 + 3);
+    });
+
     it('keeps sessions and user indexes under a custom prefix, apart from the default one', async () => {
       const tenant = await openStore({ url: server.url, prefix: 'tenant-a:' });
       const userId = newUserId();
@@ -413,6 +434,37 @@ describe('RedisStore', () => {
       expect(stats.evalsha).toBe(1);
       expect(stats.eval).toBeUndefined();
       expect(await probe.hget(sessionKey(session.id), 'd:visits')).toBe('2');
+    });
+
+    it(`writes a session of MAX_SESSION_FIELDS (${MAX_SESSION_FIELDS}) fields with one command per call: its creation, a commit setting every field, one removing every field`, async () => {
+      const fields = manyFields(MAX_SESSION_FIELDS);
+      const full = newSession({ data: fields });
+      const filled = newSession({ data: {} });
+      await store.create(filled);
+      const change = { expiresAt: filled.expiresAt, lastSeenAt: Date.now() };
+
+      const calls = [
+        await measure(probe, () => store.create(full)),
+        await measure(probe, () => store.commit(filled.id, { ...change, set: fields, unset: [] })),
+      ];
+      expect(await probe.hlen(sessionKey(filled.id))).toBe(MAX_SESSION_FIELDS + 3);
+      calls.push(await measure(probe, () => store.commit(filled.id, { ...change, set: {}, unset: Object.keys(fields) })));
+
+      for (const { sent } of calls) expect(sent.map(([command]) => command)).toEqual(['EVALSHA']);
+      expect(await probe.hlen(sessionKey(full.id))).toBe(MAX_SESSION_FIELDS + 3);
+      expect(await probe.hlen(sessionKey(filled.id))).toBe(3);
+    });
+
+    it('sends nothing for a user id it refuses (an unpaired surrogate would reach Redis as U+FFFD, another user id)', async () => {
+      const userId = `${newUserId()}\udfff`;
+      const session = newSession({ userId });
+
+      const { sent } = await measure(probe, async () => {
+        const calls = [() => store.create(session), () => store.listByUser(userId), () => store.destroyByUser(userId), () => store.withUserLock(userId, async () => 'ran')];
+        for (const call of calls) await expect(call()).rejects.toMatchObject({ code: 'SESSION_USER_ID_INVALID' });
+      });
+
+      expect(sent).toEqual([]);
     });
 
     it('touches an unchanged session with one command, carrying no data field', async () => {
