@@ -11,7 +11,7 @@ import { exposeSession, hookResponse } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionState } from './session.state.js';
-import { boundStoreCalls } from './stores/bounded-store.js';
+import { boundStoreCalls, StoreBudget } from './stores/bounded-store.js';
 import { CookieStore } from './stores/cookie.store.js';
 import { SessionStore } from './stores/session-store.js';
 import type { SessionClient, StoredSession } from './stores/session-store.js';
@@ -54,11 +54,17 @@ export class SessionMiddleware implements NestMiddleware {
     // only the code that reads the session.
     let opened: OpenedCredential | null = null;
     let loaded: StoredSession | null = null;
+    let budget: StoreBudget | undefined;
     const presented = this.credentials.read(req);
     if (presented) {
       try {
         opened = await this.credentials.open(presented, store);
-        loaded = opened && (await this.load(store, opened.id, now));
+        if (opened) {
+          // The load draws on the request's store time; the commit gets what is left.
+          budget = new StoreBudget(store.kind, this.options.storeTimeout);
+          const id = opened.id;
+          loaded = await budget.spend('get', () => this.load(store, id, now));
+        }
       } catch (error) {
         this.logger.warn(`Could not load session ${opened ? hashSessionId(opened.id) : ''}: ${String(error)}`);
         const answer = toHttpException(error, store.kind);
@@ -74,12 +80,12 @@ export class SessionMiddleware implements NestMiddleware {
       // No session to load: none is made until the application reads `req.session`, so a
       // request that never does costs no session state and no response hold at all.
       let state: SessionState | undefined;
-      exposeSession(req, () => (state ??= this.begin(req, res, store, null, { channel, opened: null }, now)).proxy);
+      exposeSession(req, () => (state ??= this.begin(req, res, store, null, { channel, opened: null }, now, budget)).proxy);
       return next();
     }
     // Set before the handler runs, so it holds whether or not the handler reads the session.
     if (loaded.userId !== null && this.options.noStoreWhenSignedIn) res.setHeader('Cache-Control', 'no-store');
-    const state = this.begin(req, res, store, loaded, { channel, opened }, now);
+    const state = this.begin(req, res, store, loaded, { channel, opened }, now, budget);
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
     if (opened?.stale) await state.touch();
@@ -98,9 +104,10 @@ export class SessionMiddleware implements NestMiddleware {
     loaded: StoredSession | null,
     credential: RequestCredential,
     now: number,
+    budget: StoreBudget | undefined,
   ): SessionState {
     const client = this.options.recordClient ? clientOf(req) : undefined;
-    const state = new SessionState(store, this.options, loaded, now, { events: this.events, client });
+    const state = new SessionState(store, this.options, loaded, now, { events: this.events, client, budget });
     exposeSession(req, () => state.proxy);
     let handedOut = state.committed;
     hookResponse(res, {

@@ -11,6 +11,7 @@ import type { SessionEvents } from './session.events.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { generateSessionId } from './crypto/index.js';
 import { defineField } from './stores/field-codec.js';
+import { StoreBudget } from './stores/bounded-store.js';
 import { assertUserIdKeepable } from './stores/session-store.js';
 import type { SessionChange, SessionClient, SessionFields, SessionStore, StoredSession } from './stores/session-store.js';
 
@@ -74,6 +75,8 @@ export interface CredentialSubject {
 /** What a request's session knows beyond the store: where to report events, who the client is. */
 export interface SessionContext {
   events?: SessionEvents;
+  /** The request's store time, part of it perhaps spent on the load. Default: all of `storeTimeout`. */
+  budget?: StoreBudget;
   /** The requesting client, recorded on sign-in when `recordClient` is on. */
   client?: SessionClient;
 }
@@ -157,6 +160,8 @@ export class SessionState {
   private committing: Promise<void> = Promise.resolve();
   /** Commits asked for and not settled yet. */
   private commitsInFlight = 0;
+  /** What every store wait of this request draws from. */
+  private readonly budget: StoreBudget;
 
   constructor(
     private readonly store: SessionStore,
@@ -174,6 +179,7 @@ export class SessionState {
     this.lastSeenAt = loaded?.lastSeenAt ?? now;
     this.expiresAt = loaded?.expiresAt ?? 0;
     if (loaded) copyFields(this.data, loaded.data);
+    this.budget = context.budget ?? new StoreBudget(store.kind, options.storeTimeout);
     this.current = this.createProxy();
   }
 
@@ -222,7 +228,7 @@ export class SessionState {
     this.forget();
     this.createdAt = Date.now();
     if (!live) return;
-    await this.store.destroy(live);
+    await this.budget.spend('destroy', () => this.store.destroy(live));
     this.context.events?.emit('destroyed', live, user);
   }
 
@@ -231,7 +237,8 @@ export class SessionState {
       this.clearData();
       return;
     }
-    const loaded = await this.store.get(this.storedId);
+    const storedId = this.storedId;
+    const loaded = await this.budget.spend('get', () => this.store.get(storedId));
     this.clearData();
     if (!loaded) {
       // Destroyed elsewhere meanwhile: become a fresh session rather than resurrect it.
@@ -266,7 +273,7 @@ export class SessionState {
    */
   commit(now?: number): Promise<void> {
     this.commitsInFlight += 1;
-    const run = this.committing.then(() => this.commitNow(now ?? Date.now()));
+    const run = this.committing.then(() => this.budget.spend('commit', () => this.commitNow(now ?? Date.now())));
     this.committing = run.then(
       () => this.commitSettled(false),
       () => this.commitSettled(true),

@@ -29,6 +29,44 @@ export function boundStoreCalls(store: SessionStore, timeoutMs: number): Session
   });
 }
 
+/**
+ * The store time one request may spend in all: SPEC §3.13 bounds the whole request's store work
+ * by `storeTimeout`, not each call, so a read and a commit that each stay under it but together
+ * pass it answer 503 too. Every store wait of the request (the load, each commit, a reload or
+ * destroy from the handler) draws from it; one that would overdraw it fails as the store not
+ * answering. The handler's own time does not count: only time spent waiting on the store.
+ */
+export class StoreBudget {
+  private leftMs: number;
+
+  constructor(
+    private readonly storeKind: string,
+    private readonly totalMs: number,
+  ) {
+    this.leftMs = totalMs;
+  }
+
+  /** Runs `work` (store calls) within what is left of the budget, and draws the time it took. */
+  async spend<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      // Even with nothing left, work that needs no store round trip (a commit with nothing to
+      // write) settles before a zero timer fires; anything that waits on the store does not.
+      return await withinTime(work(), Math.max(this.leftMs, 0), () => this.exhausted(operation));
+    } finally {
+      this.leftMs -= performance.now() - started;
+    }
+  }
+
+  private exhausted(operation: string): Error {
+    return new SessionStoreUnavailableError(
+      this.storeKind,
+      undefined,
+      `${operation}() did not answer within ${this.totalMs} ms (storeTimeout, for all of this request's store calls together)`,
+    );
+  }
+}
+
 /** A store method, as {@link wrapStoreMethods} hands it over: call it with `this` set to the store. */
 export type StoreMethod = (this: SessionStore, ...args: unknown[]) => unknown;
 

@@ -608,6 +608,25 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       expect(res.body).toMatchObject({ statusCode: 503, code: 'SESSION_STORE_UNAVAILABLE' });
     });
 
+    // SPEC §3.13: storeTimeout bounds the store work of the whole request, not each call: a read
+    // and a commit that each stay under it but together pass it make a 503.
+    it('answers 503 when the read and the commit together take longer than storeTimeout, each within it', async () => {
+      const store = new CountingStore();
+      const app = await start({ store, storeTimeout: 400 });
+      const cookie = await sessionWith(app, { a: 1 });
+      const read = store.get.bind(store);
+      store.get = async (id: string) => {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        return read(id);
+      };
+      store.commitDelay = 250;
+
+      const res = await app.http().post('/set').set('Cookie', cookieHeader(cookie)).send({ b: 2 }).timeout(BOUND);
+
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', message: expect.stringContaining('within 400 ms') });
+    });
+
     it('answers 503 within storeTimeout when the store hangs on the commit, and sets no cookie', async () => {
       const store = new FlakyStore();
       const app = await start({ store, storeTimeout: 200 });

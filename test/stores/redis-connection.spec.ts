@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { reconnectDelay, RedisStore } from '../../lib/stores/redis.store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
 import { startRedisServer } from '../support/redis-topology.js';
@@ -39,6 +39,22 @@ describe('RedisStore connection options', () => {
     await Promise.all(stores.map((store) => store.onApplicationShutdown()));
     probe?.disconnect();
     await server?.stop();
+  });
+
+  // How soon requests work again after Redis comes back, or a replica is promoted, is the gap
+  // between reconnect attempts: it must stay short however long the outage lasted.
+  it('retries a lost connection at least every 500 ms, however long the outage', () => {
+    const delays = Array.from({ length: 1_000 }, (_, i) => reconnectDelay(i + 1));
+
+    expect(delays.slice(0, 3)).toEqual([50, 100, 150]);
+    expect(Math.max(...delays)).toBe(500);
+  });
+
+  it('gives that reconnect policy to the client it creates', async () => {
+    const store = await open({ url: server.url, password: PASSWORD });
+    const client = (store as unknown as { client: Redis }).client;
+
+    expect(client.options.retryStrategy).toBe(reconnectDelay);
   });
 
   it('authenticates with the password option and stores in the database the db option names', async () => {
