@@ -12,10 +12,10 @@ import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from './transp
 /** Where a credential travels: the session cookie, or the Authorization / X-Session-Token headers. */
 export type CredentialChannel = 'cookie' | 'header';
 
-/** A credential as a request presented it. */
+/** A credential as a request presented it: `value` is null when it is there but unusable (too long, malformed). */
 export interface PresentedCredential {
   channel: CredentialChannel;
-  value: string;
+  value: string | null;
 }
 
 /**
@@ -119,20 +119,31 @@ export class SessionCredentials {
     return this.channels.some((channel) => this.formats[channel].changesOnWrite);
   }
 
-  /** The credential the request presents, or undefined for none we could use. */
+  /**
+   * The credential the request presents, or undefined when it brings none on any channel of the
+   * transport. One it brings but we cannot use still names its channel (value null), since that
+   * is where the answer goes: a planted or oversized session cookie must not make a browser's
+   * request look like a cookie-less one that gets a bearer token too.
+   */
   read(req: SessionRequest): PresentedCredential | undefined {
     const { transport } = this.options;
+    let header: PresentedCredential | undefined;
     if (transport !== 'cookie') {
       const token = readBearerToken(req.headers.authorization, this.formats.header.maxLength);
-      if (token !== undefined) return { channel: 'header', value: token };
+      if (token !== undefined) header = { channel: 'header', value: token };
+      if (typeof token === 'string') return header;
     }
-    if (transport === 'header') return undefined;
-    const value = this.cookies.read(cookieHeaderOf(req));
-    return value === undefined ? undefined : { channel: 'cookie', value };
+    if (transport !== 'header') {
+      const value = this.cookies.read(cookieHeaderOf(req));
+      // A usable cookie beats an unusable token; an unusable one leaves the header first, as documented.
+      if (typeof value === 'string') return { channel: 'cookie', value };
+      if (value === null) return header ?? { channel: 'cookie', value: null };
+    }
+    return header;
   }
 
-  open(presented: PresentedCredential, store: SessionStore): Promise<OpenedCredential | null> {
-    return this.formats[presented.channel].open(presented.value, store);
+  async open(presented: PresentedCredential, store: SessionStore): Promise<OpenedCredential | null> {
+    return presented.value === null ? null : this.formats[presented.channel].open(presented.value, store);
   }
 
   /**

@@ -12,11 +12,16 @@ export class CookieTransport {
     private readonly maxLength: number,
   ) {}
 
-  /** The raw session cookie value, or undefined when the request carries none we could use. */
-  read(cookieHeader: string | undefined): string | undefined {
+  /**
+   * The raw session cookie value; null when the request carries the session cookie but not one
+   * we could use (longer than any credential, or quoted); undefined when it carries none. The
+   * difference matters: a request that brought the cookie came in on the cookie, usable or not.
+   */
+  read(cookieHeader: string | undefined): string | null | undefined {
     if (!cookieHeader || !cookieHeader.includes(this.cookie.name)) return undefined;
     const value = parse(cookieHeader)[this.cookie.name];
-    return value !== undefined && value.length <= this.maxLength ? value : undefined;
+    if (value === undefined) return undefined;
+    return value.length <= this.maxLength && !value.startsWith('"') ? value : null;
   }
 
   /** `Set-Cookie` for a credential (a signed id or a sealed session). */

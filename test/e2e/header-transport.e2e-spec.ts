@@ -171,6 +171,34 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       expect(tokenOf(again)).toBeUndefined();
     });
 
+    // A page script can plant a cookie that shadows the real one (a longer Path is sent first), or
+    // a client can send one the server cannot use: the request still came in on the cookie.
+    it.each([
+      ['oversized and planted before the real one', (real: string) => `sid=${'A'.repeat(88)}; sid=${real}`],
+      ['quoted', (real: string) => `sid="${real}"`],
+      ['garbage', () => 'sid=%%%'],
+    ])('answers a request whose session cookie cannot be used (%s) on the cookie alone', async (_what, cookie) => {
+      const app = await start({ transport: 'both' });
+      const real = requireSid(await app.http().post('/set').send({ a: 1 }).expect(200));
+
+      const login = await app.http().post('/login').set('Cookie', cookie(real)).send({ userId: 'u1' }).expect(200);
+
+      expect(requireSid(login)).toBeDefined();
+      expect(tokenOf(login)).toBeUndefined();
+    });
+
+    it.each([
+      ['oversized', () => `Bearer ${'A'.repeat(5_000)}`],
+      ['garbage', () => 'Bearer %%%'],
+    ])('answers a request whose bearer token cannot be used (%s) on the header alone', async (_what, authorization) => {
+      const app = await start({ transport: 'both' });
+
+      const login = await app.http().post('/login').set('Authorization', authorization()).send({ userId: 'u1' }).expect(200);
+
+      expect(requireToken(login)).toBeDefined();
+      expect(setCookieLine(login)).toBeUndefined();
+    });
+
     it('uses the Authorization header when a request carries both (the documented rule)', async () => {
       const app = await start({ transport: 'both' });
       const cookieUser = requireToken(await app.http().post('/login').send({ userId: 'cookie-user' }).expect(200));
