@@ -51,6 +51,14 @@ describe('the published package', () => {
     for (const target of targets) expect(packed.files).toContain(posix.normalize(target));
   });
 
+  it('is listed file by file in CONTRIBUTING.md, as it is', () => {
+    const contributing = readFileSync(new URL('CONTRIBUTING.md', ROOT), 'utf8');
+    const section = contributing.slice(contributing.indexOf('## What the package ships'));
+    const listed = /```\n([\s\S]*?)\n```/.exec(section)?.[1].split('\n');
+
+    expect(listed).toEqual(packed.files);
+  });
+
   it('links from its README and docs only to files it ships', () => {
     const pages = packed.files.filter((file) => file.endsWith('.md'));
     const broken = pages.flatMap((page) =>
