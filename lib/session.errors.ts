@@ -321,7 +321,7 @@ export class SessionLimitReachedError extends ConflictException {
  * store bound turns a driver's errors into that: stores/bounded-store.ts); an operation the store
  * cannot do is a 501; anything else is a bug, a 500 with a code and no internals in its body.
  */
-export function toHttpException(error: unknown, storeKind: string): HttpException {
+export function toHttpException(error: unknown): HttpException {
   if (error instanceof HttpException) return error;
   if (error instanceof SessionStoreUnavailableError) return storeUnavailableResponse(error.storeKind, error.message);
   if (error instanceof SessionFieldNotJsonError) {

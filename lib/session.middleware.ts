@@ -11,7 +11,7 @@ import { exposeSession, hookResponse } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionState } from './session.state.js';
-import { boundStoreCalls, StoreBudget } from './stores/bounded-store.js';
+import { StoreBudget, storeFailuresAsUnavailable } from './stores/bounded-store.js';
 import { CookieStore } from './stores/cookie.store.js';
 import { SessionStore } from './stores/session-store.js';
 import type { SessionClient, StoredSession } from './stores/session-store.js';
@@ -41,7 +41,8 @@ export class SessionMiddleware implements NestMiddleware {
   ) {
     this.logger = options.logger ?? new Logger('SessionModule');
     this.cookieStore = store instanceof CookieStore ? store : null;
-    this.store = boundStoreCalls(store, options.storeTimeout);
+    // Bounded per request, not per call: every store wait of a request draws on its StoreBudget.
+    this.store = storeFailuresAsUnavailable(store);
   }
 
   async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
@@ -67,7 +68,7 @@ export class SessionMiddleware implements NestMiddleware {
         }
       } catch (error) {
         this.logger.warn(`Could not load session ${opened ? hashSessionId(opened.id) : ''}: ${String(error)}`);
-        const answer = toHttpException(error, store.kind);
+        const answer = toHttpException(error);
         exposeSession(req, () => {
           throw answer;
         });
@@ -121,7 +122,7 @@ export class SessionMiddleware implements NestMiddleware {
         await state.commit();
         this.warnIfCredentialLate(state, handedOut);
       },
-      onError: (error) => this.commitFailed(error, state, store),
+      onError: (error) => this.commitFailed(error, state),
     });
     return state;
   }
@@ -148,8 +149,8 @@ export class SessionMiddleware implements NestMiddleware {
     if (now.id !== handedOut.id || this.credentials.changesOnWrite) this.logger.warn(SessionMessages.credentialLate());
   }
 
-  private commitFailed(error: unknown, state: SessionState, store: SessionStore): { status: number; body: object } {
-    const answer = toHttpException(error, store.kind);
+  private commitFailed(error: unknown, state: SessionState): { status: number; body: object } {
+    const answer = toHttpException(error);
     if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${hashSessionId(state.id)}: ${String(error)}`);
     return { status: answer.getStatus(), body: answer.getResponse() as object };
   }

@@ -130,6 +130,6 @@ export class SessionService {
 
   /** Store failures answer 503 to the request that asked, as everywhere in the module. */
   private call<T>(operation: () => Promise<T>): Promise<T> {
-    return operation().catch((error: unknown) => Promise.reject(toHttpException(error, this.store.kind)));
+    return operation().catch((error: unknown) => Promise.reject(toHttpException(error)));
   }
 }

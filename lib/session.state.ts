@@ -508,7 +508,7 @@ export class SessionState {
     const method =
       <A>(run: (arg?: A) => Promise<void>, takesOptions = false) =>
       () =>
-        withCallback((arg?: A) => run(arg).catch((error: unknown) => Promise.reject(toHttpException(error, state.store.kind))), takesOptions);
+        withCallback((arg?: A) => run(arg).catch((error: unknown) => Promise.reject(toHttpException(error))), takesOptions);
     // Built on first use: most requests only read and write data fields.
     let members: Record<string, () => unknown> | undefined;
     const buildMembers = (): Record<string, () => unknown> => ({

@@ -18,15 +18,35 @@ import { withinTime } from './store-runtime.js';
 export function boundStoreCalls(store: SessionStore, timeoutMs: number): SessionStore {
   return wrapStoreMethods(store, (method, operation) => {
     const timeoutError = (): Error => new SessionStoreUnavailableError(store.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`);
-    const failed = (error: unknown): never => {
-      if (error instanceof SessionError || error instanceof HttpException) throw error;
-      throw new SessionStoreUnavailableError(store.kind, error, `${operation}() failed`);
-    };
+    const failed = failureOf(store, operation);
     return (...args) => {
       const result = method.apply(store, args);
       return isPromiseLike(result) ? withinTime(result, timeoutMs, timeoutError).catch(failed) : result;
     };
   });
+}
+
+/**
+ * The same store, its calls' failures told apart as {@link boundStoreCalls} does, but with no
+ * time bound of its own: for the request pipeline, where a {@link StoreBudget} bounds all of a
+ * request's store calls together, so a second timer per call would only cost.
+ */
+export function storeFailuresAsUnavailable(store: SessionStore): SessionStore {
+  return wrapStoreMethods(store, (method, operation) => {
+    const failed = failureOf(store, operation);
+    return (...args) => {
+      const result = method.apply(store, args);
+      return isPromiseLike(result) ? Promise.resolve(result).catch(failed) : result;
+    };
+  });
+}
+
+/** What a store call's error becomes: the library's own errors as they are, anything else the store failing. */
+function failureOf(store: SessionStore, operation: string): (error: unknown) => never {
+  return (error) => {
+    if (error instanceof SessionError || error instanceof HttpException) throw error;
+    throw new SessionStoreUnavailableError(store.kind, error, `${operation}() failed`);
+  };
 }
 
 /**

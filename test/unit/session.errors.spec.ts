@@ -14,12 +14,12 @@ describe('toHttpException', () => {
   it('passes HTTP exceptions through (a reserved field is a 400)', () => {
     const error = new SessionReservedFieldError('save');
 
-    expect(toHttpException(error, 'redis')).toBe(error);
-    expect(toHttpException(error, 'redis').getStatus()).toBe(400);
+    expect(toHttpException(error)).toBe(error);
+    expect(toHttpException(error).getStatus()).toBe(400);
   });
 
   it('answers 503 with the detail of a store that did not answer in time', () => {
-    const answer = toHttpException(new SessionStoreUnavailableError('redis', undefined, 'get() did not answer within 200 ms'), 'memory');
+    const answer = toHttpException(new SessionStoreUnavailableError('redis', undefined, 'get() did not answer within 200 ms'));
 
     expect(answer.getStatus()).toBe(503);
     expect(answer.getResponse()).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', message: expect.stringContaining('(redis)') });
@@ -27,7 +27,7 @@ describe('toHttpException', () => {
   });
 
   it('answers 500 with a code, never 503, to an error that is not a store failure (a bug to fix), and shows none of its text', () => {
-    const answer = toHttpException(new TypeError('option domain is invalid: localhost:3000'), 'redis');
+    const answer = toHttpException(new TypeError('option domain is invalid: localhost:3000'));
 
     expect(answer.getStatus()).toBe(500);
     expect(answer.getResponse()).toMatchObject({ code: 'SESSION_INTERNAL_ERROR' });
@@ -35,7 +35,7 @@ describe('toHttpException', () => {
   });
 
   it('answers 400 to a value JSON cannot carry (nested too deep, a cycle): bad input, never a 5xx', () => {
-    const answer = toHttpException(new SessionFieldNotJsonError('big'), 'memory');
+    const answer = toHttpException(new SessionFieldNotJsonError('big'));
 
     expect(answer.getStatus()).toBe(400);
     expect(answer).toBeInstanceOf(BadRequestException);
@@ -59,7 +59,7 @@ describe('boundStoreCalls', () => {
         .catch((error: unknown) => error);
 
       expect(failure).toBeInstanceOf(SessionStoreUnavailableError);
-      const answer = toHttpException(failure, store.kind);
+      const answer = toHttpException(failure);
       expect(answer.getStatus()).toBe(503);
       expect(answer.getResponse()).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', message: expect.stringContaining('(memory)') });
     } finally {
