@@ -39,10 +39,7 @@ const ROUTES = {
 
 /** Binds the route table with the parameter decorators one kind of app needs. */
 function bind(Cls, params) {
-  return controller(
-    Cls,
-    Object.fromEntries(Object.entries(ROUTES).map(([method, decorators]) => [method, [decorators, params[method]]])),
-  );
+  return controller(Cls, Object.fromEntries(Object.entries(ROUTES).map(([method, decorators]) => [method, [decorators, params[method]]])));
 }
 
 // ---- 1. baseline: no session at all --------------------------------------------------------
@@ -95,7 +92,7 @@ class ExpressSessionController {
     return { ok: true };
   }
   fields(req) {
-    const { cookie, ...data } = req.session;
+    const { cookie: _cookie, ...data } = req.session;
     return data;
   }
 }

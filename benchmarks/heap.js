@@ -21,7 +21,15 @@ if (kind === 'ours') {
   const { MemoryStore, generateSessionId } = await import('../dist/lib/index.js');
   store = new MemoryStore();
   create = (userId) =>
-    store.create({ id: generateSessionId(), data: { userId, visits: 0 }, createdAt: now, lastSeenAt: now, expiresAt: now + 30 * 60_000, userId, client: null });
+    store.create({
+      id: generateSessionId(),
+      data: { userId, visits: 0 },
+      createdAt: now,
+      lastSeenAt: now,
+      expiresAt: now + 30 * 60_000,
+      userId,
+      client: null,
+    });
 } else if (kind === 'express-session') {
   // For reference: express-session's own MemoryStore keeps each session as a JSON string,
   // including the cookie object express-session adds (ids: uid-safe's 24 bytes, base64url).

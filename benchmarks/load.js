@@ -33,7 +33,7 @@ export async function signIn(server, count, first = 0) {
     return Array.from({ length: count }, () => `sid=${randomBytes(32).toString('base64url')}.${randomBytes(32).toString('base64url')}`);
   }
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  const cookies = new Array(count);
+  const cookies = Array.from({ length: count });
   let next = 0;
   try {
     await Promise.all(

@@ -73,7 +73,10 @@ export const sessionIdOf = {
   // sid=<id>.<signature>
   ours: (cookie) => cookie.slice(cookie.indexOf('=') + 1).split('.')[0],
   // connect.sid=s%3A<id>.<signature>
-  anchor: (cookie) => decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)).slice(2).split('.')[0],
+  anchor: (cookie) =>
+    decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1))
+      .slice(2)
+      .split('.')[0],
 };
 
 /**

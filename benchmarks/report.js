@@ -61,15 +61,23 @@ export function renderReport(d) {
     }),
     target('read, ours-redis ÷ connect-redis', ratio('ours-redis', 'read', 'connect-redis'), {
       atLeast: 1.25,
-      why: readRt && anchorRedis && `ours sends ${num(readRt.roundTripsPerRequest)} command(s) per read, connect-redis ${num(anchorRedis.read.roundTripsPerRequest)} (${breakdown(anchorRedis.read.direct)}), yet both are bound by per-request CPU in the server process${r('ours-memory', 'read') ? ` (ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'read', 'connect-redis'))})` : ''}`,
+      why:
+        readRt &&
+        anchorRedis &&
+        `ours sends ${num(readRt.roundTripsPerRequest)} command(s) per read, connect-redis ${num(anchorRedis.read.roundTripsPerRequest)} (${breakdown(anchorRedis.read.direct)}), yet both are bound by per-request CPU in the server process${r('ours-memory', 'read') ? ` (ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'read', 'connect-redis'))})` : ''}`,
     }),
     target('change, ours-redis ÷ baseline', ratio('ours-redis', 'change', 'baseline'), {
       atLeast: 0.8,
-      why: changeRt && `each change costs ${num(changeRt.roundTripsPerRequest)} round trip(s) (${breakdown(changeRt.direct)}), the script running ${num(changeRt.scriptedPerRequest)} commands inside Redis${inProcess('change')}`,
+      why:
+        changeRt &&
+        `each change costs ${num(changeRt.roundTripsPerRequest)} round trip(s) (${breakdown(changeRt.direct)}), the script running ${num(changeRt.scriptedPerRequest)} commands inside Redis${inProcess('change')}`,
     }),
     target('change, ours-redis ÷ connect-redis', ratio('ours-redis', 'change', 'connect-redis'), {
       atLeast: 1.3,
-      why: changeRt && anchorRedis && `round trips per change: ours ${num(changeRt.roundTripsPerRequest)}, connect-redis ${num(anchorRedis.change.roundTripsPerRequest)}; Redis executes ${num(changeRt.commandsPerRequest)} commands per change for ours (Lua included) vs ${num(anchorRedis.change.commandsPerRequest)}, on the same 2 cores as both processes${r('ours-memory', 'change') ? `; ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'change', 'connect-redis'))}` : ''}`,
+      why:
+        changeRt &&
+        anchorRedis &&
+        `round trips per change: ours ${num(changeRt.roundTripsPerRequest)}, connect-redis ${num(anchorRedis.change.roundTripsPerRequest)}; Redis executes ${num(changeRt.commandsPerRequest)} commands per change for ours (Lua included) vs ${num(anchorRedis.change.commandsPerRequest)}, on the same 2 cores as both processes${r('ours-memory', 'change') ? `; ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'change', 'connect-redis'))}` : ''}`,
     }),
     target('Redis commands per read (INFO commandstats), ours', readRt?.commandsPerRequest, {
       atMost: 1,
@@ -90,7 +98,11 @@ export function renderReport(d) {
       why:
         oursRedis &&
         anchorRedis &&
-        `ours ${int(oursRedis.memory.total)} B in ${Object.keys(oursRedis.memory.keys).length} keys (${Object.entries(oursRedis.memory.keys).map(([k, b]) => `${k} ${int(b)} B`).join(', ')}) vs ${int(anchorRedis.memory.total)} B in one string: the session's own hash is the size of connect-redis's string, and the rest is the per-user index, which connect-redis does not keep and which SessionService lists and revokes by and maxSessionsPerUser counts (shared by a user's sessions: one per user here)`,
+        `ours ${int(oursRedis.memory.total)} B in ${Object.keys(oursRedis.memory.keys).length} keys (${Object.entries(oursRedis.memory.keys)
+          .map(([k, b]) => `${k} ${int(b)} B`)
+          .join(
+            ', ',
+          )}) vs ${int(anchorRedis.memory.total)} B in one string: the session's own hash is the size of connect-redis's string, and the rest is the per-user index, which connect-redis does not keep and which SessionService lists and revokes by and maxSessionsPerUser counts (shared by a user's sessions: one per user here)`,
     }),
     ...servers
       .filter((s) => s.kind === 'ours')
@@ -172,7 +184,12 @@ ${table(['server', 'keys counted', 'bytes per key (average)', 'bytes per session
   ]);
 
   // ---- lost updates ---------------------------------------------------------------------------
-  const lostRows = (lostUpdates ?? []).map((l) => [l.label, l.trials.map((t) => `${t.survived}/${l.requests}`).join(', '), num(l.trials.reduce((a, t) => a + t.survived, 0) / l.trials.length, 1), l.trials.some((t) => t.bad) ? `⚠️ ${l.trials.reduce((a, t) => a + t.bad, 0)} failed requests` : 'all 2xx']);
+  const lostRows = (lostUpdates ?? []).map((l) => [
+    l.label,
+    l.trials.map((t) => `${t.survived}/${l.requests}`).join(', '),
+    num(l.trials.reduce((a, t) => a + t.survived, 0) / l.trials.length, 1),
+    l.trials.some((t) => t.bad) ? `⚠️ ${l.trials.reduce((a, t) => a + t.bad, 0)} failed requests` : 'all 2xx',
+  ]);
 
   const cpu = machine.cpus;
   return `# Benchmarks
@@ -223,15 +240,21 @@ ${table(['library', 'fields kept, per trial', 'mean', 'requests'], lostRows)}
 
 All servers are measured in the same run, interleaved: every round visits each server × workload once, in an order rotated from round to round (and reversed every other round), so a slow patch of the machine hits every case alike; the medians over rounds are what the tables show. Ratios matter more than absolute numbers, which depend on the machine and its load. On this ${cpu.count}-core machine the load generator, the server process and the store (Redis, PostgreSQL) compete for the same cores, so a store-backed server pays for its store's CPU as well as for its round trips; the baseline pays for neither. "× baseline" is the cost of sessions on the whole stack; "ours ÷ anchor" compares the two libraries on the same store, where above 1.00× ours is faster. A spread of several percent means differences of that size are noise. Redis command counts and memory are exact counts, not timings. The lost-update table shows correctness, not speed: express-session writes the whole session back at the end of every request, so concurrent requests to one session overwrite each other's fields; ours sends only the fields a request changed.
 
-Knobs (environment variables, default in parentheses): ${Object.entries(knobs).map(([name, [value, meaning]]) => `\`${name}\` (${value === '' ? 'empty' : `\`${value}\``}): ${meaning}`).join('; ')}.
+Knobs (environment variables, default in parentheses): ${Object.entries(knobs)
+    .map(([name, [value, meaning]]) => `\`${name}\` (${value === '' ? 'empty' : `\`${value}\``}): ${meaning}`)
+    .join('; ')}.
 `;
 }
 
 function memoryCells(stats) {
   const { keys, total } = stats.memory;
   return [
-    Object.keys(keys).map((k) => `\`${k}\``).join(', '),
-    Object.entries(keys).map(([k, b]) => `${int(b)}`).join(' + '),
+    Object.keys(keys)
+      .map((k) => `\`${k}\``)
+      .join(', '),
+    Object.values(keys)
+      .map((b) => `${int(b)}`)
+      .join(' + '),
     `**${int(total)} B**`,
     `${int(stats.usedMemoryPerSession)} B`,
   ];

@@ -113,7 +113,10 @@ const median = (xs) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
-const loadBefore = os.loadavg().map((n) => n.toFixed(2)).join(' / ');
+const loadBefore = os
+  .loadavg()
+  .map((n) => n.toFixed(2))
+  .join(' / ');
 
 async function main() {
   // ---- 1. infrastructure --------------------------------------------------------------------
@@ -140,7 +143,9 @@ async function main() {
 
   const cells = selected.length * Object.keys(WORKLOADS).length;
   const estimate = cells * (config.rounds * (config.duration + 0.3) + config.warmup + 0.3) + 60;
-  log(`${selected.length} servers × ${Object.keys(WORKLOADS).length} workloads × ${config.rounds} rounds × ${config.duration} s; about ${Math.round(estimate / 60)} min`);
+  log(
+    `${selected.length} servers × ${Object.keys(WORKLOADS).length} workloads × ${config.rounds} rounds × ${config.duration} s; about ${Math.round(estimate / 60)} min`,
+  );
 
   // ---- 2. servers and their sessions --------------------------------------------------------
   const servers = [];

@@ -2,11 +2,18 @@ export { SessionModule } from './session.module.js';
 export { SESSION_ASYNC_OPTIONS_TYPE, SESSION_OPTIONS_TYPE } from './session.module-definition.js';
 export type { SessionModuleExtras } from './session.module-definition.js';
 export { SessionCookieOptions, SessionMetricsOptions, SessionModuleOptions, resolveSessionOptions } from './session.options.js';
-export type { MetricsRegistry, OnMaxSessions, ResolvedMetricsOptions, ResolvedSessionOptions, SessionTokenFormat, SessionTransport } from './session.options.js';
+export type {
+  MetricsRegistry,
+  OnMaxSessions,
+  ResolvedMetricsOptions,
+  ResolvedSessionOptions,
+  SessionTokenFormat,
+  SessionTransport,
+} from './session.options.js';
 export { SESSION_TOKEN_HEADER } from './transports/index.js';
 export { parseDuration } from './session.validation.js';
 export type { Duration } from './session.validation.js';
-export { AllowAnonymous, InjectSessionOptions, InjectSessionStore, Session } from './session.decorators.js';
+export { AllowAnonymous, Session } from './session.decorators.js';
 export { SessionGuard } from './session.guard.js';
 export { SessionService } from './session.service.js';
 export type { UserSessionView } from './session.service.js';
@@ -17,7 +24,14 @@ export type { SessionHealthDetails, SessionHealthResult } from './session.health
 export { SESSION_METRIC_NAMES } from './session.metrics.js';
 export { SessionMiddleware } from './session.middleware.js';
 export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './session.state.js';
-export { ALLOW_ANONYMOUS_KEY, MAX_SESSION_FIELDS, RESERVED_FIELDS, SESSION_OPTIONS } from './session.constants.js';
+export {
+  ALLOW_ANONYMOUS_KEY,
+  InjectSessionOptions,
+  InjectSessionStore,
+  MAX_SESSION_FIELDS,
+  RESERVED_FIELDS,
+  SESSION_OPTIONS,
+} from './session.constants.js';
 export {
   SessionConfigError,
   SessionError,

@@ -1,5 +1,18 @@
+import { Inject } from '@nestjs/common';
+import { SessionStore } from './stores/session-store.js';
+
 /** Injection token of the options after validation and defaults (a {@link ResolvedSessionOptions}). */
 export const SESSION_OPTIONS = 'SESSION:OPTIONS';
+
+/**
+ * Injects the validated options with their defaults (`ResolvedSessionOptions`). Beside its token
+ * rather than with the other decorators: the classes that inject it (the guard, the middleware,
+ * the events) are what `@Session()` depends on, so there it would close an import cycle.
+ */
+export const InjectSessionOptions = () => Inject(SESSION_OPTIONS);
+
+/** Injects the store in use; the same as injecting `SessionStore` by type. */
+export const InjectSessionStore = () => Inject(SessionStore);
 
 /** Injection token of the module's {@link SessionMetrics}, or null when the `metrics` option is off. */
 export const SESSION_METRICS = 'SESSION:METRICS';

@@ -1,9 +1,8 @@
-import { createParamDecorator, Inject, SetMetadata } from '@nestjs/common';
+import { createParamDecorator, SetMetadata } from '@nestjs/common';
 import type { ExecutionContext } from '@nestjs/common';
-import { ALLOW_ANONYMOUS_KEY, SESSION_OPTIONS } from './session.constants.js';
+import { ALLOW_ANONYMOUS_KEY } from './session.constants.js';
 import { sessionOf } from './session.http.js';
 import type { SessionObject } from './session.state.js';
-import { SessionStore } from './stores/session-store.js';
 
 /**
  * The current session (`@Session()`), or one of its fields (`@Session('userId')`).
@@ -35,9 +34,3 @@ export type Session = SessionObject;
  * ```
  */
 export const AllowAnonymous = () => SetMetadata(ALLOW_ANONYMOUS_KEY, true);
-
-/** Injects the validated options with their defaults (`ResolvedSessionOptions`). */
-export const InjectSessionOptions = () => Inject(SESSION_OPTIONS);
-
-/** Injects the store in use; the same as injecting `SessionStore` by type. */
-export const InjectSessionStore = () => Inject(SessionStore);

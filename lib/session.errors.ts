@@ -27,10 +27,8 @@ const show = (value: unknown): string => {
 };
 
 export const SessionMessages = {
-  objectOption: (path: string, example: string, value: unknown) =>
-    `option "${path}" must be an object such as ${example} (got ${show(value)}).`,
-  optionsNotObject: (value: unknown) =>
-    `options must be an object such as { secret: '...' } (got ${show(value)}).`,
+  objectOption: (path: string, example: string, value: unknown) => `option "${path}" must be an object such as ${example} (got ${show(value)}).`,
+  optionsNotObject: (value: unknown) => `options must be an object such as { secret: '...' } (got ${show(value)}).`,
   secretMissing: () =>
     `option "secret" is required: a string of at least 32 characters, or an array of them for rotation. Generate one with: ${GENERATE_SECRET}`,
   secretTooShort: (path: string, length: number) =>
@@ -44,10 +42,8 @@ export const SessionMessages = {
   oneOf: (path: string, value: unknown, allowed: readonly unknown[]) =>
     `option "${path}" must be one of ${allowed.map(show).join(', ')} (got ${show(value)}).`,
   boolean: (path: string, value: unknown) => `option "${path}" must be true or false (got ${show(value)}).`,
-  nonEmptyString: (path: string, value: unknown) =>
-    `option "${path}" must be a non-empty string (got ${show(value)}).`,
-  cookieName: (value: unknown) =>
-    `option "cookie.name" must be a valid cookie name: letters, digits and !#$%&'*+-.^_\`|~ only (got ${show(value)}).`,
+  nonEmptyString: (path: string, value: unknown) => `option "${path}" must be a non-empty string (got ${show(value)}).`,
+  cookieName: (value: unknown) => `option "cookie.name" must be a valid cookie name: letters, digits and !#$%&'*+-.^_\`|~ only (got ${show(value)}).`,
   userKey: (value: unknown) =>
     `option "userKey" must be a field name such as 'userId', or a dotted path such as 'passport.user', without empty or prototype segments (got ${show(value)}).`,
   cookiePath: (value: unknown) => `option "cookie.path" must start with "/" (got ${show(value)}).`,
@@ -57,8 +53,7 @@ export const SessionMessages = {
     `option "cookie.path" has characters a Set-Cookie header cannot carry (got ${show(value)}). Use a URL path without ";" or control characters, such as '/app'.`,
   cookiePrefixRule: (prefix: string, rule: string, problem: string) =>
     `option "cookie.name" starts with "${prefix}", which browsers accept only on a cookie ${rule}, but ${problem}. Change that option, or choose a name without the prefix.`,
-  positiveInteger: (path: string, value: unknown) =>
-    `option "${path}" must be a positive whole number (got ${show(value)}).`,
+  positiveInteger: (path: string, value: unknown) => `option "${path}" must be a positive whole number (got ${show(value)}).`,
   sameSiteNoneNeedsSecure: (secure: unknown) =>
     `option "cookie.sameSite" is 'none', which browsers accept only on Secure cookies, but "cookie.secure" is ${show(secure)}. Set cookie.secure to true (and serve over HTTPS), or use sameSite 'lax'.`,
   partitionedNeedsSecure: (secure: unknown) =>
@@ -100,16 +95,13 @@ export const SessionMessages = {
     `no replica acknowledged the write within ${timeout} ms (consistency: 'strong'). Check that the Redis master has a connected replica, or raise store.replicaTimeout.`,
   endpoints: (path: string, value: unknown) =>
     `option "${path}" must be a non-empty array of { host, port } objects, e.g. [{ host: '127.0.0.1', port: 26379 }] (got ${show(value)}).`,
-  redisUrl: (value: unknown) =>
-    `option "store.url" must be a redis:// or rediss:// URL such as 'redis://127.0.0.1:6379' (got ${show(value)}).`,
-  redisClient: (value: unknown) =>
-    `option "store.client" must be an ioredis Redis or Cluster instance (got ${show(value)}).`,
+  redisUrl: (value: unknown) => `option "store.url" must be a redis:// or rediss:// URL such as 'redis://127.0.0.1:6379' (got ${show(value)}).`,
+  redisClient: (value: unknown) => `option "store.client" must be an ioredis Redis or Cluster instance (got ${show(value)}).`,
   redisPrefix: (value: unknown) =>
     `option "store.prefix" must be a string without "{" or "}" (each session key carries its own Cluster hash tag), e.g. 'sess:' (got ${show(value)}).`,
   redisOneConnection: (given: string[]) =>
     `options "store.${given.join('", "store.')}" each say how to connect to Redis; give only one of url, client, sentinels or cluster.`,
-  redisSentinelName: () =>
-    `option "store.name" is required with "store.sentinels": the master name the sentinels monitor, e.g. 'mymaster'.`,
+  redisSentinelName: () => `option "store.name" is required with "store.sentinels": the master name the sentinels monitor, e.g. 'mymaster'.`,
   redisReplicaTimeout: (replica: number, command: number) =>
     `option "store.replicaTimeout" (${replica} ms) must be shorter than "store.commandTimeout" (${command} ms), or a write waiting for a replica would time out as a failed command instead. Lower replicaTimeout or raise commandTimeout.`,
   redisExpiryEventsOff: () =>
@@ -119,8 +111,7 @@ export const SessionMessages = {
     `option "store.table" must be a table name, optionally schema-qualified: letters, digits and "_", not starting with a digit, e.g. 'sessions' or 'auth.sessions' (got ${show(value)}).`,
   postgresTableMissing: (table: string, ddl: string) =>
     `The session table ${JSON.stringify(table)} does not exist. Create it with the SQL below, or set store.createTable to true to have it created at start-up:\n${ddl}`,
-  postgresOneConnection: () =>
-    `options "store.connectionString" and "store.pool" each say how to reach PostgreSQL; give only one.`,
+  postgresOneConnection: () => `options "store.connectionString" and "store.pool" each say how to reach PostgreSQL; give only one.`,
   metricsOption: (value: unknown) =>
     `option "metrics" must be true, false, or an object such as { prefix: 'myapp_session_' } or { registry: new Registry() } from prom-client (got ${show(value)}).`,
   metricsRegistry: (value: unknown) =>
@@ -133,8 +124,7 @@ export const SessionMessages = {
     `The session layer failed unexpectedly; nothing about it was stored. This is a bug in the application, a custom session store or nestjs-session-sync: the server log has the details.`,
   storePingFailed: (kind: string, detail?: string) => `The session store (${kind}) failed its ping${detail ? `: ${detail}` : ''}.`,
   pingTimeout: (timeout: number) => `no answer within ${timeout} ms (the module's storeTimeout)`,
-  unknownOption: (path: string) =>
-    `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
+  unknownOption: (path: string) => `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
   configInvalid: (problems: string[]) =>
     `SessionModule: ${problems.length === 1 ? problems[0] : `${problems.length} problems with the options:\n  - ${problems.join('\n  - ')}`}`,
 
@@ -167,18 +157,15 @@ export const SessionMessages = {
     `the file system failed on session ${maskedId} (${detail}; check the permissions and free space of the store's directory)`,
   fileLockNotReleased: (maskedId: string, detail: string) =>
     `File session store: could not release the lock of session ${maskedId} (${detail}); it will be taken over once stale.`,
-  fileUnreadable: (maskedId: string, problem: string) =>
-    `Session ${maskedId} in the file store ${problem}; treating it as absent.`,
-  fileSweepFailed: (detail: string) =>
-    `File session store: sweeping expired sessions failed (${detail}); the next sweep will try again.`,
+  fileUnreadable: (maskedId: string, problem: string) => `Session ${maskedId} in the file store ${problem}; treating it as absent.`,
+  fileSweepFailed: (detail: string) => `File session store: sweeping expired sessions failed (${detail}); the next sweep will try again.`,
   userLockTimeout: (holder: string, timeout: number) =>
     `the sign-in lock of one user stayed held by ${holder} for ${timeout} ms (if sign-ins are slow, raise store.lockTimeout)`,
   fileUserLockFailed: (detail: string) =>
     `the file system failed on the sign-in lock of one user (${detail}; check the permissions and free space of the store's directory)`,
   fileUserLockNotReleased: (detail: string) =>
     `File session store: could not release the sign-in lock of one user (${detail}); it will be taken over once stale.`,
-  postgresUserLockFailed: (detail: string) =>
-    `the connection that holds the sign-in locks of users failed (${detail})`,
+  postgresUserLockFailed: (detail: string) => `the connection that holds the sign-in locks of users failed (${detail})`,
   postgresUserLockNotReleased: (detail: string) =>
     `PostgreSQL session store: could not release the sign-in lock of one user (${detail}); its connection was closed, which frees it.`,
   postgresColumnMissing: (table: string, column: string, alter: string) =>
@@ -333,7 +320,12 @@ export function toHttpException(error: unknown): HttpException {
   if (error instanceof SessionError) {
     return new InternalServerErrorException({ statusCode: 500, error: 'Internal Server Error', code: error.code, message: error.message });
   }
-  return new InternalServerErrorException({ statusCode: 500, error: 'Internal Server Error', code: 'SESSION_INTERNAL_ERROR', message: SessionMessages.internalError() });
+  return new InternalServerErrorException({
+    statusCode: 500,
+    error: 'Internal Server Error',
+    code: 'SESSION_INTERNAL_ERROR',
+    message: SessionMessages.internalError(),
+  });
 }
 
 /**

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { LoggerService, OnApplicationShutdown } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { hashSessionId } from './crypto/index.js';
-import { InjectSessionOptions } from './session.decorators.js';
+import { InjectSessionOptions } from './session.constants.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './stores/session-store.js';
 import type { ExpiredSession } from './stores/session-store.js';

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { CanActivate, ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY } from './session.constants.js';
-import { InjectSessionOptions } from './session.decorators.js';
+import { InjectSessionOptions } from './session.constants.js';
 import { SessionNotSignedInError } from './session.errors.js';
 import { sessionOf } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';

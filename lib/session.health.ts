@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { LoggerService } from '@nestjs/common';
-import { InjectSessionOptions } from './session.decorators.js';
+import { InjectSessionOptions } from './session.constants.js';
 import { SessionMessages } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './stores/session-store.js';

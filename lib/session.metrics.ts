@@ -88,7 +88,10 @@ export class SessionMetrics {
         buckets: LATENCY_BUCKETS,
         registers: [registry],
       }),
-      counter('storeErrors', 'Session store calls that failed (an error or a timeout of the store), by operation and store type.', ['operation', 'store']),
+      counter('storeErrors', 'Session store calls that failed (an error or a timeout of the store), by operation and store type.', [
+        'operation',
+        'store',
+      ]),
     );
   }
 

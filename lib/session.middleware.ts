@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import { hashSessionId } from './crypto/index.js';
 import { SessionCredentials } from './session.credentials.js';
 import type { OpenedCredential, RequestCredential } from './session.credentials.js';
-import { InjectSessionOptions } from './session.decorators.js';
+import { InjectSessionOptions } from './session.constants.js';
 import { SessionEvents } from './session.events.js';
 import { SessionMessages, toHttpException } from './session.errors.js';
 import { exposeSession, hookResponse } from './session.http.js';

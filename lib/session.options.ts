@@ -168,9 +168,7 @@ export class SessionModuleOptions {
 
   /** Hard limit from creation, whatever the activity; `false` disables it. @default '12h' */
   @IsOptional()
-  @Rule('isDurationOrFalse', (v) => v === false || parseDuration(v) !== undefined, (v) =>
-    SessionMessages.durationOrFalse(PATH, v),
-  )
+  @Rule('isDurationOrFalse', (v) => v === false || parseDuration(v) !== undefined, (v) => SessionMessages.durationOrFalse(PATH, v))
   absoluteTimeout?: Duration | false;
 
   /** An unmodified session refreshes its expiry in the store at most this often. @default idleTimeout / 10 */
@@ -345,7 +343,8 @@ export function resolveSessionOptions(raw: unknown): ResolvedSessionOptions {
   if (tokenFormat === 'jwt' && transport === 'cookie') problems.push(SessionMessages.tokenFormatNeedsHeader(transport));
   if (tokenFormat === 'jwt' && isCookieStore(options.store)) problems.push(SessionMessages.tokenFormatCookieStore());
   if (options.maxSessionsPerUser !== undefined && isCookieStore(options.store)) problems.push(SessionMessages.maxSessionsCookieStore());
-  if (options.onMaxSessions !== undefined && options.maxSessionsPerUser === undefined) problems.push(SessionMessages.onMaxSessionsAlone(options.onMaxSessions));
+  if (options.onMaxSessions !== undefined && options.maxSessionsPerUser === undefined)
+    problems.push(SessionMessages.onMaxSessionsAlone(options.onMaxSessions));
   if (problems.length) throw new SessionConfigError(problems);
 
   return {
@@ -399,9 +398,7 @@ function problemsOf(target: object, prefix = ''): string[] {
   const errors: ValidationError[] = validateSync(target, { whitelist: true, forbidNonWhitelisted: true });
   return errors.flatMap((error) =>
     Object.entries(error.constraints ?? {}).map(([constraint, text]) =>
-      constraint === 'whitelistValidation'
-        ? SessionMessages.unknownOption(prefix + error.property)
-        : text.split(PATH).join(prefix + error.property),
+      constraint === 'whitelistValidation' ? SessionMessages.unknownOption(prefix + error.property) : text.split(PATH).join(prefix + error.property),
     ),
   );
 }
@@ -434,7 +431,8 @@ function cookieAttributeProblems(cookie: { name: string; path: string; domain?: 
   if (prefix === '__Host-') {
     const rule = 'marked Secure, with Path=/ and no Domain';
     if (cookie.path !== '/') problems.push(SessionMessages.cookiePrefixRule(prefix, rule, `"cookie.path" is ${JSON.stringify(cookie.path)}`));
-    if (cookie.domain !== undefined) problems.push(SessionMessages.cookiePrefixRule(prefix, rule, `"cookie.domain" is ${JSON.stringify(cookie.domain)}`));
+    if (cookie.domain !== undefined)
+      problems.push(SessionMessages.cookiePrefixRule(prefix, rule, `"cookie.domain" is ${JSON.stringify(cookie.domain)}`));
   }
   return problems;
 }
@@ -480,8 +478,7 @@ function isSecret(value: unknown): boolean {
 function secretProblem(value: unknown): string {
   if (value === undefined || value === null || value === '') return SessionMessages.secretMissing();
   if (typeof value === 'string') return SessionMessages.secretTooShort('secret', value.length);
-  if (!Array.isArray(value) || value.length === 0 || value.some((s) => typeof s !== 'string'))
-    return SessionMessages.secretType(value);
+  if (!Array.isArray(value) || value.length === 0 || value.some((s) => typeof s !== 'string')) return SessionMessages.secretType(value);
   const index = value.findIndex((s: string) => s.length < 32);
   return SessionMessages.secretTooShort(`secret[${index}]`, value[index].length);
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { hashSessionId } from './crypto/index.js';
-import { InjectSessionOptions } from './session.decorators.js';
+import { InjectSessionOptions } from './session.constants.js';
 import { toHttpException } from './session.errors.js';
 import { SessionEvents } from './session.events.js';
 import type { SessionEventListener, SessionEventType } from './session.events.js';

@@ -499,6 +499,8 @@ export class SessionState {
    * `snapshot` for fields the live session has not written since, and writes go to the live one.
    */
   private createProxy(): SessionObject {
+    // The traps below are the Proxy handler's methods: `this` there is the handler, not the state.
+    // oxlint-disable-next-line typescript/no-this-alias
     const state = this;
     let snapshot: SessionFields | undefined;
     this.retireCurrent = (data) => {

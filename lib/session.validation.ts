@@ -38,7 +38,11 @@ export const IsPositiveInteger = (max = Number.MAX_SAFE_INTEGER) =>
   );
 
 export const IsDuration = (min = 1) =>
-  Rule('isDuration', (v) => parseDuration(v, min) !== undefined, (v) => SessionMessages.duration(PATH, v));
+  Rule(
+    'isDuration',
+    (v) => parseDuration(v, min) !== undefined,
+    (v) => SessionMessages.duration(PATH, v),
+  );
 
 /** class-validator's `{ message }` option, built from the value. */
 export const message = (build: (value: unknown) => string) => ({ message: (args: ValidationArguments) => build(args.value) });

@@ -135,7 +135,8 @@ async function main(): Promise<void> {
       log(`Started ${node.name} on ${node.url} (pid ${node.process.pid}).`);
       // Tell the user when a node dies while the demo runs (e.g. after their `kill -9`).
       void node.process.exited.then((exit) => {
-        if (!walkthrough && started && !interrupt.signal.aborted) log(`\n${node.name} exited (code ${exit.code}, signal ${exit.signal}); the proxy skips it from now on.`);
+        if (!walkthrough && started && !interrupt.signal.aborted)
+          log(`\n${node.name} exited (code ${exit.code}, signal ${exit.signal}); the proxy skips it from now on.`);
       });
     }
 

@@ -3,7 +3,6 @@ import { isCanonicalCompact } from './jose.js';
 import { deriveKey } from './keys.js';
 import type { Jose } from './jose.js';
 
-
 /** What opening a seal gives: the sealed text, and whether an older secret sealed it. */
 export interface OpenedSeal {
   plaintext: string;
@@ -37,9 +36,7 @@ export class SessionSealer {
 
   seal(plaintext: string): Promise<string> {
     const { key, kid } = this.keys[0];
-    return new this.jose.CompactEncrypt(new TextEncoder().encode(plaintext))
-      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid })
-      .encrypt(key);
+    return new this.jose.CompactEncrypt(new TextEncoder().encode(plaintext)).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid }).encrypt(key);
   }
 
   /**

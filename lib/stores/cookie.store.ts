@@ -155,7 +155,12 @@ export class CookieStore extends SessionStore {
   }
 
   destroyByUser(): Promise<string[]> {
-    return Promise.reject(new SessionStoreUnsupportedError(this.kind, "revoke a user's sessions: each one lives only in its client's cookie, and a copy of it opens until it expires"));
+    return Promise.reject(
+      new SessionStoreUnsupportedError(
+        this.kind,
+        "revoke a user's sessions: each one lives only in its client's cookie, and a copy of it opens until it expires",
+      ),
+    );
   }
 
   /** The record of a live session this client holds. */
@@ -174,7 +179,7 @@ export class CookieStore extends SessionStore {
     const jar = this.client();
     const data = fields.filter(([, json]) => json !== undefined).map(([name, json]) => `${JSON.stringify(name)}:${json}`);
     const { id, createdAt, lastSeenAt, expiresAt, userId } = session;
-    const client = session.client ? JSON.parse(encodeClient(session.client)) as SessionClient : undefined;
+    const client = session.client ? (JSON.parse(encodeClient(session.client)) as SessionClient) : undefined;
     const head = JSON.stringify({ v: 1, id, c: createdAt, s: lastSeenAt, e: expiresAt, u: userId, k: client });
     const plaintext = `${head.slice(0, -1)},"d":{${data.join(',')}}}`;
     const sealed = await this.sealer.seal(plaintext);

@@ -119,8 +119,10 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     this.usersRoot = join(directory, 'users');
     this.locksRoot = join(directory, 'locks');
     this.litterAge = Math.max(LITTER_AGE, lockTimeout);
-    this.timer = startSweeper(() => this.sweep(), sweepInterval, (error) =>
-      this.logger.warn(SessionMessages.fileSweepFailed(describeError(error))),
+    this.timer = startSweeper(
+      () => this.sweep(),
+      sweepInterval,
+      (error) => this.logger.warn(SessionMessages.fileSweepFailed(describeError(error))),
     );
   }
 
@@ -614,7 +616,6 @@ function parseRecord(text: string): SessionRecord | null {
   for (const name of Object.keys(d)) defineField(data, name, d[name]);
   return { createdAt: c, lastSeenAt: s, expiresAt: e, userId: u, client, data };
 }
-
 
 const isTimestamp = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 

@@ -8,7 +8,6 @@ import {
   assertUserIdKeepable,
   SessionStore,
   type SessionChange,
-  type SessionClient,
   type SessionFields,
   type SessionSummary,
   type StoredSession,
@@ -98,7 +97,11 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
 
     this.maxSessions = maxSessions;
     this.maxBytes = maxBytes;
-    this.timer = startSweeper(() => this.sweep(), sweepInterval, () => undefined);
+    this.timer = startSweeper(
+      () => this.sweep(),
+      sweepInterval,
+      () => undefined,
+    );
   }
 
   /** Entries currently held, including expired ones the sweeper has not reclaimed yet. */

@@ -1,10 +1,9 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { ClientConfig, Pool, PoolConfig } from 'pg';
-import { isPlainObject } from '../session.validation.js';
 import { SessionFieldNotStorableError, SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
 import { clientMember, defineField, encodeFields, readClient } from './field-codec.js';
-import { assertUserIdKeepable, SessionStore } from './session-store.js';
+import { assertUserIdKeepable, SessionStore, UNKEEPABLE_CHARACTER } from './session-store.js';
 import { startSweeper, StoreWarnings, withinTime } from './store-runtime.js';
 import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import type { PostgresStoreConfig } from './store-config.js';
@@ -131,7 +130,11 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
       failure: (cause, detail) => new SessionStoreUnavailableError(this.kind, cause, detail),
       warn: (message) => this.logger.warn(message),
     });
-    this.timer = startSweeper(() => this.sweepOnTimer(), options.sweepInterval ?? 60_000, (error) => this.warnings.warn(error));
+    this.timer = startSweeper(
+      () => this.sweepOnTimer(),
+      options.sweepInterval ?? 60_000,
+      (error) => this.warnings.warn(error),
+    );
   }
 
   /**
@@ -156,10 +159,9 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   async get(id: string): Promise<StoredSession | null> {
-    const { rows } = await this.pool.query(
-      `SELECT data, user_id, client, ${SELECT_TIMES} FROM ${this.table} WHERE id = $1 AND expires_at > now()`,
-      [id],
-    );
+    const { rows } = await this.pool.query(`SELECT data, user_id, client, ${SELECT_TIMES} FROM ${this.table} WHERE id = $1 AND expires_at > now()`, [
+      id,
+    ]);
     if (rows.length === 0) return null;
     const [row] = rows;
     if (typeof row.data !== 'object' || row.data === null || Array.isArray(row.data)) return null;
@@ -598,8 +600,11 @@ function clientJson(client: SessionClient | null | undefined): string | null {
   return UNSTORABLE.test(json) ? JSON.stringify(client, (_, value: unknown) => (typeof value === 'string' ? storable(value) : value)) : json;
 }
 
+/** Every character of a text that PostgreSQL cannot keep, as the user-id rule defines them. */
+const UNKEEPABLE_CHARACTERS = new RegExp(UNKEEPABLE_CHARACTER.source, 'g');
+
 function storable(text: string): string {
-  return text.replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  return text.replace(UNKEEPABLE_CHARACTERS, '\ufffd');
 }
 
 /** Data fields as one JSON object text, and the fields whose value removes them. */

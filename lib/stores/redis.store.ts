@@ -5,17 +5,10 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { hashSessionId } from '../crypto/index.js';
 import { SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
 import { defineField, encodeClient, encodeFields, parseClient } from './field-codec.js';
-import {
-  COMMIT_SCRIPT,
-  CREATE_SCRIPT,
-  DESTROY_IF_OWNED_SCRIPT,
-  DESTROY_SCRIPT,
-  INDEX_SCRIPT,
-  UNLOCK_SCRIPT,
-} from './redis.scripts.js';
+import { COMMIT_SCRIPT, CREATE_SCRIPT, DESTROY_IF_OWNED_SCRIPT, DESTROY_SCRIPT, INDEX_SCRIPT, UNLOCK_SCRIPT } from './redis.scripts.js';
 import { assertUserIdKeepable, SessionStore } from './session-store.js';
 import { StoreWarnings } from './store-runtime.js';
-import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
+import type { SessionChange, SessionFields, SessionSummary, StoredSession } from './session-store.js';
 import { REDIS_DEFAULTS } from './store-config.js';
 import type { RedisStoreConfig } from './store-config.js';
 import type { RedisClient } from './driver-types.js';
@@ -25,7 +18,6 @@ type IoredisClient = Redis | Cluster;
 
 /** The scripts, as ioredis exposes them once defined on a client. */
 interface ScriptCommands extends SessionScriptCommands {
-
   nssIndex(key: string, id: string, score: number, ttl: number): Promise<number>;
   nssUnlock(key: string, token: string): Promise<number>;
 }
@@ -624,7 +616,6 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   private reportErrors(client: IoredisClient): void {
     client.on('error', (error: unknown) => this.warnings.warn(error));
   }
-
 }
 
 /** The create script's arguments before the fields: expiry, marker expiry, user. */

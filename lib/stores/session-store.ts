@@ -77,8 +77,12 @@ export interface ExpiredSession {
 /** Receives the expiries a store reports. */
 export type ExpiryListener = (expired: ExpiredSession) => void;
 
-/** A NUL, or a UTF-16 surrogate without its other half: what no store can keep exactly in every place a user id goes. */
-const UNKEEPABLE_IN_USER_ID = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/**
+ * A NUL, or a UTF-16 surrogate without its other half: what no store can keep exactly in every
+ * place a user id goes (and what PostgreSQL text cannot hold at all).
+ */
+// oxlint-disable-next-line no-control-regex -- matching U+0000 is the point
+export const UNKEEPABLE_CHARACTER = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
  * Refuses, with {@link SessionUserIdInvalidError} (a 400), a user id that some store could not
@@ -107,9 +111,10 @@ const UNKEEPABLE_IN_USER_ID = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\u
  */
 export function assertUserIdKeepable(userId: unknown): void {
   if (typeof userId !== 'string') return;
-  const found = UNKEEPABLE_IN_USER_ID.exec(userId);
+  const found = UNKEEPABLE_CHARACTER.exec(userId);
   if (!found) return;
-  const problem = found[0] === '\u0000' ? 'a NUL character (U+0000)' : `an unpaired UTF-16 surrogate (U+${found[0].charCodeAt(0).toString(16).toUpperCase()})`;
+  const problem =
+    found[0] === '\u0000' ? 'a NUL character (U+0000)' : `an unpaired UTF-16 surrogate (U+${found[0].charCodeAt(0).toString(16).toUpperCase()})`;
   throw new SessionUserIdInvalidError(problem, found.index);
 }
 

@@ -51,9 +51,7 @@ export interface RedisEndpoint {
 const isEndpointList = (value: unknown): boolean =>
   Array.isArray(value) &&
   value.length > 0 &&
-  value.every(
-    (e) => typeof e?.host === 'string' && e.host.length > 0 && Number.isInteger(e?.port) && e.port > 0 && e.port < 65536,
-  );
+  value.every((e) => typeof e?.host === 'string' && e.host.length > 0 && Number.isInteger(e?.port) && e.port > 0 && e.port < 65536);
 
 /**
  * `{ type: 'redis' }`: sessions shared by every node, on standalone Redis (`url`), Sentinel
@@ -169,15 +167,19 @@ export class PostgresStoreConfig {
 
   /** `postgres://user:password@host:5432/database`. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
   @IsOptional()
-  @Rule('isPostgresUrl', (v) => typeof v === 'string' && /^postgres(ql)?:\/\/.+/.test(v), (v) =>
-    SessionMessages.oneOf(PATH, v, ['a postgres:// connection string']),
+  @Rule(
+    'isPostgresUrl',
+    (v) => typeof v === 'string' && /^postgres(ql)?:\/\/.+/.test(v),
+    (v) => SessionMessages.oneOf(PATH, v, ['a postgres:// connection string']),
   )
   connectionString?: string;
 
   /** A `pg` Pool you created; the store uses it and never ends it. @default undefined */
   @IsOptional()
-  @Rule('isPgPool', (v) => typeof (v as { query?: unknown; connect?: unknown })?.connect === 'function', (v) =>
-    SessionMessages.oneOf(PATH, v, ['a pg Pool']),
+  @Rule(
+    'isPgPool',
+    (v) => typeof (v as { query?: unknown; connect?: unknown })?.connect === 'function',
+    (v) => SessionMessages.oneOf(PATH, v, ['a pg Pool']),
   )
   pool?: PostgresPool;
 
@@ -272,4 +274,3 @@ export const STORE_CONFIG_CLASSES: Record<StoreConfig['type'], StoreConfigClass>
 /** Every store type a config object may name. */
 export type StoreType = StoreConfig['type'];
 export const STORE_TYPES: ReadonlySet<StoreType> = new Set(Object.keys(STORE_CONFIG_CLASSES) as StoreType[]);
-

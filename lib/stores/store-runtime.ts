@@ -12,14 +12,17 @@ export const MAX_TIMER_DELAY = 2 ** 31 - 1;
  * handed to `onError`: a failed sweep is retried on the next tick, never thrown.
  */
 export function startSweeper(sweep: () => unknown, interval: number, onError: (error: unknown) => void): NodeJS.Timeout {
-  const timer = setInterval(() => {
-    try {
-      const result = sweep();
-      if (result instanceof Promise) result.catch(onError);
-    } catch (error) {
-      onError(error);
-    }
-  }, Math.min(interval, MAX_TIMER_DELAY));
+  const timer = setInterval(
+    () => {
+      try {
+        const result = sweep();
+        if (result instanceof Promise) result.catch(onError);
+      } catch (error) {
+        onError(error);
+      }
+    },
+    Math.min(interval, MAX_TIMER_DELAY),
+  );
   timer.unref();
   return timer;
 }

@@ -399,9 +399,7 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
 
         await expect(store.get(session.id)).resolves.toBeNull();
         const later = Date.now() + LIFETIME;
-        await expect(
-          store.commit(session.id, { set: { revived: true }, unset: [], expiresAt: later, lastSeenAt: Date.now() }),
-        ).resolves.toBe(false);
+        await expect(store.commit(session.id, { set: { revived: true }, unset: [], expiresAt: later, lastSeenAt: Date.now() })).resolves.toBe(false);
         await expect(store.touch(session.id, later, Date.now())).resolves.toBe(false);
         const next = newSession({ data: { secret: 'x' } });
         await expect(store.rotate(session.id, next)).resolves.toBe(false);

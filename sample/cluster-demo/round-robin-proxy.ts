@@ -187,10 +187,7 @@ export interface StartRoundRobinProxyOptions extends RoundRobinProxyOptions {
  * console.log(`curl ${proxy.url}/health`);
  * await proxy.close();
  */
-export function startRoundRobinProxy(
-  targets: readonly ProxyTarget[],
-  options: StartRoundRobinProxyOptions = {},
-): Promise<RoundRobinProxy> {
+export function startRoundRobinProxy(targets: readonly ProxyTarget[], options: StartRoundRobinProxyOptions = {}): Promise<RoundRobinProxy> {
   const { port = 0, host = '127.0.0.1' } = options;
   const server = createRoundRobinProxy(targets, options);
   return new Promise((resolve, reject) => {

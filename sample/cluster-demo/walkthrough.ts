@@ -126,7 +126,11 @@ export async function runWalkthrough(options: WalkthroughOptions): Promise<boole
   try {
     step('Sign in as alice through the proxy');
     const login = await call('POST', '/auth/login', { username: 'alice', password: 'demo' });
-    check(login.status === 200 && browser.cookie('sid') !== undefined, 'signed in, the browser holds a session cookie (sid)', `status ${login.status}`);
+    check(
+      login.status === 200 && browser.cookie('sid') !== undefined,
+      'signed in, the browser holds a session cookie (sid)',
+      `status ${login.status}`,
+    );
 
     step('Read /profile six times: the proxy sends each request to the next node');
     const before = await readProfile(6);
@@ -151,8 +155,11 @@ export async function runWalkthrough(options: WalkthroughOptions): Promise<boole
     const after = await readProfile(6);
     check(after.every(isAlice), 'still signed in as alice on every read');
     const servedAfter = distinct(after);
-    check(!servedAfter.includes(victim.name) && servedAfter.length === options.nodes.length - 1,
-      `${victim.name} served none; ${servedAfter.join(' and ')} took over`, `served by ${servedAfter.join(', ')}`);
+    check(
+      !servedAfter.includes(victim.name) && servedAfter.length === options.nodes.length - 1,
+      `${victim.name} served none; ${servedAfter.join(' and ')} took over`,
+      `served by ${servedAfter.join(', ')}`,
+    );
     const survived = await call('GET', '/session');
     check(sessionMatches(survived), 'every field survived: theme=dark, lang=en, 2 visits');
 

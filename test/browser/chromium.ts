@@ -29,7 +29,7 @@ export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `The browser tests need Chromium at ${CHROMIUM_PATH}, which is missing. ` +
-        'Install Debian\'s package: apt-get install -y --no-install-recommends chromium (.ci/run does this when it is missing).',
+        "Install Debian's package: apt-get install -y --no-install-recommends chromium (.ci/run does this when it is missing).",
     );
   }
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });

@@ -136,7 +136,10 @@ async function ownSessionId(page: Page): Promise<string> {
 /** Clicks Refresh and waits until the page lists `count` sessions. */
 async function refreshSessions(page: Page, count: number): Promise<{ ids: string[]; current: string[] }> {
   await button(page, 'Refresh').click();
-  await page.locator('#sessions tr').nth(count - 1).waitFor();
+  await page
+    .locator('#sessions tr')
+    .nth(count - 1)
+    .waitFor();
   await page.locator('#sessions tr').nth(count).waitFor({ state: 'detached' });
   return listedSessions(page);
 }

@@ -5,14 +5,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { cookieHeader, requireSid } from '../fixtures/cookies.js';
 import { PACK_TIMEOUT, packLibrary, type PackedPackage } from '../support/packed-package.js';
-import {
-  assertSucceeded,
-  installConsumerApp,
-  runCommand,
-  startConsumerApp,
-  type AppKind,
-  type CommandResult,
-} from './consumer-apps.js';
+import { assertSucceeded, installConsumerApp, runCommand, startConsumerApp, type AppKind, type CommandResult } from './consumer-apps.js';
 
 /**
  * The library as its users get it (SPEC §1, "a real npm package"): `npm pack` of a clean copy of
@@ -90,10 +83,14 @@ async function expectQuickStartToWork(url: string): Promise<void> {
 /** Runs `vitest run` with `config` in the app; fails unless it exits 0 having passed tests and failed none. */
 async function expectVitestToPass(appDir: string, config: string): Promise<void> {
   const results = join(appDir, `${config}.results.json`);
-  const run = await runCommand('npx', ['vitest', 'run', '--config', config, '--reporter=default', '--reporter=json', `--outputFile.json=${results}`], {
-    cwd: appDir,
-    timeoutMs: COMMAND_TIMEOUT_MS,
-  });
+  const run = await runCommand(
+    'npx',
+    ['vitest', 'run', '--config', config, '--reporter=default', '--reporter=json', `--outputFile.json=${results}`],
+    {
+      cwd: appDir,
+      timeoutMs: COMMAND_TIMEOUT_MS,
+    },
+  );
   assertSucceeded(run);
   const summary = JSON.parse(await readFile(results, 'utf8')) as { numPassedTests: number; numFailedTests: number };
   expect({ passed: summary.numPassedTests > 0, failed: summary.numFailedTests }).toEqual({ passed: true, failed: 0 });
@@ -149,25 +146,41 @@ describe('nestjs-session-sync installed from its packed tarball', () => {
       build = await tsc(appDir, ['-p', 'tsconfig.build.json']);
     }, INSTALL_TIMEOUT_MS);
 
-    it('type-checks the app, its Vitest spec and config with its own tsc, req.session typed on Express Request', async () => {
-      assertSucceeded(await tsc(appDir, ['--noEmit', '-p', 'tsconfig.json']));
-    }, COMMAND_TIMEOUT_MS);
+    it(
+      'type-checks the app, its Vitest spec and config with its own tsc, req.session typed on Express Request',
+      async () => {
+        assertSucceeded(await tsc(appDir, ['--noEmit', '-p', 'tsconfig.json']));
+      },
+      COMMAND_TIMEOUT_MS,
+    );
 
     it('compiles with its own tsc (tsconfig.build.json)', () => {
       assertSucceeded(build);
     });
 
-    it('signs in, reads the profile and signs out over HTTP, then refuses the old cookie with 401 SESSION_NOT_SIGNED_IN', async () => {
-      await runQuickStart(appDir, 'dist/main.js');
-    }, COMMAND_TIMEOUT_MS);
+    it(
+      'signs in, reads the profile and signs out over HTTP, then refuses the old cookie with 401 SESSION_NOT_SIGNED_IN',
+      async () => {
+        await runQuickStart(appDir, 'dist/main.js');
+      },
+      COMMAND_TIMEOUT_MS,
+    );
 
-    it('passes the store conformance kit under Vitest, with the test functions imported from vitest', async () => {
-      await expectVitestToPass(appDir, 'vitest.config.ts');
-    }, COMMAND_TIMEOUT_MS);
+    it(
+      'passes the store conformance kit under Vitest, with the test functions imported from vitest',
+      async () => {
+        await expectVitestToPass(appDir, 'vitest.config.ts');
+      },
+      COMMAND_TIMEOUT_MS,
+    );
 
-    it("passes the store conformance kit under Vitest with `globals: true` (nest new's setting), given no test functions", async () => {
-      await expectVitestToPass(appDir, 'vitest.globals.config.ts');
-    }, COMMAND_TIMEOUT_MS);
+    it(
+      "passes the store conformance kit under Vitest with `globals: true` (nest new's setting), given no test functions",
+      async () => {
+        await expectVitestToPass(appDir, 'vitest.globals.config.ts');
+      },
+      COMMAND_TIMEOUT_MS,
+    );
   });
 
   describe('in a CommonJS app ("type": "commonjs", NodeNext, require() of ES modules)', () => {
@@ -183,13 +196,19 @@ describe('nestjs-session-sync installed from its packed tarball', () => {
       assertSucceeded(build);
     });
 
-    it('signs in, reads the profile and signs out over HTTP, then refuses the old cookie with 401 SESSION_NOT_SIGNED_IN', async () => {
-      await runQuickStart(appDir, 'dist/src/main.js');
-    }, COMMAND_TIMEOUT_MS);
+    it(
+      'signs in, reads the profile and signs out over HTTP, then refuses the old cookie with 401 SESSION_NOT_SIGNED_IN',
+      async () => {
+        await runQuickStart(appDir, 'dist/src/main.js');
+      },
+      COMMAND_TIMEOUT_MS,
+    );
 
-    it('gets one copy of the library and of @nestjs/common from require() and import() alike (no dual-package hazard)', async () => {
-      // A second copy would mean a second SessionStore token and a second module instance.
-      const script = `
+    it(
+      'gets one copy of the library and of @nestjs/common from require() and import() alike (no dual-package hazard)',
+      async () => {
+        // A second copy would mean a second SessionStore token and a second module instance.
+        const script = `
         const required = [require('nestjs-session-sync'), require('@nestjs/common')];
         Promise.all([import('nestjs-session-sync'), import('@nestjs/common')]).then((imported) => {
           console.log(JSON.stringify({
@@ -198,19 +217,25 @@ describe('nestjs-session-sync installed from its packed tarball', () => {
             nestInjectable: required[1].Injectable === imported[1].Injectable,
           }));
         });`;
-      const run = await runCommand(process.execPath, ['-e', script], { cwd: appDir, timeoutMs: COMMAND_TIMEOUT_MS });
-      assertSucceeded(run);
-      expect(JSON.parse(run.stdout.trim().split('\n').pop()!)).toEqual({ sessionModule: true, sessionStore: true, nestInjectable: true });
-    }, COMMAND_TIMEOUT_MS);
+        const run = await runCommand(process.execPath, ['-e', script], { cwd: appDir, timeoutMs: COMMAND_TIMEOUT_MS });
+        assertSucceeded(run);
+        expect(JSON.parse(run.stdout.trim().split('\n').pop()!)).toEqual({ sessionModule: true, sessionStore: true, nestInjectable: true });
+      },
+      COMMAND_TIMEOUT_MS,
+    );
 
-    it('passes the store conformance kit under node:test, with expect from the expect package', async () => {
-      const run = await runCommand(process.execPath, ['--test', '--test-reporter=tap', 'dist/test/map.store.test.js'], {
-        cwd: appDir,
-        timeoutMs: COMMAND_TIMEOUT_MS,
-      });
-      assertSucceeded(run);
-      const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(run.stdout)?.[1] ?? NaN);
-      expect({ passed: count('pass') > 0, failed: count('fail') }).toEqual({ passed: true, failed: 0 });
-    }, COMMAND_TIMEOUT_MS);
+    it(
+      'passes the store conformance kit under node:test, with expect from the expect package',
+      async () => {
+        const run = await runCommand(process.execPath, ['--test', '--test-reporter=tap', 'dist/test/map.store.test.js'], {
+          cwd: appDir,
+          timeoutMs: COMMAND_TIMEOUT_MS,
+        });
+        assertSucceeded(run);
+        const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(run.stdout)?.[1] ?? NaN);
+        expect({ passed: count('pass') > 0, failed: count('fail') }).toEqual({ passed: true, failed: 0 });
+      },
+      COMMAND_TIMEOUT_MS,
+    );
   });
 });

@@ -78,7 +78,11 @@ describe('three sample nodes on one Redis behind a round-robin proxy, on Express
 
   it('keeps all 30 concurrent field writes made through the proxy, whichever node took each', async () => {
     const writes = await Promise.all(
-      Array.from({ length: FIELDS }, (_, i) => withSid(viaProxy().put(`/prefs/k${i}`), alice).send({ value: i }).expect(200)),
+      Array.from({ length: FIELDS }, (_, i) =>
+        withSid(viaProxy().put(`/prefs/k${i}`), alice)
+          .send({ value: i })
+          .expect(200),
+      ),
     );
 
     expect(new Set(writes.map(servedBy))).toEqual(new Set(names));

@@ -245,7 +245,11 @@ describe.each(PLATFORMS)("store: { type: 'cookie' } (%s)", (platform) => {
       const app = await start();
       const cookie = requireSid(await app.http().post('/set').send({ kept: 'yes' }).expect(200));
 
-      const res = await app.http().post('/set').set('Cookie', cookieHeader(cookie)).send({ kept: 'overwritten', blob: 'x'.repeat(5000) });
+      const res = await app
+        .http()
+        .post('/set')
+        .set('Cookie', cookieHeader(cookie))
+        .send({ kept: 'overwritten', blob: 'x'.repeat(5000) });
 
       expect(res.status).toBe(413);
       expect(res.body).toEqual({
@@ -264,7 +268,13 @@ describe.each(PLATFORMS)("store: { type: 'cookie' } (%s)", (platform) => {
       // The same store over the header transport, where the credential is the bare seal.
       const headerApp = await start({ transport: 'header' });
       const sealFor = async (padding: number): Promise<string> =>
-        requireToken(await headerApp.http().post('/set').send({ pad: 'x'.repeat(padding) }).expect(200));
+        requireToken(
+          await headerApp
+            .http()
+            .post('/set')
+            .send({ pad: 'x'.repeat(padding) })
+            .expect(200),
+        );
       const sealLength = async (padding: number): Promise<number> => (await sealFor(padding)).length;
 
       // The attributes the cookie line adds to the seal, measured on a real line.
@@ -288,7 +298,10 @@ describe.each(PLATFORMS)("store: { type: 'cookie' } (%s)", (platform) => {
       const read = await headerApp.http().get('/read').set('Authorization', `Bearer ${seal}`).expect(200);
       expect(read.body.data).toEqual({ pad: 'x'.repeat(padding) });
 
-      const res = await cookieApp.http().post('/set').send({ pad: 'x'.repeat(padding) });
+      const res = await cookieApp
+        .http()
+        .post('/set')
+        .send({ pad: 'x'.repeat(padding) });
 
       expect(res.status).toBe(413);
       expect(res.body).toMatchObject({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_LARGE' });

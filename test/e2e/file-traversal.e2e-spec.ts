@@ -15,8 +15,7 @@ import type { FixtureApp } from '../fixtures/index.js';
  */
 
 /** A cookie value `id.signature` signed the way the library signs, whatever the id. */
-const signedWithSecret = (id: string): string =>
-  `${id}.${createHmac('sha256', deriveKey(SECRET, 'signed-id')).update(id).digest('base64url')}`;
+const signedWithSecret = (id: string): string => `${id}.${createHmac('sha256', deriveKey(SECRET, 'signed-id')).update(id).digest('base64url')}`;
 
 const TRAVERSALS = [
   '../outside/decoy',
@@ -60,9 +59,19 @@ describe.each(PLATFORMS)('FileStore behind HTTP, against traversal-shaped ids (%
       it(`treats ${how} ${JSON.stringify(id)} as anonymous and touches nothing outside the directory`, async () => {
         const before = await readdir(outside);
 
-        const read = await app.http().get('/read').set('Cookie', cookieHeader(encodeURIComponent(value)));
-        const guarded = await app.http().get('/guarded').set('Cookie', cookieHeader(encodeURIComponent(value)));
-        const write = await app.http().post('/set').set('Cookie', cookieHeader(encodeURIComponent(value))).send({ a: 1 });
+        const read = await app
+          .http()
+          .get('/read')
+          .set('Cookie', cookieHeader(encodeURIComponent(value)));
+        const guarded = await app
+          .http()
+          .get('/guarded')
+          .set('Cookie', cookieHeader(encodeURIComponent(value)));
+        const write = await app
+          .http()
+          .post('/set')
+          .set('Cookie', cookieHeader(encodeURIComponent(value)))
+          .send({ a: 1 });
 
         expect(read.status).toBe(200);
         expect(read.body.data).toEqual({});

@@ -63,7 +63,13 @@ describe.each(PLATFORMS)('on %s', (platform) => {
 
     it('hands out a new token on rotation, and the old one is dead', async () => {
       const app = await start({ transport: 'header' });
-      const before = requireToken(await app.http().post('/set').send({ cart: [1] }).expect(200));
+      const before = requireToken(
+        await app
+          .http()
+          .post('/set')
+          .send({ cart: [1] })
+          .expect(200),
+      );
 
       const after = requireToken(await app.http().post('/login').set('Authorization', bearer(before)).send({ userId: 'u1' }).expect(200));
 
@@ -152,7 +158,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const token = requireToken(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
 
       const login = await app.http().post('/login').set('Authorization', bearer(token)).send({ userId: 'u2' }).expect(200);
-      const logout = await app.http().post('/logout').set('Authorization', bearer(requireToken(login))).expect(204);
+      const logout = await app
+        .http()
+        .post('/logout')
+        .set('Authorization', bearer(requireToken(login)))
+        .expect(204);
 
       expect(requireToken(login)).not.toBe(token);
       expect(setCookieLine(login)).toBeUndefined();

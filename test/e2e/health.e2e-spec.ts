@@ -56,7 +56,13 @@ describe.each(PLATFORMS)('SessionHealthIndicator on a Redis that stops and comes
     const down = await indicator.isHealthy();
     const res = await sample.http().get('/health').timeout(HANG);
 
-    const report = { status: 'down', store: 'redis', latencyMs: expect.any(Number), code: 'SESSION_STORE_UNAVAILABLE', message: 'The session store (redis) failed its ping.' };
+    const report = {
+      status: 'down',
+      store: 'redis',
+      latencyMs: expect.any(Number),
+      code: 'SESSION_STORE_UNAVAILABLE',
+      message: 'The session store (redis) failed its ping.',
+    };
     expect(down).toEqual({ session: report });
     expect(res.status).toBe(503);
     expect(res.body).toEqual({ status: 'error', info: {}, error: { session: report }, details: { session: report } });

@@ -98,7 +98,13 @@ describe.each(PLATFORMS)("tokenFormat: 'jwt' (%s)", (platform) => {
     it('carries no sub for a session nobody signed in to', async () => {
       const app = await start();
 
-      const token = requireToken(await app.http().post('/set').send({ cart: [1] }).expect(200));
+      const token = requireToken(
+        await app
+          .http()
+          .post('/set')
+          .send({ cart: [1] })
+          .expect(200),
+      );
 
       const claims = decodeJwt(token);
       expect(claims.sid).toMatch(SESSION_ID);
@@ -167,7 +173,12 @@ describe.each(PLATFORMS)("tokenFormat: 'jwt' (%s)", (platform) => {
       const app = await start();
       const sid = sidOf(await login(app, 'api-user'));
       const sign = (alg: string, secret: string, exp: number) =>
-        new SignJWT({ sid }).setProtectedHeader({ alg, typ: 'JWT' }).setSubject('api-user').setIssuedAt(exp - 60).setExpirationTime(exp).sign(keyOf(secret));
+        new SignJWT({ sid })
+          .setProtectedHeader({ alg, typ: 'JWT' })
+          .setSubject('api-user')
+          .setIssuedAt(exp - 60)
+          .setExpirationTime(exp)
+          .sign(keyOf(secret));
 
       await expectAnonymous(app, 'expired', await sign('HS256', SECRET, nowInSeconds() - 10));
       await expectAnonymous(app, 'another secret', await sign('HS256', OTHER_SECRET, nowInSeconds() + 300));
@@ -203,7 +214,12 @@ describe.each(PLATFORMS)("tokenFormat: 'jwt' (%s)", (platform) => {
       const app = await start();
       await login(app, 'api-user');
       const sign = (claims: Record<string, unknown>) =>
-        new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('api-user').setIssuedAt().setExpirationTime('5m').sign(keyOf(SECRET));
+        new SignJWT(claims)
+          .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+          .setSubject('api-user')
+          .setIssuedAt()
+          .setExpirationTime('5m')
+          .sign(keyOf(SECRET));
 
       await expectAnonymous(app, 'sid too short', await sign({ sid: 'abc' }));
       await expectAnonymous(app, 'sid a path', await sign({ sid: '../../../etc/passwd' }));
@@ -242,7 +258,11 @@ describe.each(PLATFORMS)("tokenFormat: 'jwt' (%s)", (platform) => {
     it('answers 413 SESSION_TOO_LARGE, with no token, when the claims would make a token over 4096 bytes', async () => {
       const app = await start();
 
-      const res = await app.http().post('/login').send({ userId: 'u'.repeat(4000) }).expect(413);
+      const res = await app
+        .http()
+        .post('/login')
+        .send({ userId: 'u'.repeat(4000) })
+        .expect(413);
 
       expect(res.body).toMatchObject({ statusCode: 413, code: 'SESSION_TOO_LARGE', message: expect.stringContaining('4096') });
       expect(tokenOf(res)).toBeUndefined();

@@ -23,7 +23,6 @@ class FlakyStore extends MemoryStore {
     if (this.failing) throw new SessionStoreUnavailableError('memory', new Error('connection reset'));
     return super.get(id);
   }
-
 }
 
 function capturingLogger(): LoggerService & { lines: string[] } {

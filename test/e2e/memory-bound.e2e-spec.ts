@@ -46,7 +46,12 @@ describe.each(PLATFORMS)('the memory store under a flood of anonymous writes (%s
 
     // Ten at a time, as a client flooding the server would send them.
     for (let batch = 0; batch < 6; batch += 1) {
-      const writes = Array.from({ length: 10 }, (_, i) => app.http().post('/set').send({ big: VALUE, n: batch * 10 + i }));
+      const writes = Array.from({ length: 10 }, (_, i) =>
+        app
+          .http()
+          .post('/set')
+          .send({ big: VALUE, n: batch * 10 + i }),
+      );
       for (const res of await Promise.all(writes)) {
         statuses.add(res.status);
         cookies.push(requireSid(res));
@@ -102,7 +107,9 @@ describe.each(PLATFORMS)('the memory store under a flood of anonymous writes (%s
 
 describe('the sample application on its default store', () => {
   it('runs on a memory store bounded to 64 MiB, and counts what PUT /prefs/:key writes', async () => {
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forEnv({ SESSION_SECRET: 'memory-bound-e2e-secret-0123456789abcdef' })] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [AppModule.forEnv({ SESSION_SECRET: 'memory-bound-e2e-secret-0123456789abcdef' })],
+    }).compile();
     const app = await createPlatformApp(moduleRef, 'express');
     try {
       const store = moduleRef.get(SessionStore);

@@ -79,7 +79,13 @@ describe.each(PLATFORMS)('session metrics of the sample on Redis, scraped from G
   it('serves the help and type of every session metric', async () => {
     const res = await sample.http().get('/metrics').expect(200);
 
-    for (const name of ['session_created_total', 'session_rotated_total', 'session_destroyed_total', 'session_expired_total', 'session_store_errors_total']) {
+    for (const name of [
+      'session_created_total',
+      'session_rotated_total',
+      'session_destroyed_total',
+      'session_expired_total',
+      'session_store_errors_total',
+    ]) {
       expect(res.text).toContain(`# TYPE ${name} counter`);
     }
     expect(res.text).toContain('# TYPE session_store_duration_seconds histogram');

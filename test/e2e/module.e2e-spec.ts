@@ -267,9 +267,7 @@ describe.each(PLATFORMS)('SessionModule (%s)', (platform) => {
     });
 
     it.each(badOptions)('fails forRootAsync (useFactory) with %s, alike', async (_case, options, message) => {
-      const error = await startupError(
-        SessionModule.forRootAsync({ useFactory: () => options as unknown as SessionModuleOptions }),
-      );
+      const error = await startupError(SessionModule.forRootAsync({ useFactory: () => options as unknown as SessionModuleOptions }));
 
       expect(error).toBeInstanceOf(SessionConfigError);
       expect((error as Error).message).toMatch(message);
@@ -327,7 +325,7 @@ describe.each(PLATFORMS)('SessionModule (%s)', (platform) => {
       }
     }
 
-    it('calls the store\'s onApplicationShutdown on app.close()', async () => {
+    it("calls the store's onApplicationShutdown on app.close()", async () => {
       const store = new ShutdownCountingStore();
       const app = await startApp(SessionModule.forRoot({ secret: SECRET, store }), { platform });
 

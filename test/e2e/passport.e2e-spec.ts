@@ -123,7 +123,12 @@ describe.each([
   it('keeps what the session held before sign-in with keepSessionInfo: true, under the new id', async () => {
     const before = requireSid(await app.http().post('/cart').expect(200));
 
-    const res = await app.http().post('/login-keeping-session-info').set('Cookie', cookieHeader(before)).send({ username: 'kim', password: 'demo' }).expect(200);
+    const res = await app
+      .http()
+      .post('/login-keeping-session-info')
+      .set('Cookie', cookieHeader(before))
+      .send({ username: 'kim', password: 'demo' })
+      .expect(200);
 
     const after = requireSid(res);
     expect(idOf(after)).not.toBe(idOf(before));

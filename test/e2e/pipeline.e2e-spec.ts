@@ -465,7 +465,12 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       const cookie = await sessionWith(app, { a: 1 });
       store.commitDelay = 200;
 
-      const write: Promise<Response> = app.http().post('/set').set('Cookie', cookieHeader(cookie)).send({ b: 2 }).then((r) => r);
+      const write: Promise<Response> = app
+        .http()
+        .post('/set')
+        .set('Cookie', cookieHeader(cookie))
+        .send({ b: 2 })
+        .then((r) => r);
       await delay(50);
       await app.http().post('/logout').set('Cookie', cookieHeader(cookie)).expect(204);
       const written = await write;
@@ -482,7 +487,12 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       const cookie = requireSid(login);
       store.commitDelay = 200;
 
-      const write: Promise<Response> = app.http().post('/set').set('Cookie', cookieHeader(cookie)).send({ b: 2 }).then((r) => r);
+      const write: Promise<Response> = app
+        .http()
+        .post('/set')
+        .set('Cookie', cookieHeader(cookie))
+        .send({ b: 2 })
+        .then((r) => r);
       await delay(50);
       expect(await store.destroyByUser('u1')).toEqual([idOf(cookie)]);
       await write;
@@ -671,7 +681,10 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       const res = await app.http().post('/logout').set('Cookie', cookieHeader(cookie)).timeout(BOUND);
 
       expect(res.status).toBe(503);
-      expect(res.body).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', message: expect.stringContaining('destroy() did not answer within 200 ms') });
+      expect(res.body).toMatchObject({
+        code: 'SESSION_STORE_UNAVAILABLE',
+        message: expect.stringContaining('destroy() did not answer within 200 ms'),
+      });
     });
 
     it('answers 503 from SessionService when the store is down', async () => {
@@ -748,7 +761,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       expect(await dataOf(app, before)).toEqual({});
     });
 
-    it('supports Passport\'s flow: regenerate(cb), set the user, save(cb)', async () => {
+    it("supports Passport's flow: regenerate(cb), set the user, save(cb)", async () => {
       const store = new CountingStore();
       const app = await start({ store });
       const before = await sessionWith(app, { cart: [1] });
@@ -764,7 +777,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       expect(await store.get(idOf(before))).toBeNull();
     });
 
-    it('supports Passport\'s flow on a request without a session', async () => {
+    it("supports Passport's flow on a request without a session", async () => {
       const app = await start();
 
       const res = await app.http().post('/passport-login').send({ user: 'u8' }).expect(200);

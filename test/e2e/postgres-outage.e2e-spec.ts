@@ -38,10 +38,13 @@ describe.each(PLATFORMS)('a PostgreSQL outage and recovery (SPEC §3.7) (%s)', (
 
   beforeAll(async () => {
     server = await startPostgresServer();
-    app = await createFixtureApp({
-      store: { type: 'postgres', connectionString: server.url(), createTable: true, queryTimeout: 500 },
-      storeTimeout: 1_500,
-    }, { platform });
+    app = await createFixtureApp(
+      {
+        store: { type: 'postgres', connectionString: server.url(), createTable: true, queryTimeout: 500 },
+        storeTimeout: 1_500,
+      },
+      { platform },
+    );
     sample = await startSampleNode({ SESSION_STORE: 'postgres', DATABASE_URL: server.url() }, platform);
   });
 
@@ -104,7 +107,10 @@ describe.each(PLATFORMS)('a PostgreSQL outage and recovery (SPEC §3.7) (%s)', (
     const res = await withSid(app.http().get('/read'), cookie).expect(200);
 
     expect(res.body).toEqual({ data: { color: 'blue' }, isNew: false });
-    expect((await sample.http().get('/health').expect(200)).body).toMatchObject({ status: 'ok', info: { session: { status: 'up', store: 'postgres' } } });
+    expect((await sample.http().get('/health').expect(200)).body).toMatchObject({
+      status: 'ok',
+      info: { session: { status: 'up', store: 'postgres' } },
+    });
     signedIn = requireSid(await sample.http().post('/auth/login').send({ username: 'early', password: 'demo' }).expect(200));
     await withSid(sample.http().get('/profile'), signedIn).expect(200, { userId: 'early' });
   });

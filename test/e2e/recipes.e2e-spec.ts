@@ -55,7 +55,10 @@ function recipeAppModule(): Type<unknown> {
         inject: [ConfigService],
         useFactory: (config: ConfigService<Env, true>): SessionModuleOptions => ({
           secret: config.get('SESSION_SECRET', { infer: true }),
-          store: config.get('SESSION_STORE', { infer: true }) === 'redis' ? { type: 'redis', url: config.get('REDIS_URL', { infer: true }) } : { type: 'memory' },
+          store:
+            config.get('SESSION_STORE', { infer: true }) === 'redis'
+              ? { type: 'redis', url: config.get('REDIS_URL', { infer: true }) }
+              : { type: 'memory' },
         }),
       }),
     ],
@@ -114,7 +117,7 @@ describe.each(PLATFORMS)('README recipes (%s)', (platform) => {
   });
 
   describe('migrating from express-session', () => {
-    it("gives a client still holding an express-session cookie a fresh session, not an error", async () => {
+    it('gives a client still holding an express-session cookie a fresh session, not an error', async () => {
       const app = await createFixtureApp({}, { platform });
       apps.push(app);
       // express-session's format: "s:" + id + "." + HMAC-SHA256 in base64, signed by cookie-signature.

@@ -229,9 +229,20 @@ async function createBurstWithReads(
   sessions: readonly Written[],
   indexes: readonly number[],
 ): Promise<{ creates: Response[]; reads: Response[] }> {
-  const creates = Array.from({ length: count }, (_, n) => app.http().post('/set').send({ burst: n }).timeout(HANG).then((res) => res));
+  const creates = Array.from({ length: count }, (_, n) =>
+    app
+      .http()
+      .post('/set')
+      .send({ burst: n })
+      .timeout(HANG)
+      .then((res) => res),
+  );
   await sleep(100);
-  const reads = indexes.map((i) => withSid(app.http().get('/read'), sessions[i].cookie).timeout(HANG).then((res) => res));
+  const reads = indexes.map((i) =>
+    withSid(app.http().get('/read'), sessions[i].cookie)
+      .timeout(HANG)
+      .then((res) => res),
+  );
   return { creates: await Promise.all(creates), reads: await Promise.all(reads) };
 }
 
@@ -359,9 +370,13 @@ describe('consistency: strong through a Cluster failover', () => {
     promoted = await topology.killMasterOfKeyAndWaitForFailover(sessionKeyOf(sessions[0].cookie));
     // A fast failover can end before a worker's turn came to write to one of the dead master's
     // sessions: keep probing until one did (the promoted master has no replica yet either).
-    await pollUntil('a write to a session of the dead master', async () => (prober.writesSentAfter(killedAt, affected).length > 0 ? true : undefined), {
-      timeoutMs: 15_000,
-    });
+    await pollUntil(
+      'a write to a session of the dead master',
+      async () => (prober.writesSentAfter(killedAt, affected).length > 0 ? true : undefined),
+      {
+        timeoutMs: 15_000,
+      },
+    );
     await prober.stop();
     report('cluster', prober);
     await waitForService(app, sessions[0], 20_000);

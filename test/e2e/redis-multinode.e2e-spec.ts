@@ -2,11 +2,7 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Redis } from 'ioredis';
 import { requireSid } from '../fixtures/index.js';
-import {
-  expectConcurrentFieldWritesKept,
-  expectLogoutToWinRaceWithWrites,
-  expectUserSessionsListedOnBoth,
-} from '../fixtures/two-nodes.js';
+import { expectConcurrentFieldWritesKept, expectLogoutToWinRaceWithWrites, expectUserSessionsListedOnBoth } from '../fixtures/two-nodes.js';
 import { endpointList, RawClients, sessionKeyOf, startSampleNode, withSid } from '../fixtures/redis-apps.js';
 import type { SampleNode } from '../fixtures/redis-apps.js';
 import { startClusterTopology, startRedisServer, startSentinelTopology } from '../support/redis-topology.js';
@@ -117,11 +113,14 @@ describe('the sample on Fastify on Redis Sentinel (REDIS_SENTINELS + REDIS_SENTI
 
   beforeAll(async () => {
     topology = await startSentinelTopology();
-    node = await startSampleNode({
-      SESSION_STORE: 'redis',
-      REDIS_SENTINELS: endpointList(topology.sentinelEndpoints),
-      REDIS_SENTINEL_NAME: topology.masterName,
-    }, 'fastify');
+    node = await startSampleNode(
+      {
+        SESSION_STORE: 'redis',
+        REDIS_SENTINELS: endpointList(topology.sentinelEndpoints),
+        REDIS_SENTINEL_NAME: topology.masterName,
+      },
+      'fastify',
+    );
   });
 
   afterAll(async () => {
@@ -159,9 +158,7 @@ describe('the sample on Redis Cluster (REDIS_CLUSTER_NODES)', () => {
 
   it('signs in (an id rotation across slots) and reads the session back', async () => {
     const anonymous = requireSid(await node.http().post('/visits').expect(200));
-    const cookie = requireSid(
-      await withSid(node.http().post('/auth/login'), anonymous).send({ username: 'cleo', password: 'demo' }).expect(200),
-    );
+    const cookie = requireSid(await withSid(node.http().post('/auth/login'), anonymous).send({ username: 'cleo', password: 'demo' }).expect(200));
 
     const profile = await withSid(node.http().get('/profile'), cookie).expect(200);
     const session = await withSid(node.http().get('/session'), cookie).expect(200);

@@ -51,7 +51,10 @@ describe.each(PLATFORMS)('a Redis outage and recovery (SPEC §3.7) (%s)', (platf
     const res = await withSid(app.http().get('/read'), before).expect(200);
 
     expect(res.body).toEqual({ data: { color: 'blue' }, isNew: false });
-    expect((await sample.http().get('/health').expect(200)).body).toMatchObject({ status: 'ok', info: { session: { status: 'up', store: 'redis' } } });
+    expect((await sample.http().get('/health').expect(200)).body).toMatchObject({
+      status: 'ok',
+      info: { session: { status: 'up', store: 'redis' } },
+    });
     sampleBefore = requireSid(await sample.http().post('/auth/login').send({ username: 'early', password: 'demo' }).expect(200));
     await withSid(sample.http().get('/profile'), sampleBefore).expect(200, { userId: 'early' });
   });

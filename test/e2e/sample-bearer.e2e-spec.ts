@@ -44,7 +44,10 @@ describe.each(PLATFORMS)('on %s', (platform) => {
       const logout = await http().post('/auth/logout').set('Authorization', `Bearer ${token}`).expect(204);
       // An empty token tells the client to drop the one it holds.
       expect(logout.headers[SESSION_TOKEN_HEADER.toLowerCase()]).toBe('');
-      await http().get('/profile').set('Authorization', `Bearer ${token}`).expect(revocable ? 401 : 200);
+      await http()
+        .get('/profile')
+        .set('Authorization', `Bearer ${token}`)
+        .expect(revocable ? 401 : 200);
     });
   });
 });

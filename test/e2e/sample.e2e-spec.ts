@@ -86,7 +86,10 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
 
   describe('GET /profile', () => {
     it('answers 401 with a JSON error body without a session', async () => {
-      const res = await http().get('/profile').expect(401).expect('Content-Type', /application\/json/);
+      const res = await http()
+        .get('/profile')
+        .expect(401)
+        .expect('Content-Type', /application\/json/);
 
       expect(res.body).toMatchObject({ statusCode: 401, code: 'SESSION_NOT_SIGNED_IN', message: expect.any(String) });
     });
@@ -144,7 +147,9 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
       const res = await http().put('/prefs/theme').send({ value: 'dark' }).expect(200);
       expect(res.body).toEqual({ ok: true });
       const cookie = requireSid(res);
-      await withCookie(http().put('/prefs/lang'), cookie).send({ value: { code: 'fr' } }).expect(200);
+      await withCookie(http().put('/prefs/lang'), cookie)
+        .send({ value: { code: 'fr' } })
+        .expect(200);
 
       const session = await withCookie(http().get('/session'), cookie).expect(200);
 
@@ -164,7 +169,10 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
     });
 
     it('stores a key named __proto__ as the plain field pref:__proto__, polluting no prototype', async () => {
-      const res = await http().put('/prefs/__proto__').send({ value: { polluted: true } }).expect(200);
+      const res = await http()
+        .put('/prefs/__proto__')
+        .send({ value: { polluted: true } })
+        .expect(200);
 
       const session = await withCookie(http().get('/session'), requireSid(res)).expect(200);
       expect(session.body).toEqual({ data: { 'pref:__proto__': { polluted: true } } });
@@ -183,14 +191,20 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
       ['POST /auth/login', 'post', '/auth/login', (deep: string) => `{"username":${deep},"password":"demo"}`],
       ['PUT /prefs/:key', 'put', '/prefs/theme', (deep: string) => `{"value":${deep}}`],
     ] as const)('answers 400 to %s with a value nested thousands of levels deep, and stores nothing', async (_route, method, path, bodyOf) => {
-      const res = await http()[method](path).set('Content-Type', 'application/json').send(bodyOf(nested(5_000)));
+      const res = await http()
+        [method](path)
+        .set('Content-Type', 'application/json')
+        .send(bodyOf(nested(5_000)));
 
       expect({ status: res.status, code: res.body.code }).toEqual({ status: 400, code: 'BODY_TOO_DEEP' });
       expect(setCookieLine(res)).toBeUndefined();
     });
 
     it('still takes values nested as deep as real preferences get', async () => {
-      await http().put('/prefs/layout').send({ value: JSON.parse(nested(20)) }).expect(200);
+      await http()
+        .put('/prefs/layout')
+        .send({ value: JSON.parse(nested(20)) })
+        .expect(200);
     });
   });
 
@@ -212,7 +226,7 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
         current: boolean;
       }>;
 
-    it('lists both sessions of a user signed in twice, marking the caller\'s as current', async () => {
+    it("lists both sessions of a user signed in twice, marking the caller's as current", async () => {
       const first = await login('dave');
       const second = await login('dave');
       await login('not-dave');
@@ -222,7 +236,12 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
 
       expect(fromFirst).toHaveLength(2);
       for (const entry of fromFirst) {
-        expect(entry).toEqual({ id: expect.any(String), createdAt: expect.any(String), lastSeenAt: expect.any(String), current: expect.any(Boolean) });
+        expect(entry).toEqual({
+          id: expect.any(String),
+          createdAt: expect.any(String),
+          lastSeenAt: expect.any(String),
+          current: expect.any(Boolean),
+        });
         expect(Number.isNaN(Date.parse(entry.createdAt))).toBe(false);
       }
       expect(fromFirst.filter((s) => s.current)).toHaveLength(1);
@@ -240,7 +259,7 @@ describe.each(PLATFORMS)('sample application (SPEC §4 HTTP contract) (%s)', (pl
   });
 
   describe('DELETE /auth/sessions', () => {
-    it('revokes the user\'s other session: { revoked: 1 }, the other cookie then gets 401, this one still works', async () => {
+    it("revokes the user's other session: { revoked: 1 }, the other cookie then gets 401, this one still works", async () => {
       const mine = await login('erin');
       const other = await login('erin');
 

@@ -59,7 +59,11 @@ const backings: Array<[string, () => Promise<Backing>]> = [
 /** `count` fields `f0`, `f1`…, each with its own value: what a JSON body copied into the session makes. */
 const manyFields = (count: number): Record<string, number> => Object.fromEntries(Array.from({ length: count }, (_, i) => [`f${i}`, i]));
 
-const TOO_MANY = { statusCode: 413, code: 'SESSION_TOO_MANY_FIELDS', message: expect.stringContaining(`limit of ${MAX_SESSION_FIELDS} top-level fields`) };
+const TOO_MANY = {
+  statusCode: 413,
+  code: 'SESSION_TOO_MANY_FIELDS',
+  message: expect.stringContaining(`limit of ${MAX_SESSION_FIELDS} top-level fields`),
+};
 
 describe.each(backings)('at most MAX_SESSION_FIELDS fields per session on the %s store', (_name, start) => {
   let backing: Backing;

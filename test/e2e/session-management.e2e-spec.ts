@@ -206,7 +206,11 @@ describe.each(PLATFORMS)('on %s', (platform) => {
         const refused = await withCookie(strictB.http().post('/auth/login'), visitor).send({ username: user, password: 'demo' });
 
         expect(refused.status).toBe(409);
-        expect(refused.body).toMatchObject({ statusCode: 409, code: 'SESSION_LIMIT_REACHED', message: expect.stringContaining(`${LIMIT} active sessions`) });
+        expect(refused.body).toMatchObject({
+          statusCode: 409,
+          code: 'SESSION_LIMIT_REACHED',
+          message: expect.stringContaining(`${LIMIT} active sessions`),
+        });
         expect(setCookieLine(refused)).toBeUndefined();
         const kept = await withCookie(strictA.http().get('/session'), visitor).expect(200);
         expect(kept.body).toEqual({ data: { visits: 1 } });
@@ -217,7 +221,9 @@ describe.each(PLATFORMS)('on %s', (platform) => {
         const user = newUser();
 
         const responses = await Promise.all(
-          Array.from({ length: RACERS }, (_, i) => (i % 2 === 0 ? strictA : strictB).http().post('/auth/login').send({ username: user, password: 'demo' })),
+          Array.from({ length: RACERS }, (_, i) =>
+            (i % 2 === 0 ? strictA : strictB).http().post('/auth/login').send({ username: user, password: 'demo' }),
+          ),
         );
 
         const statuses = responses.map((res) => res.status).sort();

@@ -5,11 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { idOf, requireSid } from '../fixtures/cookies.js';
-import {
-  expectConcurrentFieldWritesKept,
-  expectLogoutToWinRaceWithWrites,
-  expectUserSessionsListedOnBoth,
-} from '../fixtures/two-nodes.js';
+import { expectConcurrentFieldWritesKept, expectLogoutToWinRaceWithWrites, expectUserSessionsListedOnBoth } from '../fixtures/two-nodes.js';
 import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
 import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SampleProcess } from '../support/sample-process.js';
 
@@ -125,10 +121,11 @@ describeTwoProcesses('PostgreSQL', async () => {
 });
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
-const exists = (path: string): Promise<boolean> => stat(path).then(
-  () => true,
-  () => false,
-);
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 describeTwoProcesses('one file store directory', async () => {
   const directory = await mkdtemp(join(tmpdir(), 'nss-multiprocess-'));

@@ -81,7 +81,10 @@ describe.each(backings)('user ids on the %s store', (_name, start) => {
 
   const signIn = (username: string) => node.http().post('/auth/login').send({ username, password: 'demo' });
   /** Signs `username` in twice, as on two devices, and returns both cookies. */
-  const twoDevices = async (username: string): Promise<string[]> => [requireSid(await signIn(username).expect(200)), requireSid(await signIn(username).expect(200))];
+  const twoDevices = async (username: string): Promise<string[]> => [
+    requireSid(await signIn(username).expect(200)),
+    requireSid(await signIn(username).expect(200)),
+  ];
 
   /** Both sessions of `username` are still signed in, and (where the store lists) listed as that user's two. */
   async function expectUntouched(username: string, cookies: string[]): Promise<void> {

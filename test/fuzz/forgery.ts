@@ -125,13 +125,47 @@ export class Forger {
     const real = this.realToken();
     const parts = real?.split('.');
     return rng.weighted<() => Promise<Forged> | Forged>([
-      [3, () => ['JWT alg none', `${b64json({ alg: rng.pick(['none', 'None', 'NONE']), typ: 'JWT' })}.${b64json(claims)}.${rng.pick(['', rng.base64url(43)])}`]],
+      [
+        3,
+        () => [
+          'JWT alg none',
+          `${b64json({ alg: rng.pick(['none', 'None', 'NONE']), typ: 'JWT' })}.${b64json(claims)}.${rng.pick(['', rng.base64url(43)])}`,
+        ],
+      ],
       [3, async () => ['JWT signed with a wrong key', await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(WRONG_KEY)]],
-      [2, async () => ['expired JWT, wrong key', await new SignJWT({ ...claims, exp: nowSeconds() - rng.int(1, 86_400) }).setProtectedHeader({ alg: 'HS256' }).sign(WRONG_KEY)]],
+      [
+        2,
+        async () => [
+          'expired JWT, wrong key',
+          await new SignJWT({ ...claims, exp: nowSeconds() - rng.int(1, 86_400) }).setProtectedHeader({ alg: 'HS256' }).sign(WRONG_KEY),
+        ],
+      ],
       [1, async () => ['JWT HS512, wrong key', await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).sign(WRONG_KEY)]],
       [1, () => ['JWT alg RS256 with junk signature', `${b64json({ alg: 'RS256' })}.${b64json(claims)}.${rng.base64url(342)}`]],
-      [1, () => ['JWT with hostile header', `${b64json(rng.pick([{ alg: 'HS256', kid: '../../../dev/null' }, { alg: 'HS256', jku: 'http://127.0.0.1/' }, { alg: 'HS256', crit: ['exp'] }, { alg: 'HS256', b64: false, crit: ['b64'] }]))}.${b64json(claims)}.${rng.base64url(43)}`]],
-      [3, () => (parts?.length === 3 ? ['real JWT, claims edited', `${parts[0]}.${b64json({ ...claims, sid: sidOfJwt(real!) ?? sid, sub: rng.pick([sub, 'admin', '']) })}.${parts[2]}`] : ['JWT alg none', `${b64json({ alg: 'none' })}.${b64json(claims)}.`])],
+      [
+        1,
+        () => [
+          'JWT with hostile header',
+          `${b64json(
+            rng.pick([
+              { alg: 'HS256', kid: '../../../dev/null' },
+              { alg: 'HS256', jku: 'http://127.0.0.1/' },
+              { alg: 'HS256', crit: ['exp'] },
+              { alg: 'HS256', b64: false, crit: ['b64'] },
+            ]),
+          )}.${b64json(claims)}.${rng.base64url(43)}`,
+        ],
+      ],
+      [
+        3,
+        () =>
+          parts?.length === 3
+            ? [
+                'real JWT, claims edited',
+                `${parts[0]}.${b64json({ ...claims, sid: sidOfJwt(real!) ?? sid, sub: rng.pick([sub, 'admin', '']) })}.${parts[2]}`,
+              ]
+            : ['JWT alg none', `${b64json({ alg: 'none' })}.${b64json(claims)}.`],
+      ],
       [2, () => ['real JWT, payload of another', this.partsSwapped(this.material.tokens, 3, 1)]],
       [1, () => ['JWT-shaped garbage', `${rng.base64url(36)}.${rng.base64url(rng.int(0, 300))}.${rng.base64url(43)}`]],
     ])();
@@ -142,21 +176,50 @@ export class Forger {
     const { rng } = this;
     const real = this.material.tokens.find((t) => t.split('.').length === 5) ?? this.material.cookies.find((t) => t.split('.').length === 5);
     const kid = real ? headerOf(real).kid : undefined;
-    const plaintext = JSON.stringify({ v: 1, id: rng.base64url(43), c: Date.now(), s: Date.now(), e: Date.now() + 3_600_000, u: rng.pick([...this.material.users, 'admin']), d: {} });
+    const plaintext = JSON.stringify({
+      v: 1,
+      id: rng.base64url(43),
+      c: Date.now(),
+      s: Date.now(),
+      e: Date.now() + 3_600_000,
+      u: rng.pick([...this.material.users, 'admin']),
+      d: {},
+    });
     return rng.weighted<() => Promise<Forged> | Forged>([
-      [3, async () => ['JWE sealed with a wrong key', await new CompactEncrypt(new TextEncoder().encode(plaintext)).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', ...(kid && { kid }) }).encrypt(WRONG_AES_KEY)]],
+      [
+        3,
+        async () => [
+          'JWE sealed with a wrong key',
+          await new CompactEncrypt(new TextEncoder().encode(plaintext))
+            .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', ...(kid && { kid }) })
+            .encrypt(WRONG_AES_KEY),
+        ],
+      ],
       [2, () => ['JWE with random parts', Array.from({ length: 5 }, (_, i) => (i === 1 ? '' : rng.base64url(rng.int(8, 120)))).join('.')]],
-      [2, () => ['real seal, parts of another', this.partsSwapped([...this.material.cookies, ...this.material.tokens].filter((t) => t.split('.').length === 5), 5, rng.int(2, 4))]],
-      [2, () => {
-        const header = rng.pick([
-          { alg: 'PBES2-HS512+A256KW', enc: 'A256GCM', p2c: 100_000_000, p2s: 'AAAAAAAAAAAAAAAAAAAAAA' },
-          { alg: 'dir', enc: 'A256GCM', zip: 'DEF', kid },
-          { alg: 'none', enc: 'A256GCM' },
-          { alg: 'dir', enc: 'A128CBC-HS256', kid },
-        ]);
-        const rest = real ? real.split('.').slice(1).join('.') : `.${rng.base64url(16)}.${rng.base64url(60)}.${rng.base64url(22)}`;
-        return ['real seal, header replaced', `${b64json(header)}.${rest}`];
-      }],
+      [
+        2,
+        () => [
+          'real seal, parts of another',
+          this.partsSwapped(
+            [...this.material.cookies, ...this.material.tokens].filter((t) => t.split('.').length === 5),
+            5,
+            rng.int(2, 4),
+          ),
+        ],
+      ],
+      [
+        2,
+        () => {
+          const header = rng.pick([
+            { alg: 'PBES2-HS512+A256KW', enc: 'A256GCM', p2c: 100_000_000, p2s: 'AAAAAAAAAAAAAAAAAAAAAA' },
+            { alg: 'dir', enc: 'A256GCM', zip: 'DEF', kid },
+            { alg: 'none', enc: 'A256GCM' },
+            { alg: 'dir', enc: 'A128CBC-HS256', kid },
+          ]);
+          const rest = real ? real.split('.').slice(1).join('.') : `.${rng.base64url(16)}.${rng.base64url(60)}.${rng.base64url(22)}`;
+          return ['real seal, header replaced', `${b64json(header)}.${rest}`];
+        },
+      ],
     ])();
   }
 
@@ -175,7 +238,10 @@ export class Forger {
       [1, ['real, extended', `${real}${rng.pick(['=', '.', 'A', '==', rng.base64url(4), '.x'])}`]],
       [1, ['real, first part dropped', real.slice(real.indexOf('.') + 1)]],
       // Decodes back to the real value on the server: it must be taken as the real credential, or ignored.
-      [where === 'cookie' ? 1 : 0, ['real, percent-encoded', real.replace(/[A-Za-z]/g, (c) => (local.chance(0.3) ? `%${c.charCodeAt(0).toString(16)}` : c))]],
+      [
+        where === 'cookie' ? 1 : 0,
+        ['real, percent-encoded', real.replace(/[A-Za-z]/g, (c) => (local.chance(0.3) ? `%${c.charCodeAt(0).toString(16)}` : c))],
+      ],
       [1, ['real, with spaces', ` ${real} `]],
     ]);
   }

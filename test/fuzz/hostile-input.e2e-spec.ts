@@ -64,32 +64,64 @@ const BOTH_WITH_JWT = { SESSION_TRANSPORT: 'both', SESSION_TOKEN_FORMAT: 'jwt' }
 const CONFIGS: FuzzConfig[] = [
   {
     name: 'memory store, transport both, JWT tokens',
-    store: 'memory', transport: 'both', platform: 'express', env: BOTH_WITH_JWT,
-    cookieFormat: 'signed-id', headerFormat: 'jwt', requests: 2500,
+    store: 'memory',
+    transport: 'both',
+    platform: 'express',
+    env: BOTH_WITH_JWT,
+    cookieFormat: 'signed-id',
+    headerFormat: 'jwt',
+    requests: 2500,
   },
   {
     name: 'memory store, cookie transport (the default)',
-    store: 'memory', transport: 'cookie', platform: 'express', env: {},
-    cookieFormat: 'signed-id', headerFormat: 'signed-id', requests: 1500,
+    store: 'memory',
+    transport: 'cookie',
+    platform: 'express',
+    env: {},
+    cookieFormat: 'signed-id',
+    headerFormat: 'signed-id',
+    requests: 1500,
   },
   {
     name: 'Redis store, transport both, JWT tokens',
-    store: 'redis', transport: 'both', platform: 'express', env: { SESSION_STORE: 'redis', ...BOTH_WITH_JWT },
-    cookieFormat: 'signed-id', headerFormat: 'jwt', requests: 2500,
+    store: 'redis',
+    transport: 'both',
+    platform: 'express',
+    env: { SESSION_STORE: 'redis', ...BOTH_WITH_JWT },
+    cookieFormat: 'signed-id',
+    headerFormat: 'jwt',
+    requests: 2500,
   },
   {
     name: 'cookie store, transport both (sealed sessions)',
-    store: 'cookie', transport: 'both', platform: 'express', env: { SESSION_STORE: 'cookie', SESSION_TRANSPORT: 'both' },
-    cookieFormat: 'sealed', headerFormat: 'sealed', requests: 2000,
+    store: 'cookie',
+    transport: 'both',
+    platform: 'express',
+    env: { SESSION_STORE: 'cookie', SESSION_TRANSPORT: 'both' },
+    cookieFormat: 'sealed',
+    headerFormat: 'sealed',
+    requests: 2000,
   },
   {
     name: 'memory store on Fastify, transport both, JWT tokens',
-    store: 'memory', transport: 'both', platform: 'fastify', env: BOTH_WITH_JWT,
-    cookieFormat: 'signed-id', headerFormat: 'jwt', requests: 1000,
+    store: 'memory',
+    transport: 'both',
+    platform: 'fastify',
+    env: BOTH_WITH_JWT,
+    cookieFormat: 'signed-id',
+    headerFormat: 'jwt',
+    requests: 1000,
   },
 ];
 
-const FAILURE_CLASSES: FailureClass[] = ['status >= 500', 'status 503', 'no answer', 'forged sign-in', 'cross-user effect', 'credential on the wrong channel'];
+const FAILURE_CLASSES: FailureClass[] = [
+  'status >= 500',
+  'status 503',
+  'no answer',
+  'forged sign-in',
+  'cross-user effect',
+  'credential on the wrong channel',
+];
 
 /** Sends one request as written (raw body, headers as given) and returns whatever came back. */
 async function send(server: Server, req: SentRequest): Promise<Answer> {

@@ -75,7 +75,28 @@ export const NAUGHTY_STRINGS: readonly string[] = [
  * look-alikes that differ only by an invisible character. Signed in often, so that pairs of them
  * are signed in at once and a shared index or lock shows.
  */
-export const USER_ID_HAZARDS: readonly string[] = ['\ud800', '\udfff', '\ufffd', '\ud800\udc00', '\udc00\ud800', '{}', '{', '}', ':', 'a:b', 'a', 'a\u0000', 'a\u200b', '{a}:b', 'a}{b', '__proto__', 'constructor', 'toString', 'sess:', '*'];
+export const USER_ID_HAZARDS: readonly string[] = [
+  '\ud800',
+  '\udfff',
+  '\ufffd',
+  '\ud800\udc00',
+  '\udc00\ud800',
+  '{}',
+  '{',
+  '}',
+  ':',
+  'a:b',
+  'a',
+  'a\u0000',
+  'a\u200b',
+  '{a}:b',
+  'a}{b',
+  '__proto__',
+  'constructor',
+  'toString',
+  'sess:',
+  '*',
+];
 
 /**
  * Raw JSON values that try to reach a prototype: `__proto__` as an own key (JSON.parse makes
@@ -166,4 +187,17 @@ export function pathSegment(value: string): string {
 }
 
 /** Path segments that are malformed as such: bad escapes, traversal, separators. */
-export const RAW_SEGMENTS: readonly string[] = ['%', '%zz', '%E0%A4%A', '%C0%AE%C0%AE', '..', '.', '%2e%2e', '%2F', 'a%2Fb', '%00', '%uD800', '%ED%A0%80'];
+export const RAW_SEGMENTS: readonly string[] = [
+  '%',
+  '%zz',
+  '%E0%A4%A',
+  '%C0%AE%C0%AE',
+  '..',
+  '.',
+  '%2e%2e',
+  '%2F',
+  'a%2Fb',
+  '%00',
+  '%uD800',
+  '%ED%A0%80',
+];

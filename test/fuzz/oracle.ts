@@ -1,6 +1,16 @@
 import { hashSessionId } from '../../lib/index.js';
 import type { ForgeryMaterial } from './forgery.js';
-import { bearerCandidates, cookieCandidates, issuedCookie, issuedToken, parsedSid, safeDecode, sessionNamedBy, sidPairs, strictBearer } from './reading.js';
+import {
+  bearerCandidates,
+  cookieCandidates,
+  issuedCookie,
+  issuedToken,
+  parsedSid,
+  safeDecode,
+  sessionNamedBy,
+  sidPairs,
+  strictBearer,
+} from './reading.js';
 import { asText, routeOf } from './report.js';
 import type { Answer, FuzzReport, SentRequest } from './report.js';
 
@@ -99,7 +109,13 @@ export class Oracle {
     if (route === 'POST /auth/login') {
       const sent = req.login;
       if (sent && (sent.password !== 'demo' || typeof sent.username !== 'string')) {
-        this.report.fail('forged sign-in', req, answer, `signed in with password ${show(sent.password)} and user name ${show(sent.username)}`, 'wrong password');
+        this.report.fail(
+          'forged sign-in',
+          req,
+          answer,
+          `signed in with password ${show(sent.password)} and user name ${show(sent.username)}`,
+          'wrong password',
+        );
       } else if (sent && body?.userId !== sent.username) {
         this.report.fail('forged sign-in', req, answer, `signed in as ${show(body?.userId)} for user name ${show(sent.username)}`, 'another user');
       }
@@ -137,10 +153,22 @@ export class Oracle {
     const token = issuedToken(answer);
     const setCookie = issuedCookie(answer);
     if (authorization === undefined && cookieCandidates(cookie).some((c) => this.lookup('cookie', c)) && token) {
-      this.report.fail('credential on the wrong channel', req, answer, 'a request with a session cookie received an X-Session-Token a script can read', 'token to a cookie request');
+      this.report.fail(
+        'credential on the wrong channel',
+        req,
+        answer,
+        'a request with a session cookie received an X-Session-Token a script can read',
+        'token to a cookie request',
+      );
     }
     if (cookie === undefined && this.lookup('header', strictBearer(authorization)) && setCookie) {
-      this.report.fail('credential on the wrong channel', req, answer, 'a request with a Bearer token received a session cookie', 'cookie to a token request');
+      this.report.fail(
+        'credential on the wrong channel',
+        req,
+        answer,
+        'a request with a Bearer token received a session cookie',
+        'cookie to a token request',
+      );
     }
   }
 
@@ -160,7 +188,12 @@ export class Oracle {
   private book(req: SentRequest, answer: Answer, route: string): void {
     const live = this.presented(req).filter((i) => !this.isEnded(i));
     const surelyRead = this.readStrictly(req).filter((i) => !this.isEnded(i));
-    const handedOut = ([['cookie', issuedCookie(answer)], ['header', issuedToken(answer)]] as const).filter((c): c is readonly [Channel, string] => !!c[1]);
+    const handedOut = (
+      [
+        ['cookie', issuedCookie(answer)],
+        ['header', issuedToken(answer)],
+      ] as const
+    ).filter((c): c is readonly [Channel, string] => !!c[1]);
     const login = route === 'POST /auth/login' && answer.status === 200;
     const userId = asText((answer.body as { userId?: unknown } | undefined)?.userId);
     for (const [channel, value] of handedOut) {
@@ -189,25 +222,53 @@ export class Oracle {
   }
 
   /** Listing and revoking a user's sessions, by a request that carried a credential of that user. */
-  private bookUserEffects(req: SentRequest, answer: Answer, route: string, user: string, current: string, end: (session: string) => void, certain: boolean): void {
+  private bookUserEffects(
+    req: SentRequest,
+    answer: Answer,
+    route: string,
+    user: string,
+    current: string,
+    end: (session: string) => void,
+    certain: boolean,
+  ): void {
     const live = [...(this.sessionsOfUser.get(user) ?? [])].filter((s) => !this.ended.has(s));
     if (route === 'GET /auth/sessions' && Array.isArray(answer.body)) {
       for (const entry of answer.body as Array<{ id?: unknown }>) if (typeof entry.id === 'string') remember(this.listedIds, entry.id);
       const sure = live.filter((s) => !this.maybeEnded.has(s));
       // More than the test ever issued to this user and did not see end: another user's sessions, or dead ones.
-      if (certain && answer.body.length > live.length) this.report.fail('cross-user effect', req, answer, `${answer.body.length} listed, at most ${live.length} issued to ${show(user)} (${sure.length} surely live)`, 'listed more sessions than the user has');
+      if (certain && answer.body.length > live.length)
+        this.report.fail(
+          'cross-user effect',
+          req,
+          answer,
+          `${answer.body.length} listed, at most ${live.length} issued to ${show(user)} (${sure.length} surely live)`,
+          'listed more sessions than the user has',
+        );
     }
     if (route === 'DELETE /auth/sessions') {
       const others = live.filter((s) => s !== current);
       const revoked = (answer.body as { revoked?: unknown }).revoked;
-      if (certain && typeof revoked === 'number' && revoked > others.length) this.report.fail('cross-user effect', req, answer, `${revoked} revoked, at most ${others.length} others of ${show(user)}`, 'revoked more sessions than the user had');
+      if (certain && typeof revoked === 'number' && revoked > others.length)
+        this.report.fail(
+          'cross-user effect',
+          req,
+          answer,
+          `${revoked} revoked, at most ${others.length} others of ${show(user)}`,
+          'revoked more sessions than the user had',
+        );
       others.forEach(end);
     }
     if (route === 'DELETE /auth/sessions/:id') {
       const hashed = safeDecode(req.path.slice('/auth/sessions/'.length));
       const target = [...this.issued.values()].find((i) => i.session !== undefined && hashSessionId(i.session) === hashed);
       if (certain && target?.session && !target.users.has(user)) {
-        this.report.fail('cross-user effect', req, answer, `${show(user)} revoked a session issued to ${[...target.users].map(show).join(', ')}`, "revoked another user's session by id");
+        this.report.fail(
+          'cross-user effect',
+          req,
+          answer,
+          `${show(user)} revoked a session issued to ${[...target.users].map(show).join(', ')}`,
+          "revoked another user's session by id",
+        );
       }
       if (target?.session) end(target.session);
     }

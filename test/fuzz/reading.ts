@@ -27,7 +27,10 @@ export function cookieCandidates(header: string | undefined): string[] {
   for (const pair of header.split(';')) {
     const eq = pair.indexOf('=');
     if (eq < 0 || pair.slice(0, eq).trim() !== 'sid') continue;
-    const raw = pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    const raw = pair
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1');
     values.add(raw).add(safeDecode(raw));
   }
   return [...values];

@@ -80,7 +80,10 @@ export class FuzzReport {
 
   /** The run, readably: counts, then each failure class with its shortest reproducer. */
   format(elapsedMs: number): string {
-    const statuses = [...this.statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}: ${n}`).join(', ');
+    const statuses = [...this.statuses]
+      .sort(([a], [b]) => a - b)
+      .map(([s, n]) => `${s}: ${n}`)
+      .join(', ');
     const lines = [
       `${this.name}: ${this.total} requests (${this.kinds.size} kinds of input) in ${(elapsedMs / 1000).toFixed(1)} s, seed ${this.seed} (replay with FUZZ_SEED=${this.seed})`,
       `  statuses: ${statuses}`,
@@ -90,7 +93,11 @@ export class FuzzReport {
       lines.push(`  ${title}:`);
       for (const [key, entry] of entries.sort(([, a], [, b]) => b.count - a.count)) {
         const kinds = [...entry.kinds].sort(([, a], [, b]) => b - a);
-        const shownKinds = kinds.slice(0, 4).map(([kind, n]) => `${kind} (${n})`).join('; ') + (kinds.length > 4 ? `; +${kinds.length - 4} more kinds` : '');
+        const shownKinds =
+          kinds
+            .slice(0, 4)
+            .map(([kind, n]) => `${kind} (${n})`)
+            .join('; ') + (kinds.length > 4 ? `; +${kinds.length - 4} more kinds` : '');
         lines.push(`    [${entry.count}×] ${key}${entry.detail ? ` — ${entry.detail}` : ''}`);
         lines.push(`      inputs:   ${shownKinds}`);
         lines.push(`      shortest: ${describe(entry.shortest)}`);

@@ -1,4 +1,15 @@
-import { BAD_JSON, CONTENT_TYPES, deepJson, naughtyString, NAUGHTY_STRINGS, pathSegment, POLLUTING_FORMS, POLLUTING_JSON, RAW_SEGMENTS, USER_ID_HAZARDS } from './naughty.js';
+import {
+  BAD_JSON,
+  CONTENT_TYPES,
+  deepJson,
+  naughtyString,
+  NAUGHTY_STRINGS,
+  pathSegment,
+  POLLUTING_FORMS,
+  POLLUTING_JSON,
+  RAW_SEGMENTS,
+  USER_ID_HAZARDS,
+} from './naughty.js';
 import { Forger } from './forgery.js';
 import type { CredentialFormat } from './forgery.js';
 import type { Oracle, Transport } from './oracle.js';
@@ -112,12 +123,17 @@ export class Traffic {
   /** A new client signing in with the right password, as a real user or under a naughty user name. */
   private signIn(): SentRequest {
     const { rng } = this;
-    const username = rng.weighted<() => string>([[4, () => rng.pick(REAL_USERS)], [4, () => rng.pick(USER_ID_HAZARDS)], [2, () => naughtyString(rng)]])();
+    const username = rng.weighted<() => string>([
+      [4, () => rng.pick(REAL_USERS)],
+      [4, () => rng.pick(USER_ID_HAZARDS)],
+      [2, () => naughtyString(rng)],
+    ])();
     return { ...this.json(['POST', '/auth/login'], { username, password: 'demo' }), kind: 'sign-in', login: { username, password: 'demo' } };
   }
 
   private adopt(req: SentRequest): Client {
-    const channel = this.setup.transport === 'both' ? this.rng.pick(['cookie', 'header'] as const) : this.setup.transport === 'header' ? 'header' : 'cookie';
+    const channel =
+      this.setup.transport === 'both' ? this.rng.pick(['cookie', 'header'] as const) : this.setup.transport === 'header' ? 'header' : 'cookie';
     const client: Client = { user: asText(req.login?.username), channel };
     this.clients.push(client);
     if (this.clients.length > MAX_CLIENTS) this.clients.splice(this.rng.int(0, this.clients.length - 1), 1);
@@ -155,7 +171,13 @@ export class Traffic {
       // Revoking often: a revocation that reaches another user's sessions, or misses one of the
       // user's own, is how two user ids sharing an index show (SPEC §3.12).
       [2, ['DELETE', '/auth/sessions']],
-      [1, ['DELETE', `/auth/sessions/${pathSegment(this.oracle.listedIds.length > 0 && rng.chance(0.7) ? rng.pick(this.oracle.listedIds) : rng.base64url(16))}`]],
+      [
+        1,
+        [
+          'DELETE',
+          `/auth/sessions/${pathSegment(this.oracle.listedIds.length > 0 && rng.chance(0.7) ? rng.pick(this.oracle.listedIds) : rng.base64url(16))}`,
+        ],
+      ],
       [1, ['POST', '/auth/logout']],
       [1, ['POST', '/auth/login']],
       [0.3, ['GET', '/health']],
@@ -180,16 +202,35 @@ export class Traffic {
   private loginBody(): SentRequest {
     const { rng } = this;
     const route: Route = ['POST', '/auth/login'];
-    const username = rng.weighted<unknown>([[6, naughtyString(rng)], [2, rng.pick(REAL_USERS)], [1, rng.pick<unknown>([42, null, true, ['alice'], { $ne: '' }, { toString: 'alice' }])]]);
-    const password = rng.weighted<unknown>([[5, 'demo'], [3, rng.pick(['DEMO', 'demo ', ' demo', 'demo\u0000', 'dem', '', 'x'.repeat(201), ...NAUGHTY_STRINGS.slice(0, 12)])], [1, rng.pick([['demo'], { toString: 'demo' }, 0, null, true])]]);
+    const username = rng.weighted<unknown>([
+      [6, naughtyString(rng)],
+      [2, rng.pick(REAL_USERS)],
+      [1, rng.pick<unknown>([42, null, true, ['alice'], { $ne: '' }, { toString: 'alice' }])],
+    ]);
+    const password = rng.weighted<unknown>([
+      [5, 'demo'],
+      [3, rng.pick(['DEMO', 'demo ', ' demo', 'demo\u0000', 'dem', '', 'x'.repeat(201), ...NAUGHTY_STRINGS.slice(0, 12)])],
+      [1, rng.pick([['demo'], { toString: 'demo' }, 0, null, true])],
+    ]);
     const fields = [`"username":${JSON.stringify(username)}`, `"password":${JSON.stringify(password)}`].filter(() => rng.chance(0.93));
-    const extra = rng.weighted([[6, ''], [1, '"__proto__":{"polluted":"yes"}'], [1, '"constructor":{"prototype":{"polluted":"yes"}}'], [1, '"admin":true']]);
+    const extra = rng.weighted([
+      [6, ''],
+      [1, '"__proto__":{"polluted":"yes"}'],
+      [1, '"constructor":{"prototype":{"polluted":"yes"}}'],
+      [1, '"admin":true'],
+    ]);
     const body = `{${[...fields, extra].filter(Boolean).join(',')}}`;
     const login = fields.length === 2 ? { username, password } : undefined;
     return rng.weighted<() => SentRequest>([
       [8, () => ({ ...this.raw(route, JSON_TYPE, body), kind: extra ? `login: extra ${extra.split(':')[0]}` : 'login: naughty fields', login })],
       [2, () => this.malformed(route, 'login')],
-      [1, () => ({ ...this.raw(route, JSON_TYPE, `{"username":${deepJson(rng.int(2000, 5000), rng.pick(['array', 'object'] as const))},"password":"demo"}`), kind: 'login: deep nesting' })],
+      [
+        1,
+        () => ({
+          ...this.raw(route, JSON_TYPE, `{"username":${deepJson(rng.int(2000, 5000), rng.pick(['array', 'object'] as const))},"password":"demo"}`),
+          kind: 'login: deep nesting',
+        }),
+      ],
       [1, () => this.formLogin(typeof username === 'string' ? username : JSON.stringify(username))],
     ])();
   }
@@ -224,7 +265,13 @@ export class Traffic {
     ]);
     return rng.weighted<() => SentRequest>([
       [8, () => ({ ...this.raw(route, JSON_TYPE, `{"value":${value}}`), kind: `prefs: ${keyKind}, ${valueKind}` })],
-      [1, () => ({ ...this.raw(route, JSON_TYPE, rng.pick(['{}', `{"value":${value},"extra":1}`, `{"__proto__":{"polluted":"yes"},"value":${value}}`])), kind: `prefs: ${keyKind}, odd body` })],
+      [
+        1,
+        () => ({
+          ...this.raw(route, JSON_TYPE, rng.pick(['{}', `{"value":${value},"extra":1}`, `{"__proto__":{"polluted":"yes"},"value":${value}}`])),
+          kind: `prefs: ${keyKind}, odd body`,
+        }),
+      ],
       [1, () => ({ ...this.malformed(route, 'prefs'), kind: `prefs: ${keyKind}, malformed body` })],
     ])();
   }
@@ -248,7 +295,14 @@ export class Traffic {
       [2, () => ({ ...this.raw(route, rng.pick(CONTENT_TYPES), '{"username":"alice","password":"demo","value":1}'), kind: `${what}: content type` })],
       [2, () => ({ ...this.raw(route, 'application/x-www-form-urlencoded', rng.pick(POLLUTING_FORMS)), kind: `${what}: polluting form` })],
       [1, () => ({ ...this.raw(route, JSON_TYPE, `{"value":"${'z'.repeat(rng.pick(OVER_LIMIT))}"}`), kind: `${what}: body over the limit` })],
-      [1, () => ({ ...this.raw(route, JSON_TYPE, '{"value":1}'), headers: { 'Content-Type': JSON_TYPE, 'Content-Encoding': rng.pick(['gzip', 'deflate', 'br', 'x-unknown']) }, kind: `${what}: bad content encoding` })],
+      [
+        1,
+        () => ({
+          ...this.raw(route, JSON_TYPE, '{"value":1}'),
+          headers: { 'Content-Type': JSON_TYPE, 'Content-Encoding': rng.pick(['gzip', 'deflate', 'br', 'x-unknown']) },
+          kind: `${what}: bad content encoding`,
+        }),
+      ],
     ])();
   }
 
@@ -257,9 +311,19 @@ export class Traffic {
     const { rng } = this;
     const method = rng.pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
     const path = rng.pick([
-      '/profile/', '//profile', '/PROFILE', '/profile?__proto__[polluted]=yes', '/session?constructor[prototype][polluted]=yes',
-      '/prefs/', '/prefs/a/b', `/prefs/${rng.pick(RAW_SEGMENTS)}`, `/auth/sessions/${rng.pick(RAW_SEGMENTS)}`,
-      '/%2e%2e/health', '/health?x=%', '/auth/login?username=alice&password=demo', `/${pathSegment(rng.pick(NAUGHTY_STRINGS))}`,
+      '/profile/',
+      '//profile',
+      '/PROFILE',
+      '/profile?__proto__[polluted]=yes',
+      '/session?constructor[prototype][polluted]=yes',
+      '/prefs/',
+      '/prefs/a/b',
+      `/prefs/${rng.pick(RAW_SEGMENTS)}`,
+      `/auth/sessions/${rng.pick(RAW_SEGMENTS)}`,
+      '/%2e%2e/health',
+      '/health?x=%',
+      '/auth/login?username=alice&password=demo',
+      `/${pathSegment(rng.pick(NAUGHTY_STRINGS))}`,
     ]);
     return { ...this.plain([method, path]), kind: 'odd route' };
   }

@@ -98,7 +98,10 @@ describe('CookieStore', () => {
 
     it('does not open an expired seal, whatever the client does with its cookie', async () => {
       const past = Date.now() - HOUR;
-      const { seal } = await sealed(await CookieStore.create({ secret: SECRET }), newSession({ createdAt: past, lastSeenAt: past, expiresAt: Date.now() - 1 }));
+      const { seal } = await sealed(
+        await CookieStore.create({ secret: SECRET }),
+        newSession({ createdAt: past, lastSeenAt: past, expiresAt: Date.now() - 1 }),
+      );
 
       await expect((await CookieStore.create({ secret: SECRET })).forClient().open(seal)).resolves.toBeNull();
     });
@@ -151,8 +154,7 @@ describe('CookieStore', () => {
       const { seal } = await sealed(store);
       const client = store.forClient();
       const [header, ...rest] = segments(seal);
-      const headerWith = (fields: object) =>
-        Buffer.from(JSON.stringify({ ...JSON.parse(decodeSegment(header)), ...fields })).toString('base64url');
+      const headerWith = (fields: object) => Buffer.from(JSON.stringify({ ...JSON.parse(decodeSegment(header)), ...fields })).toString('base64url');
 
       for (const fields of [{ alg: 'none' }, { enc: 'A128GCM' }, { alg: 'A256KW' }, { kid: 'someone' }, { zip: 'DEF' }]) {
         await expect(client.open([headerWith(fields), ...rest].join('.'))).resolves.toBeNull();
@@ -181,7 +183,12 @@ describe('CookieStore', () => {
       await client.create(session);
       const before = client.sealedOf(session.id);
 
-      const committing = client.commit(session.id, { set: { blob: 'y'.repeat(5000) }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+      const committing = client.commit(session.id, {
+        set: { blob: 'y'.repeat(5000) },
+        unset: [],
+        expiresAt: session.expiresAt,
+        lastSeenAt: Date.now(),
+      });
 
       await expect(committing).rejects.toBeInstanceOf(SessionTooLargeError);
       expect(client.sealedOf(session.id)).toBe(before);

@@ -39,10 +39,11 @@ function sessionDir(directory: string, id: string): string {
   return join(directory, 'sessions', hash.slice(0, 2), hash.slice(2, 4));
 }
 
-const exists = (path: string): Promise<boolean> => lstat(path).then(
-  () => true,
-  () => false,
-);
+const exists = (path: string): Promise<boolean> =>
+  lstat(path).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Transpiles `entry` and every library file it imports into `outDir`, keeping the layout, as
@@ -186,9 +187,7 @@ describe('FileStore shared by two processes', () => {
     const session = newSession();
     await first.call('create', session);
 
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => (i % 2 ? first : second).commit(session.id, { [`field${i}`]: i })),
-    );
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? first : second).commit(session.id, { [`field${i}`]: i })));
 
     expect(results).toEqual(Array.from({ length: 50 }, () => true));
     const expected: Record<string, unknown> = { base: true };

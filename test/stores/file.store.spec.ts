@@ -11,7 +11,7 @@ import { resolveSessionOptions } from '../../lib/session.options.js';
 import { acquireFileLock } from '../../lib/stores/file-lock.js';
 import { FileStore, type FileStoreOptions } from '../../lib/stores/file.store.js';
 import { createSessionStore } from '../../lib/stores/index.js';
-import type { ExpiredSession, SessionChange, SessionStore, StoredSession } from '../../lib/stores/session-store.js';
+import type { ExpiredSession, SessionChange, StoredSession } from '../../lib/stores/session-store.js';
 import { bothInsideAtOnce, describeSessionStoreConformance } from '../../lib/testing/index.js';
 
 const HOUR = 60 * 60_000;
@@ -50,10 +50,11 @@ const sessionFile = (directory: string, id: string): string => join(shardOf(dire
 const lockFile = (directory: string, id: string): string => join(shardOf(directory, id), `${id}.lock`);
 const userDir = (directory: string, userId: string): string => join(directory, 'users', sha256(userId));
 
-const exists = (path: string): Promise<boolean> => lstat(path).then(
-  () => true,
-  () => false,
-);
+const exists = (path: string): Promise<boolean> =>
+  lstat(path).then(
+    () => true,
+    () => false,
+  );
 const modeOf = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 
 /** Every path under `root` (relative) with what it is, its size, mtime, mode and content digest. */
@@ -656,9 +657,7 @@ describe('FileStore', () => {
         const old = new Date(Date.now() - HOUR);
         await utimes(path, old, old);
 
-        const results = await Promise.all(
-          Array.from({ length: 50 }, (_, i) => stores[i % 5].commit(session.id, change({ [`field${i}`]: i }))),
-        );
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => stores[i % 5].commit(session.id, change({ [`field${i}`]: i }))));
 
         expect(results.every(Boolean)).toBe(true);
         const data = (await stores[0].get(session.id))!.data;
@@ -778,7 +777,12 @@ describe('FileStore expiry events', () => {
     await expect(store.sweep()).resolves.toBe(0);
 
     expect(reports).toHaveLength(2);
-    expect(reports).toEqual(expect.arrayContaining([{ id: session.id, userId }, { id: anonymous.id, userId: null }]));
+    expect(reports).toEqual(
+      expect.arrayContaining([
+        { id: session.id, userId },
+        { id: anonymous.id, userId: null },
+      ]),
+    );
   });
 
   it('does not report a destroyed session, nor one extended before its expiry', async () => {

@@ -83,7 +83,7 @@ describe('MemoryStore', () => {
       expect(store.size).toBe(1);
     });
 
-    it('never keeps the process alive: its timer is unref\'d', () => {
+    it("never keeps the process alive: its timer is unref'd", () => {
       const store = open();
 
       expect(store['timer']?.hasRef()).toBe(false);
@@ -244,7 +244,14 @@ describe('MemoryStore', () => {
       const store = open();
       const built = newSession({ data: { a: 'x'.repeat(300) } });
       await store.create(built);
-      await store.commit(built.id, { set: { b: [1, 2, 3], a: 'short' }, unset: [], expiresAt: built.expiresAt, lastSeenAt: 1, userId: 'u1', client: { ip: '203.0.113.7' } });
+      await store.commit(built.id, {
+        set: { b: [1, 2, 3], a: 'short' },
+        unset: [],
+        expiresAt: built.expiresAt,
+        lastSeenAt: 1,
+        userId: 'u1',
+        client: { ip: '203.0.113.7' },
+      });
       await store.commit(built.id, { set: { c: undefined }, unset: ['b', 'b', 'missing'], expiresAt: built.expiresAt, lastSeenAt: 1 });
       await store.commit(built.id, { set: { b: [4, 5, 6] }, unset: ['b'], expiresAt: built.expiresAt, lastSeenAt: 1 });
       const afterCommits = store.heldBytes;
@@ -281,7 +288,10 @@ describe('MemoryStore', () => {
         const create = store.create(sessionOf(10_000));
 
         await expect(create).rejects.toBeInstanceOf(SessionTooLargeError);
-        await expect(create).rejects.toMatchObject({ status: 413, response: { code: 'SESSION_TOO_LARGE', message: expect.stringContaining('store.maxBytes') } });
+        await expect(create).rejects.toMatchObject({
+          status: 413,
+          response: { code: 'SESSION_TOO_LARGE', message: expect.stringContaining('store.maxBytes') },
+        });
         expect(store.heldBytes).toBe(held);
         for (const session of kept) await expect(store.get(session.id)).resolves.not.toBeNull();
       });
@@ -294,7 +304,12 @@ describe('MemoryStore', () => {
         await store.create(other);
         const held = store.heldBytes;
 
-        const commit = store.commit(session.id, { set: { huge: 'z'.repeat(10_000) }, unset: ['blob'], expiresAt: session.expiresAt + 1, lastSeenAt: Date.now() });
+        const commit = store.commit(session.id, {
+          set: { huge: 'z'.repeat(10_000) },
+          unset: ['blob'],
+          expiresAt: session.expiresAt + 1,
+          lastSeenAt: Date.now(),
+        });
 
         await expect(commit).rejects.toBeInstanceOf(SessionTooLargeError);
         expect(store.heldBytes).toBe(held);

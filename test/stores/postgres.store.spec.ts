@@ -294,7 +294,7 @@ describe('PostgresStore commits', () => {
 describe('PostgresStore per-user index', () => {
   const table = 'user_index_sessions';
 
-  it("answers listByUser from the <table>_user_id_idx index", async () => {
+  it('answers listByUser from the <table>_user_id_idx index', async () => {
     const pool = newPool();
     const statements = recordStatements(pool);
     const store = await openStore(table, { pool });
@@ -410,9 +410,7 @@ describe('PostgresStore and rows it did not write', () => {
 
     await expect(store.get(id)).resolves.toBeNull();
 
-    await expect(sql(`SELECT data::text AS data FROM ${table} WHERE id = $1`, [id])).resolves.toEqual([
-      { data: JSON.stringify(JSON.parse(json)) },
-    ]);
+    await expect(sql(`SELECT data::text AS data FROM ${table} WHERE id = $1`, [id])).resolves.toEqual([{ data: JSON.stringify(JSON.parse(json)) }]);
   });
 
   it('reads a "__proto__" key in the jsonb as a plain own field, polluting no prototype', async () => {
@@ -474,8 +472,7 @@ describe('PostgresStore shutdown', () => {
     const store = await PostgresStore.fromConfig({ type: 'postgres', connectionString: url.href, table, createTable: true, sweepInterval: NO_TIMER });
     stores.push(store);
     await Promise.all([store.ping(), store.ping(), store.ping()]);
-    const connections = () =>
-      sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [applicationName]);
+    const connections = () => sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [applicationName]);
     expect((await connections())[0].n).toBeGreaterThan(0);
 
     await store.onApplicationShutdown();
@@ -550,7 +547,6 @@ async function closeScoped(): Promise<void> {
   for (const pool of scopedPools.splice(0)) if (!pool.ended) await pool.end().catch(() => undefined);
 }
 
-
 /** Everything `store` reports from now on. */
 function reportsOf(store: PostgresStore): ExpiredSession[] {
   const reports: ExpiredSession[] = [];
@@ -589,9 +585,7 @@ describe('PostgresStore expiry events', () => {
     await expect(store.sweep()).resolves.toBe(0);
 
     expect(reports).toHaveLength(4);
-    expect(reports).toEqual(
-      expect.arrayContaining([{ id: session.id, userId }, ...[1, 2, 3].map((n) => ({ id: `planted-${n}`, userId: null }))]),
-    );
+    expect(reports).toEqual(expect.arrayContaining([{ id: session.id, userId }, ...[1, 2, 3].map((n) => ({ id: `planted-${n}`, userId: null }))]));
   });
 
   it('does not report a destroyed session, nor one extended before its expiry', async () => {
@@ -613,7 +607,10 @@ describe('PostgresStore expiry events', () => {
 
   it('reports each expired session once when two nodes sweep', async () => {
     const table = 'expiry_two_nodes_sessions';
-    const nodes = [await openScoped(table, { pool: newScopedPool(2), sweepInterval: 20 }), await openScoped(table, { pool: newScopedPool(2), sweepInterval: 20 })];
+    const nodes = [
+      await openScoped(table, { pool: newScopedPool(2), sweepInterval: 20 }),
+      await openScoped(table, { pool: newScopedPool(2), sweepInterval: 20 }),
+    ];
     const reports = nodes.map(reportsOf);
     const all = (): ExpiredSession[] => reports.flat();
     const expiresAt = Date.now() + 300;
@@ -792,7 +789,9 @@ describe('PostgresStore user lock', () => {
     expect(await until(() => entered)).toBe(true);
 
     // The server ends the backend holding it, as a failover or an idle-connection reaper would.
-    await sql(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+    await sql(
+      `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    );
 
     await expect(other.withUserLock(userId, async () => 'taken')).resolves.toBe('taken');
     releaseNode();

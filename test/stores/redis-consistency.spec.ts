@@ -104,9 +104,9 @@ describe('RedisStore with strong consistency behind Sentinel', () => {
 
     await pauseReplicaWrites();
     try {
-      await expect(
-        store.commit(session.id, { set: { version: 2 }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() }),
-      ).resolves.toBe(true);
+      await expect(store.commit(session.id, { set: { version: 2 }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() })).resolves.toBe(
+        true,
+      );
 
       // Read straight from the replica server, at once: the write is already there.
       expect(await replica.hget(sessionKey(session.id), 'd:version')).toBe('2');
@@ -241,7 +241,12 @@ describe('RedisStore with strong consistency on a server without a replica', () 
   it('rejects a commit and a destroy the same way, while reads still work', async () => {
     const session = newSession();
     const raw = rawClient(server);
-    await raw.hset(sessionKey(session.id), { '~c': String(session.createdAt), '~s': String(session.lastSeenAt), '~e': String(session.expiresAt), 'd:version': '1' });
+    await raw.hset(sessionKey(session.id), {
+      '~c': String(session.createdAt),
+      '~s': String(session.lastSeenAt),
+      '~e': String(session.expiresAt),
+      'd:version': '1',
+    });
 
     await expect(store.get(session.id)).resolves.toMatchObject({ data: { version: 1 } });
     expect(

@@ -194,7 +194,9 @@ class Harness {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.nodes.splice(0).map((node) => node.store), ...this.extraStores.splice(0)].map((store) => store.onApplicationShutdown()));
+    await Promise.all(
+      [...this.nodes.splice(0).map((node) => node.store), ...this.extraStores.splice(0)].map((store) => store.onApplicationShutdown()),
+    );
     this.recorders = [];
     for (const client of this.raw.splice(0)) if (client.status !== 'end') client.disconnect();
   }

@@ -48,7 +48,6 @@ async function closeAll(): Promise<void> {
   for (const client of clients.splice(0)) if (client.status !== 'end') client.disconnect();
 }
 
-
 /** A promise and the function that resolves it: a critical section that ends when the test says so. */
 function gate(): { opened: Promise<void>; open: () => void } {
   let open!: () => void;
@@ -207,12 +206,14 @@ describe('RedisStore user lock', () => {
         let ran = false;
 
         const outcome = await settlesWithin(
-          store.withUserLock(newUserId(), async () => {
-            ran = true;
-          }).then(
-            () => 'resolved',
-            (error: unknown) => error,
-          ),
+          store
+            .withUserLock(newUserId(), async () => {
+              ran = true;
+            })
+            .then(
+              () => 'resolved',
+              (error: unknown) => error,
+            ),
         );
 
         expect(outcome).toBeInstanceOf(Error);

@@ -93,7 +93,13 @@ async function rejectionOf(promise: Promise<unknown>, limitMs = 5_000): Promise<
     timer = setTimeout(() => reject(new Error(`still pending after ${limitMs} ms: the call hangs instead of failing`)), limitMs);
   });
   try {
-    const value = await Promise.race([promise.then((v) => ({ resolved: v }), (error: unknown) => ({ error })), hung]);
+    const value = await Promise.race([
+      promise.then(
+        (v) => ({ resolved: v }),
+        (error: unknown) => ({ error }),
+      ),
+      hung,
+    ]);
     if ('resolved' in value) throw new Error(`expected a rejection, but it resolved with ${JSON.stringify(value.resolved)}`);
     return value.error;
   } finally {
@@ -460,7 +466,12 @@ describe('RedisStore', () => {
       const session = newSession({ userId });
 
       const { sent } = await measure(probe, async () => {
-        const calls = [() => store.create(session), () => store.listByUser(userId), () => store.destroyByUser(userId), () => store.withUserLock(userId, async () => 'ran')];
+        const calls = [
+          () => store.create(session),
+          () => store.listByUser(userId),
+          () => store.destroyByUser(userId),
+          () => store.withUserLock(userId, async () => 'ran'),
+        ];
         for (const call of calls) await expect(call()).rejects.toMatchObject({ code: 'SESSION_USER_ID_INVALID' });
       });
 
@@ -647,7 +658,9 @@ describe('RedisStore', () => {
         const probe = rawClient(doomed);
         // Longer than the reconnect delays of the first attempts: a reconnect still scheduled would have connected by now.
         await sleep(700);
-        const connections = String(await probe.client('LIST')).trim().split('\n');
+        const connections = String(await probe.client('LIST'))
+          .trim()
+          .split('\n');
         expect(connections.filter((line) => !line.includes(`name=${PROBE} `))).toEqual([]);
         expect(openSockets()).toBeLessThanOrEqual(socketsBefore + 1);
       } finally {

@@ -168,8 +168,7 @@ function systemUser(name: string): SystemUser | undefined {
     // No /etc/passwd: ask id.
   }
   try {
-    const id = (flag: string): number =>
-      Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+    const id = (flag: string): number => Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
     return { name, uid: id('-u'), gid: id('-g') };
   } catch {
     return undefined;
@@ -220,8 +219,7 @@ function run([file, argv]: [string, string[]], what: string, cwd: string, timeou
       const output = `${stdout}${stderr}`.trim();
       if (!error) return resolve(output);
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        const hint =
-          file === RUNUSER ? 'runuser (util-linux) runs PostgreSQL as the postgres user when the tests run as root.' : INSTALL_HINT;
+        const hint = file === RUNUSER ? 'runuser (util-linux) runs PostgreSQL as the postgres user when the tests run as root.' : INSTALL_HINT;
         return reject(new ToolError(`postgres-server: could not run ${file} (not found). ${hint}`, output));
       }
       reject(new ToolError(`postgres-server: ${what} failed: ${error.message.split('\n')[0]}\n${output}`, output));
@@ -577,7 +575,10 @@ class OwnedPostgresServer implements PostgresServer {
   private async removeStaleLockFiles(): Promise<void> {
     const lockFiles = [join(this.dataDir, 'postmaster.pid'), join(this.dir, `.s.PGSQL.${this.port}.lock`)];
     for (const file of lockFiles) {
-      const pid = await readFile(file, 'utf8').then((text) => Number(text.split('\n')[0]), () => 0);
+      const pid = await readFile(file, 'utf8').then(
+        (text) => Number(text.split('\n')[0]),
+        () => 0,
+      );
       if (pid > 0 && !isAlive(pid)) await rm(file, { force: true });
     }
   }
@@ -753,11 +754,7 @@ async function initTemplate(): Promise<string> {
     await giveToServerUser(dir);
     await mkdir(dataDir);
     await giveToServerUser(dataDir);
-    const output = await runTool(
-      'initdb',
-      ['-D', dataDir, '-A', 'trust', '-U', SUPERUSER, '--no-sync', '-E', 'UTF8', '--no-locale'],
-      dir,
-    );
+    const output = await runTool('initdb', ['-D', dataDir, '-A', 'trust', '-U', SUPERUSER, '--no-sync', '-E', 'UTF8', '--no-locale'], dir);
     await writeFile(join(dir, 'initdb.log'), output);
     return dataDir;
   } catch (error) {

@@ -186,9 +186,7 @@ describe('startClusterTopology', () => {
     for (const key of keys) await cluster.set(key, key);
     for (const key of keys) expect(await cluster.get(key)).toBe(key);
 
-    const keysPerMaster = await Promise.all(
-      (await topology.masters()).map((master) => directClient(master).dbsize()),
-    );
+    const keysPerMaster = await Promise.all((await topology.masters()).map((master) => directClient(master).dbsize()));
     expect(keysPerMaster.every((count) => count > 0)).toBe(true);
     expect(keysPerMaster.reduce((a, b) => a + b, 0)).toBe(keys.length);
   });

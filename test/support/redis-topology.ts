@@ -307,8 +307,7 @@ async function waitFor<T>(what: string, check: () => Promise<T>, options: WaitOp
     }
     if (Date.now() + delay > deadline) {
       throw new Error(
-        `redis-topology: ${what} did not happen within ${options.timeoutMs / 1000} s ` +
-          `(last check: ${lastReason}).\n${options.logs()}`,
+        `redis-topology: ${what} did not happen within ${options.timeoutMs / 1000} s ` + `(last check: ${lastReason}).\n${options.logs()}`,
       );
     }
     await sleep(delay);
@@ -480,20 +479,29 @@ class ManagedRedisServer implements RedisServer {
 /** The harness's own `redis-server` arguments, then `extra`. */
 function serverArgs(port: number, dir: string, extra: readonly string[] = []): string[] {
   return [
-    '--port', String(port),
-    '--bind', HOST,
-    '--dir', dir,
-    '--save', '',
-    '--appendonly', 'no',
-    '--daemonize', 'no',
+    '--port',
+    String(port),
+    '--bind',
+    HOST,
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
     // Redis 7 waits 5 s before a diskless full sync by default; replicas should sync at once.
-    '--repl-diskless-sync-delay', '0',
+    '--repl-diskless-sync-delay',
+    '0',
     // Keyevent notifications of expired keys, which the Redis store reports session expiries from.
-    '--notify-keyspace-events', 'Ex',
+    '--notify-keyspace-events',
+    'Ex',
     // Redis publishes the expiry of a key nobody reads when its expiry cycle reclaims it, and that
     // cycle runs hz times a second, checking some 20 keys each time: at the default 10, a
     // 150 ms session among a suite's few hundred keys is reported seconds late; at 100, promptly.
-    '--hz', '100',
+    '--hz',
+    '100',
     ...extra,
   ];
 }
@@ -507,10 +515,7 @@ interface Recipe {
  * Starts one server on a fresh port and directory. A port taken between `freePort()` and the bind
  * is retried with a new port.
  */
-async function launch(
-  name: string,
-  recipe: (port: number, dir: string) => Recipe | Promise<Recipe>,
-): Promise<ManagedRedisServer> {
+async function launch(name: string, recipe: (port: number, dir: string) => Recipe | Promise<Recipe>): Promise<ManagedRedisServer> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const dir = await mkdtemp(join(tmpdir(), `nss-redis-${name}-`));
@@ -597,9 +602,7 @@ class SentinelTopologyImpl implements SentinelTopology {
   }
 
   private async masterAccordingTo(sentinel: RedisEndpoint): Promise<RedisEndpoint> {
-    const reply = await withClient(sentinel, (client) =>
-      client.call('SENTINEL', 'get-master-addr-by-name', this.masterName),
-    );
+    const reply = await withClient(sentinel, (client) => client.call('SENTINEL', 'get-master-addr-by-name', this.masterName));
     if (!Array.isArray(reply) || reply.length < 2) {
       notYet(`sentinel ${sentinel.port} does not know master "${this.masterName}"`);
     }
@@ -817,10 +820,10 @@ class ClusterTopologyImpl implements ClusterTopology {
       async () => {
         let agreed: RedisEndpoint | undefined;
         for (const node of this.nodes.filter((n) => n.running)) {
-          const [info, nodes] = await withClient(node, async (client) => [
-            parseInfo(await client.call('CLUSTER', 'INFO')),
-            parseClusterNodes(await client.call('CLUSTER', 'NODES')),
-          ] as const);
+          const [info, nodes] = await withClient(
+            node,
+            async (client) => [parseInfo(await client.call('CLUSTER', 'INFO')), parseClusterNodes(await client.call('CLUSTER', 'NODES'))] as const,
+          );
           if (info.cluster_state !== 'ok') notYet(`node ${node.port} says cluster_state:${info.cluster_state}`);
           const next = nodes.find((n) => isLiveMaster(n) && owns(n, slot));
           if (!next || next.port === owner.port) notYet(`node ${node.port} still sees slot ${slot} on ${next ? next.port : 'nobody'}`);
@@ -845,6 +848,7 @@ function runRedisCli(args: string[], logFile: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(REDIS_CLI, args, { timeout: 30_000 }, (error, stdout, stderr) => {
       // redis-cli colours its output even into a pipe.
+      // oxlint-disable-next-line no-control-regex -- the escape character is what is removed
       const output = `${stdout}${stderr}`.replace(/\x1b\[[0-9;]*m/g, '');
       writeFile(logFile, output)
         .catch(() => undefined)
@@ -876,12 +880,17 @@ export function startClusterTopology(): Promise<ClusterTopology> {
       Array.from({ length: CLUSTER_SIZE }, (_, i) =>
         launch(`cluster-node-${i + 1}`, async (port, dir) => ({
           args: serverArgs(port, dir, [
-            '--cluster-enabled', 'yes',
-            '--cluster-config-file', 'nodes.conf',
-            '--cluster-node-timeout', '1000',
-            '--cluster-replica-validity-factor', '0',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            'nodes.conf',
+            '--cluster-node-timeout',
+            '1000',
+            '--cluster-replica-validity-factor',
+            '0',
             // The default bus port, port + 10000, was never checked to be free (nor to be < 65536).
-            '--cluster-port', String(await freePort()),
+            '--cluster-port',
+            String(await freePort()),
           ]),
         })),
       ),
@@ -898,11 +907,15 @@ export function startClusterTopology(): Promise<ClusterTopology> {
       async () => {
         let view: ClusterNodeView[] = [];
         for (const node of nodes) {
-          const [info, replication, nodesText] = await withClient(node, async (client) => [
-            parseInfo(await client.call('CLUSTER', 'INFO')),
-            parseInfo(await client.info('replication')),
-            await client.call('CLUSTER', 'NODES'),
-          ] as const);
+          const [info, replication, nodesText] = await withClient(
+            node,
+            async (client) =>
+              [
+                parseInfo(await client.call('CLUSTER', 'INFO')),
+                parseInfo(await client.info('replication')),
+                await client.call('CLUSTER', 'NODES'),
+              ] as const,
+          );
           if (info.cluster_state !== 'ok') notYet(`node ${node.port} says cluster_state:${info.cluster_state}`);
           if (Number(info.cluster_known_nodes) !== CLUSTER_SIZE) notYet(`node ${node.port} knows ${info.cluster_known_nodes} nodes`);
           if (replication.role === 'slave' && replication.master_link_status !== 'up') {

@@ -80,10 +80,7 @@ describe('CookieTransport', () => {
 
     it('writes the configured name, path, domain, SameSite and Partitioned', () => {
       const attributes = attributesOf(
-        transportWith({ name: 'app.sid', path: '/app', domain: 'example.com', sameSite: 'none', secure: true, partitioned: true }).set(
-          signed,
-          true,
-        ),
+        transportWith({ name: 'app.sid', path: '/app', domain: 'example.com', sameSite: 'none', secure: true, partitioned: true }).set(signed, true),
       );
 
       expect(transportWith({ name: 'app.sid' }).set(signed, false).startsWith(`app.sid=${signed};`)).toBe(true);

@@ -17,7 +17,9 @@ describe('without jose installed', () => {
   it('the cookie store fails to build with an error that says to install jose', async () => {
     const { createSessionStore } = await import('../../lib/stores/index.js');
 
-    await expect(createSessionStore({ type: 'cookie' }, [SECRET])).rejects.toThrow(/The cookie session store needs the "jose" package.*npm install jose/);
+    await expect(createSessionStore({ type: 'cookie' }, [SECRET])).rejects.toThrow(
+      /The cookie session store needs the "jose" package.*npm install jose/,
+    );
   });
 
   it('JWT tokens fail to start with an error that says to install jose, and signed-id tokens start', async () => {

@@ -61,7 +61,9 @@ describe('without prom-client and @nestjs/terminus installed', () => {
 
     const compiling = Test.createTestingModule({ imports: [SessionModule.forRoot({ secret: SECRET, metrics: true })] }).compile();
 
-    await expect(compiling).rejects.toThrow('The "metrics" option of SessionModule needs the "prom-client" package, which is not installed. Install it with: npm install prom-client');
+    await expect(compiling).rejects.toThrow(
+      'The "metrics" option of SessionModule needs the "prom-client" package, which is not installed. Install it with: npm install prom-client',
+    );
     expect(loaded).toEqual(['prom-client']);
   });
 });

@@ -59,7 +59,7 @@ const contextFor = (req: object): ExecutionContext => new ExecutionContextHost([
 describe('@Session()', () => {
   const factory = sessionParamFactory();
 
-  it('gives the request\'s session', () => {
+  it("gives the request's session", () => {
     const session = sessionWith({ userId: 'u1' });
 
     expect(factory(dataOf(), contextFor(requestWith(session)))).toBe(session);

@@ -1,11 +1,6 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { BadRequestException } from '@nestjs/common';
-import {
-  SessionFieldNotJsonError,
-  SessionReservedFieldError,
-  SessionStoreUnavailableError,
-  toHttpException,
-} from '../../lib/session.errors.js';
+import { SessionFieldNotJsonError, SessionReservedFieldError, SessionStoreUnavailableError, toHttpException } from '../../lib/session.errors.js';
 import { boundStoreCalls } from '../../lib/stores/bounded-store.js';
 import { MemoryStore } from '../../lib/stores/memory.store.js';
 
@@ -78,4 +73,3 @@ describe('boundStoreCalls', () => {
     }
   });
 });
-

@@ -31,7 +31,10 @@ describe('the metrics option', () => {
   it('keeps the registry and the prefix it is given', () => {
     const registry = new Registry();
 
-    expect(resolveSessionOptions({ secret: SECRET, metrics: { registry, prefix: 'shop:session_' } }).metrics).toEqual({ registry, prefix: 'shop:session_' });
+    expect(resolveSessionOptions({ secret: SECRET, metrics: { registry, prefix: 'shop:session_' } }).metrics).toEqual({
+      registry,
+      prefix: 'shop:session_',
+    });
   });
 
   it.each([
@@ -57,7 +60,12 @@ describe('SessionMetrics', () => {
     const first = await SessionMetrics.create({ registry, prefix: 'twice_' });
     const second = await SessionMetrics.create({ registry, prefix: 'twice_' });
 
-    expect(registry.getMetricsAsArray().map((m) => m.name).sort()).toEqual([
+    expect(
+      registry
+        .getMetricsAsArray()
+        .map((m) => m.name)
+        .sort(),
+    ).toEqual([
       'twice_created_total',
       'twice_destroyed_total',
       'twice_expired_total',
@@ -68,7 +76,7 @@ describe('SessionMetrics', () => {
     expect(second.registry).toBe(first.registry);
   });
 
-  it("fails start-up, naming metrics.prefix, when the registry holds another metric under one of the names", async () => {
+  it('fails start-up, naming metrics.prefix, when the registry holds another metric under one of the names', async () => {
     const registry = new Registry();
     new Gauge({ name: 'taken_created_total', help: 'something else', registers: [registry] });
 
@@ -96,7 +104,9 @@ describe('SessionMetrics', () => {
     const store = new MemoryStore();
     const registry = new Registry();
 
-    const moduleRef = await Test.createTestingModule({ imports: [SessionModule.forRoot({ secret: SECRET, store, metrics: { registry } })] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [SessionModule.forRoot({ secret: SECRET, store, metrics: { registry } })],
+    }).compile();
 
     const used = moduleRef.get(SessionStore);
     expect(used).not.toBe(store);

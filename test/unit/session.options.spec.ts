@@ -191,7 +191,10 @@ describe('resolveSessionOptions()', () => {
 
   describe('session management', () => {
     it("accepts maxSessionsPerUser with either onMaxSessions, 'evict-oldest' unless set", () => {
-      expect(resolveSessionOptions({ secret: SECRET, maxSessionsPerUser: 3 })).toMatchObject({ maxSessionsPerUser: 3, onMaxSessions: 'evict-oldest' });
+      expect(resolveSessionOptions({ secret: SECRET, maxSessionsPerUser: 3 })).toMatchObject({
+        maxSessionsPerUser: 3,
+        onMaxSessions: 'evict-oldest',
+      });
       expect(resolveSessionOptions({ secret: SECRET, maxSessionsPerUser: 1, onMaxSessions: 'reject' })).toMatchObject({
         maxSessionsPerUser: 1,
         onMaxSessions: 'reject',
@@ -494,8 +497,14 @@ describe('resolveSessionOptions()', () => {
 describe('redis store config', () => {
   const storeOf = (store: Record<string, unknown>): unknown => resolveSessionOptions({ secret: SECRET, store: { type: 'redis', ...store } }).store;
   const redisErrorOf = (store: Record<string, unknown>): SessionConfigError => configErrorOf({ secret: SECRET, store: { type: 'redis', ...store } });
-  const SENTINELS = [{ host: '127.0.0.1', port: 26379 }, { host: '127.0.0.1', port: 26380 }];
-  const CLUSTER = [{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }];
+  const SENTINELS = [
+    { host: '127.0.0.1', port: 26379 },
+    { host: '127.0.0.1', port: 26380 },
+  ];
+  const CLUSTER = [
+    { host: '127.0.0.1', port: 7000 },
+    { host: '127.0.0.1', port: 7001 },
+  ];
 
   describe('accepted shapes', () => {
     it.each([
@@ -534,7 +543,7 @@ describe('redis store config', () => {
 
   describe('rejected shapes', () => {
     it.each([
-      ["an http:// url", { url: 'http://x' }, '"store.url"', '"http://x"'],
+      ['an http:// url', { url: 'http://x' }, '"store.url"', '"http://x"'],
       ['a url that is not a string', { url: 6379 }, '"store.url"', '6379'],
       ['an empty sentinels array', { sentinels: [], name: 'mymaster' }, '"store.sentinels"', '[]'],
       ['a cluster node with port 0', { cluster: [{ host: '127.0.0.1', port: 0 }] }, '"store.cluster"', '"port":0'],

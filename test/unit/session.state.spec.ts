@@ -900,7 +900,14 @@ describe('SessionState', () => {
         stores.push(store);
         const now = Date.now();
         // Loaded as if the read had worked; the writes are what fail.
-        const loaded: StoredSession = { id: generateSessionId(), data: { userId: 'u1' }, createdAt: now, lastSeenAt: now, expiresAt: now + MINUTE, userId: 'u1' };
+        const loaded: StoredSession = {
+          id: generateSessionId(),
+          data: { userId: 'u1' },
+          createdAt: now,
+          lastSeenAt: now,
+          expiresAt: now + MINUTE,
+          userId: 'u1',
+        };
         // Bounded as the middleware hands it over: the bound is what tells a store failure (503) from a bug (500).
         return { store, state: new SessionState(boundStoreCalls(store, 1_000), optionsWith(), loaded, now) };
       }
@@ -924,16 +931,34 @@ describe('SessionState', () => {
         const { state } = failingState();
         app(state).visits = 1;
 
-        const error = await app(state).save().catch((e: unknown) => e);
+        const error = await app(state)
+          .save()
+          .catch((e: unknown) => e);
 
         expect(error).toBeInstanceOf(ServiceUnavailableException);
-        expect((error as ServiceUnavailableException).getResponse()).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', message: expect.stringContaining('memory') });
+        expect((error as ServiceUnavailableException).getResponse()).toMatchObject({
+          code: 'SESSION_STORE_UNAVAILABLE',
+          message: expect.stringContaining('memory'),
+        });
       });
     });
   });
 
   describe('reserved names', () => {
-    const reserved = ['id', 'isNew', 'save', 'regenerate', 'rotateId', 'destroy', 'reload', 'touch', 'toJSON', '__proto__', 'constructor', 'prototype'];
+    const reserved = [
+      'id',
+      'isNew',
+      'save',
+      'regenerate',
+      'rotateId',
+      'destroy',
+      'reload',
+      'touch',
+      'toJSON',
+      '__proto__',
+      'constructor',
+      'prototype',
+    ];
 
     it.each(reserved)('refuses to write a field named %s', (name) => {
       const session = app(fresh(countingStore()));

@@ -30,7 +30,7 @@ describe('generateSessionId()', () => {
 
   it('spreads its bits: every bit position takes both values over many draws', () => {
     // A constant or mostly-zero byte (a weak generator, a short buffer padded out) shows up here.
-    const ones = new Array<number>(256).fill(0);
+    const ones = Array.from({ length: 256 }, () => 0);
     const draws = 2_000;
     for (let n = 0; n < draws; n++) {
       const bytes = Buffer.from(generateSessionId(), 'base64url');
