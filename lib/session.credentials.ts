@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import { loadJose, SessionIdSigner, SessionJwt } from './crypto/index.js';
-import { SessionError, SessionTooLargeError } from './session.errors.js';
+import { SessionTooLargeError } from './session.errors.js';
 import { appendSetCookie, cookieHeaderOf, isSecureRequest } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import type { CredentialDecision, CredentialSubject, SessionState } from './session.state.js';
-import { CookieStore, MAX_CREDENTIAL_BYTES } from './stores/cookie.store.js';
+import { MAX_CREDENTIAL_BYTES } from './stores/cookie.store.js';
 import type { SessionStore } from './stores/session-store.js';
 import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from './transports/index.js';
 
@@ -71,17 +71,18 @@ async function jwtFormat(secrets: readonly string[]): Promise<CredentialFormat> 
   };
 }
 
-/** The whole session, sealed by the cookie store: the credential is the session. */
-const sealedFormat: CredentialFormat = {
-  maxLength: MAX_CREDENTIAL_BYTES,
-  changesOnWrite: true,
-  open: (value, store) => (store as CookieStore).open(value),
-  issue: async ({ id }, store) => {
-    const sealed = (store as CookieStore).sealedOf(id);
-    if (sealed === undefined) throw new SessionError('SESSION_NOT_SEALED', `The cookie store holds no sealed session for the id being handed out.`);
-    return sealed;
-  },
-};
+/**
+ * The whole session, sealed by a store that keeps sessions in the credential (the cookie store):
+ * the credential is the session, opened and issued by the request's view of that store.
+ */
+function sealedFormat(maxLength: number): CredentialFormat {
+  return {
+    maxLength,
+    changesOnWrite: true,
+    open: (value, store) => store.openCredential(value),
+    issue: ({ id }, store) => store.issueCredential(id),
+  };
+}
 
 /**
  * Steps 1 and 5 of the request pipeline: reads the credential a request presents, and hands out
@@ -108,7 +109,10 @@ export class SessionCredentials {
 
   /** The credential formats the options and the store call for (async: `jose` loads here). */
   static async create(options: ResolvedSessionOptions, store: SessionStore): Promise<SessionCredentials> {
-    if (store instanceof CookieStore) return new SessionCredentials(options, { cookie: sealedFormat, header: sealedFormat });
+    if (store.sealsSessions) {
+      const sealed = sealedFormat(store.maxCredentialLength);
+      return new SessionCredentials(options, { cookie: sealed, header: sealed });
+    }
     const signedId = signedIdFormat(options.secrets);
     const header = options.tokenFormat === 'jwt' ? await jwtFormat(options.secrets) : signedId;
     return new SessionCredentials(options, { cookie: signedId, header });

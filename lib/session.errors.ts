@@ -132,6 +132,7 @@ export const SessionMessages = {
     `Fastify requests already have a "session" property (another session plugin, such as @fastify/session?), so SessionModule leaves it alone: read the session with @Session() or from request.raw.session. Register only one session library.`,
   credentialLate: () =>
     `A session changed after its streamed response had sent its headers, so the client could not be given its new credential (a new or rotated id, a resealed cookie or a new JWT). Change the session before the response starts streaming.`,
+  notSealed: () => `The cookie store holds no sealed session for the id being handed out.`,
   reservedField: (name: string) =>
     `Session field "${name}" is reserved (it names a Session method or property, or would touch the prototype). Store your value under another name.`,
   storeUnavailable: (kind: string, detail?: string) =>

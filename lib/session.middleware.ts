@@ -12,7 +12,6 @@ import type { SessionRequest } from './session.http.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionState } from './session.state.js';
 import { StoreBudget, storeFailuresAsUnavailable } from './stores/bounded-store.js';
-import { CookieStore } from './stores/cookie.store.js';
 import { SessionStore } from './stores/session-store.js';
 import type { SessionClient, StoredSession } from './stores/session-store.js';
 
@@ -29,9 +28,10 @@ const MAX_USER_AGENT = 256;
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
   private readonly logger: LoggerService;
+  /** The store as configured, which gives each request its view (see SessionStore.forRequest). */
+  private readonly configured: SessionStore;
+  /** The same store, its failures turned into the 503 error: what requests use unless they get a view of their own. */
   private readonly store: SessionStore;
-  /** The cookie store, whose sessions live in each request's credential rather than on a server. */
-  private readonly cookieStore: CookieStore | null;
 
   constructor(
     @InjectSessionOptions() private readonly options: ResolvedSessionOptions,
@@ -40,14 +40,15 @@ export class SessionMiddleware implements NestMiddleware {
     private readonly events: SessionEvents,
   ) {
     this.logger = options.logger ?? new Logger('SessionModule');
-    this.cookieStore = store instanceof CookieStore ? store : null;
+    this.configured = store;
     // Bounded per request, not per call: every store wait of a request draws on its StoreBudget.
     this.store = storeFailuresAsUnavailable(store);
   }
 
   async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
-    // The store this request talks to: for the cookie store, a view of this client's cookie.
-    const store = this.cookieStore?.forClient() ?? this.store;
+    // The store this request talks to: the shared one, or (the cookie store) a view of this client's own.
+    const view = this.configured.forRequest();
+    const store = view === this.configured ? this.store : view;
     const now = Date.now();
 
     // 1–2. Resolve the credential and load its session. No credential, or one that does not

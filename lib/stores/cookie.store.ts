@@ -1,5 +1,5 @@
 import { isSessionId, loadJose, SessionSealer } from '../crypto/index.js';
-import { SessionStoreUnsupportedError, SessionTooLargeError } from '../session.errors.js';
+import { SessionError, SessionMessages, SessionStoreUnsupportedError, SessionTooLargeError } from '../session.errors.js';
 import { resolveSecrets } from '../session.options.js';
 import { isPlainObject } from '../session.validation.js';
 import { applyChange, defineField, encodeClient, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
@@ -88,6 +88,28 @@ export class CookieStore extends SessionStore {
    */
   forClient(): CookieStore {
     return new CookieStore(this.sealer, new Map());
+  }
+
+  override forRequest(): CookieStore {
+    return this.forClient();
+  }
+
+  override get sealsSessions(): boolean {
+    return true;
+  }
+
+  override get maxCredentialLength(): number {
+    return MAX_CREDENTIAL_BYTES;
+  }
+
+  override openCredential(credential: string): Promise<{ id: string; stale: boolean } | null> {
+    return this.open(credential);
+  }
+
+  override async issueCredential(id: string): Promise<string> {
+    const sealed = this.sealedOf(id);
+    if (sealed === undefined) throw new SessionError('SESSION_NOT_SEALED', SessionMessages.notSealed());
+    return sealed;
   }
 
   /**

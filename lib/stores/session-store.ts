@@ -11,7 +11,7 @@
 
 import { Logger } from '@nestjs/common';
 import type { LoggerService } from '@nestjs/common';
-import { SessionUserIdInvalidError } from '../session.errors.js';
+import { SessionStoreUnsupportedError, SessionUserIdInvalidError } from '../session.errors.js';
 
 /** Field values are JSON: every store keeps them as JSON, so all stores round-trip alike. */
 export type SessionFieldValue = unknown;
@@ -222,6 +222,44 @@ export abstract class SessionStore {
    */
   get reportsExpiries(): boolean {
     return true;
+  }
+
+  /**
+   * The store as one request works with it. Most stores are the same for every request; one
+   * that keeps per-client state for the length of a request (the cookie store holds the sealed
+   * session the request presented) returns a view of its own here, and the pipeline asks for one
+   * at the start of every request.
+   */
+  forRequest(): SessionStore {
+    return this;
+  }
+
+  /**
+   * True for a store whose sessions travel inside the credential itself (the cookie store): the
+   * pipeline then hands out what {@link issueCredential} makes, on the request's view, instead of
+   * a signed id or a JWT naming a server-side session. Such a store overrides the two methods
+   * below as well.
+   */
+  get sealsSessions(): boolean {
+    return false;
+  }
+
+  /** The longest credential {@link issueCredential} makes (a store that seals sessions only). */
+  get maxCredentialLength(): number {
+    return 0;
+  }
+
+  /**
+   * Opens a credential that carries a session (a store that seals sessions only): its id, and
+   * `stale` when a secret other than the first made it; null when it does not open.
+   */
+  openCredential(_credential: string): Promise<{ id: string; stale: boolean } | null> {
+    return Promise.reject(new SessionStoreUnsupportedError(this.kind, 'open a credential: it keeps sessions on the server'));
+  }
+
+  /** The credential that carries session `id` as this request left it (a store that seals sessions only). */
+  issueCredential(_id: string): Promise<string> {
+    return Promise.reject(new SessionStoreUnsupportedError(this.kind, 'issue a credential: it keeps sessions on the server'));
   }
 
   /**

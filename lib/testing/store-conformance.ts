@@ -904,6 +904,25 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
         await expect(store.ping()).resolves.toBeUndefined();
       });
     });
+
+    describe('what it tells the request pipeline', () => {
+      it('gives each request a view of itself: a store of the same kind', () => {
+        const view = store.forRequest();
+
+        expect(view.kind).toBe(store.kind);
+        expect(typeof view.get).toBe('function');
+      });
+
+      it('opens and issues credentials only if it seals sessions into them', async () => {
+        if (store.sealsSessions) {
+          expect(store.maxCredentialLength).toBeGreaterThan(0);
+          await expect(store.forRequest().openCredential('not a sealed session')).resolves.toBeNull();
+        } else {
+          await expect(store.openCredential('id.signature')).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
+          await expect(store.issueCredential(newId())).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
+        }
+      });
+    });
   });
 }
 
