@@ -2,9 +2,7 @@ import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common
 import { Session, SessionGuard, type SessionObject } from 'nestjs-session-sync';
 
 declare module 'nestjs-session-sync' {
-  interface SessionData {
-    userId?: string;
-  }
+  interface SessionData { userId?: string }
 }
 
 @Controller()
