@@ -47,8 +47,7 @@ export class SessionMiddleware implements NestMiddleware {
 
   async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
     // The store this request talks to: the shared one, or (the cookie store) a view of this client's own.
-    const view = this.configured.forRequest();
-    const store = view === this.configured ? this.store : view;
+    const store = this.configured.forRequest() ?? this.store;
     const now = Date.now();
 
     // 1–2. Resolve the credential and load its session. No credential, or one that does not

@@ -225,13 +225,15 @@ export abstract class SessionStore {
   }
 
   /**
-   * The store as one request works with it. Most stores are the same for every request; one
-   * that keeps per-client state for the length of a request (the cookie store holds the sealed
-   * session the request presented) returns a view of its own here, and the pipeline asks for one
-   * at the start of every request.
+   * A view of the store for one request, or undefined (the default) when every request uses the
+   * store itself. A store that keeps per-client state for the length of a request (the cookie
+   * store holds the sealed session the request presented) returns a new view here; the pipeline
+   * asks at the start of every request. Undefined rather than `this`, so that a wrapper around
+   * the store (the module's metrics, its store bounds) is not bypassed by a `this` that names
+   * the store inside it.
    */
-  forRequest(): SessionStore {
-    return this;
+  forRequest(): SessionStore | undefined {
+    return undefined;
   }
 
   /**

@@ -906,17 +906,16 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
     });
 
     describe('what it tells the request pipeline', () => {
-      it('gives each request a view of itself: a store of the same kind', () => {
+      it('gives each request a view of its own, of the same kind, or none when every request uses the store itself', () => {
         const view = store.forRequest();
 
-        expect(view.kind).toBe(store.kind);
-        expect(typeof view.get).toBe('function');
+        expect(view === undefined || (view !== store && view.kind === store.kind)).toBe(true);
       });
 
       it('opens and issues credentials only if it seals sessions into them', async () => {
         if (store.sealsSessions) {
           expect(store.maxCredentialLength).toBeGreaterThan(0);
-          await expect(store.forRequest().openCredential('not a sealed session')).resolves.toBeNull();
+          await expect((store.forRequest() ?? store).openCredential('not a sealed session')).resolves.toBeNull();
         } else {
           await expect(store.openCredential('id.signature')).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
           await expect(store.issueCredential(newId())).rejects.toBeInstanceOf(SessionStoreUnsupportedError);
