@@ -34,6 +34,10 @@ const SHORT_LIFETIME = 150;
 const newId = (): string => randomBytes(32).toString('base64url');
 const newUserId = (): string => `user-${randomBytes(9).toString('base64url')}`;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits until the clock has passed `deadline` (ms since the epoch): as long as that takes, no guess. */
+const past = async (deadline: number): Promise<void> => {
+  while (Date.now() <= deadline) await sleep(deadline - Date.now() + 1);
+};
 /** How long a store may take to notice an expiry: a sweep interval or a TTL, plus delivery. */
 const EXPIRY_REPORT_DEADLINE = 8_000;
 /** After the first report, how long a second one for the same expiry is waited for. */
@@ -395,7 +399,7 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
     describe('expiry', () => {
       it('never returns an expired session, and refuses to commit, touch or rotate it', async () => {
         const session = await created({ expiresAt: Date.now() + SHORT_LIFETIME, data: { secret: 'x' } });
-        await sleep(SHORT_LIFETIME * 2);
+        await past(session.expiresAt);
 
         await expect(store.get(session.id)).resolves.toBeNull();
         const later = Date.now() + LIFETIME;
@@ -412,7 +416,7 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
         const session = await created({ expiresAt: Date.now() + SHORT_LIFETIME });
 
         await store.commit(session.id, { set: {}, unset: [], expiresAt: Date.now() + LIFETIME, lastSeenAt: Date.now() });
-        await sleep(SHORT_LIFETIME * 2);
+        await past(session.expiresAt);
 
         await expect(store.get(session.id)).resolves.not.toBeNull();
       });
@@ -610,9 +614,9 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
           const userId = newUserId();
           const live = await created({ userId });
           const destroyed = await created({ userId });
-          await created({ userId, expiresAt: Date.now() + SHORT_LIFETIME });
+          const expiring = await created({ userId, expiresAt: Date.now() + SHORT_LIFETIME });
           await store.destroy(destroyed.id);
-          await sleep(SHORT_LIFETIME * 2);
+          await past(expiring.expiresAt);
 
           expect(ids(await store.listByUser(userId))).toEqual([live.id]);
         });
@@ -840,10 +844,24 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
         }
       }
 
-      async function until(condition: () => boolean): Promise<boolean> {
-        const deadline = Date.now() + EXPIRY_REPORT_DEADLINE;
+      async function until(condition: () => boolean, within = EXPIRY_REPORT_DEADLINE): Promise<boolean> {
+        const deadline = Date.now() + within;
         while (!condition() && Date.now() < deadline) await sleep(50);
         return condition();
+      }
+
+      /**
+       * Waits until the watch that `reports` fills is live (a store may need a moment to
+       * subscribe): short-lived probe sessions, one after another, until one is reported.
+       */
+      async function watchIsLive(reports: ExpiredSession[]): Promise<void> {
+        const probes = new Set<string>();
+        const deadline = Date.now() + EXPIRY_REPORT_DEADLINE;
+        while (Date.now() < deadline) {
+          probes.add((await created({ expiresAt: Date.now() + 50 })).id);
+          if (await until(() => reports.some((r) => probes.has(r.id)), 500)) return;
+        }
+        throw new Error(`The expiry watch reported none of ${probes.size} probe sessions within ${EXPIRY_REPORT_DEADLINE} ms.`);
       }
 
       it(`says whether it reports expiries: reportsExpiries is ${supports('expiryEvents')}`, () => {
@@ -854,8 +872,7 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
         it('reports a session that expires once, with its id and user; not one destroyed or extended', async () => {
           const userId = newUserId();
           const seen = await reportsAbout(async (reports) => {
-            // Watching starts first: a store may need a moment to subscribe.
-            await sleep(200);
+            await watchIsLive(reports);
             const expiring = await created({ userId, expiresAt: Date.now() + SHORT_LIFETIME });
             const destroyed = await created({ userId, expiresAt: Date.now() + SHORT_LIFETIME });
             const extended = await created({ userId, expiresAt: Date.now() + 1_000 });
@@ -877,7 +894,7 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
           const stop = store.watchExpiry((expired) => anonymous.push(expired));
           const removed: ExpiredSession[] = [];
           store.watchExpiry((expired) => removed.push(expired))();
-          await sleep(200);
+          await watchIsLive(anonymous);
           const session = await created({ expiresAt: Date.now() + SHORT_LIFETIME });
 
           const reported = await until(() => anonymous.some((r) => r.id === session.id));
