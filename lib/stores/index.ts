@@ -1,9 +1,9 @@
 import { SessionConfigError, SessionMessages } from '../session.errors.js';
 import { CookieStore } from './cookie.store.js';
-import { FileStore } from './file.store.js';
+import { FileStore } from './file/index.js';
 import { MemoryStore } from './memory.store.js';
-import { PostgresStore } from './postgres.store.js';
-import { RedisStore } from './redis.store.js';
+import { PostgresStore } from './postgres/index.js';
+import { RedisStore } from './redis/index.js';
 import { SessionStore } from './session-store.js';
 import type { StoreConfig } from './store-config.js';
 
@@ -20,13 +20,13 @@ export type {
 } from './session-store.js';
 export { MemoryStore } from './memory.store.js';
 export type { MemoryStoreOptions } from './memory.store.js';
-export { RedisStore } from './redis.store.js';
-export type { RedisStoreOptions } from './redis.store.js';
+export { RedisStore } from './redis/index.js';
+export type { RedisStoreOptions } from './redis/index.js';
 export type { PostgresPool, RedisClient } from './driver-types.js';
-export { PostgresStore, sessionTableDdl } from './postgres.store.js';
-export type { PostgresStoreOptions } from './postgres.store.js';
-export { FileStore } from './file.store.js';
-export type { FileStoreOptions } from './file.store.js';
+export { PostgresStore, sessionTableDdl } from './postgres/index.js';
+export type { PostgresStoreOptions } from './postgres/index.js';
+export { FileStore } from './file/index.js';
+export type { FileStoreOptions } from './file/index.js';
 export { CookieStore, MAX_CREDENTIAL_BYTES } from './cookie.store.js';
 export type { CookieStoreOptions } from './cookie.store.js';
 export { STORE_TYPES, CookieStoreConfig, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';

@@ -7,7 +7,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { FileStore } from '../../lib/stores/file.store.js';
+import { FileStore } from '../../lib/stores/file/index.js';
 import type { ExpiredSession, SessionChange, StoredSession } from '../../lib/stores/session-store.js';
 
 /**
@@ -158,7 +158,7 @@ describe('FileStore shared by two processes', () => {
   beforeAll(async () => {
     await mkdir(join(ROOT, 'node_modules', '.cache'), { recursive: true });
     build = await mkdtemp(join(ROOT, 'node_modules', '.cache', 'nss-file-store-'));
-    await transpileLib(join(ROOT, 'lib', 'stores', 'file.store.ts'), build);
+    await transpileLib(join(ROOT, 'lib', 'stores', 'file', 'index.ts'), build);
     storesDir = join(build, 'lib', 'stores');
     directory = await mkdtemp(join(tmpdir(), 'nss-file-mp-'));
     [first, second] = await Promise.all([start(), start()]);

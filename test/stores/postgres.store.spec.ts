@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { PostgresStore, sessionTableDdl } from '../../lib/stores/postgres.store.js';
+import { PostgresStore, sessionTableDdl } from '../../lib/stores/postgres/index.js';
 import { SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import type { ExpiredSession, SessionChange, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
 import type { PostgresStoreConfig } from '../../lib/stores/store-config.js';

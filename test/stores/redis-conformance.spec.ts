@@ -9,7 +9,7 @@
  * suite's own beforeAll, which calls `createStore` and so reads the topology already started.
  */
 import { afterAll, beforeAll, describe } from '@jest/globals';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { RedisStore } from '../../lib/stores/redis/index.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { describeSessionStoreConformance } from '../../lib/testing/index.js';
 import {

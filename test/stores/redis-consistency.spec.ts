@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { SessionStoreUnavailableError } from '../../lib/session.errors.js';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { RedisStore } from '../../lib/stores/redis/index.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startRedisServer, startSentinelTopology, type RedisEndpoint, type RedisServer, type SentinelTopology } from '../support/redis-topology.js';

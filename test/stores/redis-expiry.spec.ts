@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { RedisStore } from '../../lib/stores/redis/index.js';
 import type { ExpiredSession, StoredSession } from '../../lib/stores/session-store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import {

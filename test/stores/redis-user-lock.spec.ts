@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { RedisStore } from '../../lib/stores/redis/index.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startClusterTopology, startRedisServer, type ClusterTopology, type RedisServer } from '../support/redis-topology.js';
 import { pollUntil, settlesWithin } from '../support/waiting.js';

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { MAX_SESSION_FIELDS } from '../../lib/session.constants.js';
 import { SessionFieldNotJsonError } from '../../lib/session.errors.js';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { RedisStore } from '../../lib/stores/redis/index.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startRedisServer, type RedisServer } from '../support/redis-topology.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { RedisStore } from '../../lib/stores/redis.store.js';
+import { RedisStore } from '../../lib/stores/redis/index.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startRedisServer, type RedisServer } from './redis-topology.js';
 

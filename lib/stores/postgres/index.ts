@@ -1,0 +1,3 @@
+export { PostgresStore } from './postgres.store.js';
+export type { PostgresStoreOptions } from './postgres.store.js';
+export { sessionTableDdl } from './postgres.schema.js';

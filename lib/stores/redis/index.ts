@@ -1,0 +1,3 @@
+export { RedisStore } from './redis.store.js';
+export type { RedisStoreOptions } from './redis.store.js';
+export { reconnectDelay } from './redis.client.js';
