@@ -37,6 +37,7 @@ export {
   SessionError,
   SessionFieldNotJsonError,
   SessionFieldNotStorableError,
+  SessionInternalError,
   SessionLimitReachedError,
   SessionNotSignedInError,
   SessionReservedFieldError,

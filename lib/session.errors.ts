@@ -1,17 +1,9 @@
-import {
-  BadRequestException,
-  ConflictException,
-  HttpException,
-  InternalServerErrorException,
-  NotImplementedException,
-  PayloadTooLargeException,
-  ServiceUnavailableException,
-  UnauthorizedException,
-} from '@nestjs/common';
+import { HttpException } from '@nestjs/common';
 
 /**
  * Every message the library shows lives here, so wording stays consistent and each one says what
- * failed and how to fix it. Error classes are small subclasses with a stable `code`.
+ * failed and how to fix it. Error classes are small subclasses of SessionError with a stable
+ * `code`; one table gives each code its HTTP answer.
  */
 
 const GENERATE_SECRET = `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`;
@@ -173,19 +165,74 @@ export const SessionMessages = {
     `The session table ${JSON.stringify(table)} has no column "${column}" (it was created by an earlier version). Add it with the SQL below, or set store.createTable to true to have it added at start-up:\n${alter}`,
 } as const;
 
-/** Base class of the library's errors; `code` is stable, the message may change. */
-export class SessionError extends Error {
+/** What a client gets for an error: the status and its reason phrase, as Nest's own exceptions write them. */
+interface HttpAnswer {
+  readonly status: number;
+  readonly error: string;
+}
+
+const INTERNAL_ERROR: HttpAnswer = { status: 500, error: 'Internal Server Error' };
+
+/**
+ * The HTTP answer to every code the library throws, in one place (the README's table of codes
+ * follows it). Bad input is a 4xx, never a 5xx; a 503 means only that the store failed or was too
+ * slow, so a client may retry; a code not listed here (a custom store's own) is a 500.
+ */
+const HTTP_ANSWERS: Readonly<Record<string, HttpAnswer>> = {
+  // Thrown at start-up, before the application serves anything.
+  SESSION_CONFIG: INTERNAL_ERROR,
+  SESSION_RESERVED_FIELD: { status: 400, error: 'Bad Request' },
+  SESSION_FIELD_NOT_JSON: { status: 400, error: 'Bad Request' },
+  SESSION_FIELD_NOT_STORABLE: { status: 400, error: 'Bad Request' },
+  SESSION_USER_ID_INVALID: { status: 400, error: 'Bad Request' },
+  SESSION_TOO_MANY_FIELDS: { status: 413, error: 'Payload Too Large' },
+  SESSION_TOO_LARGE: { status: 413, error: 'Payload Too Large' },
+  SESSION_NOT_SIGNED_IN: { status: 401, error: 'Unauthorized' },
+  SESSION_LIMIT_REACHED: { status: 409, error: 'Conflict' },
+  SESSION_STORE_UNAVAILABLE: { status: 503, error: 'Service Unavailable' },
+  SESSION_STORE_UNSUPPORTED: { status: 501, error: 'Not Implemented' },
+  // A store refusing what only a bug would hand it: an id the library did not generate (file
+  // store), a credential for a session it did not seal (cookie store).
+  SESSION_INVALID_ID: INTERNAL_ERROR,
+  SESSION_NOT_SEALED: INTERNAL_ERROR,
+  SESSION_INTERNAL_ERROR: INTERNAL_ERROR,
+};
+
+function httpAnswerOf(code: string): HttpAnswer {
+  return Object.hasOwn(HTTP_ANSWERS, code) ? HTTP_ANSWERS[code] : INTERNAL_ERROR;
+}
+
+/**
+ * Base class of the library's errors; `code` is stable, the message may change. Each is an
+ * HttpException with the status its code has in HTTP_ANSWERS, so Nest's exception filter renders
+ * it as it is, with the body `{ statusCode, error, code, message }`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   return await this.sessions.list(userId);
+ * } catch (error) {
+ *   // The cookie store keeps no index of a user's sessions: show none rather than answer 501.
+ *   if (error instanceof SessionError && error.code === 'SESSION_STORE_UNSUPPORTED') return [];
+ *   throw error; // any SessionError is its own HTTP answer
+ * }
+ * ```
+ */
+export class SessionError extends HttpException {
   constructor(
     readonly code: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
-    this.name = new.target.name;
+    const { status, error } = httpAnswerOf(code);
+    super({ statusCode: status, error, code, message }, status, options);
   }
 }
 
 /** A bad option: thrown at start-up, before the application serves anything. */
 export class SessionConfigError extends SessionError {
+  declare readonly code: 'SESSION_CONFIG';
+
   constructor(readonly problems: string[]) {
     super('SESSION_CONFIG', SessionMessages.configInvalid(problems));
   }
@@ -196,31 +243,32 @@ export class SessionConfigError extends SessionError {
  * name often comes from input (a JSON body copied into the session): the client gets a clear
  * answer, never a 500.
  */
-export class SessionReservedFieldError extends BadRequestException {
-  readonly code = 'SESSION_RESERVED_FIELD';
+export class SessionReservedFieldError extends SessionError {
+  declare readonly code: 'SESSION_RESERVED_FIELD';
 
   constructor(readonly field: string) {
-    const message = SessionMessages.reservedField(field);
-    super({ statusCode: 400, error: 'Bad Request', code: 'SESSION_RESERVED_FIELD', message });
+    super('SESSION_RESERVED_FIELD', SessionMessages.reservedField(field));
   }
 }
 
-/** A field whose value JSON cannot carry (a BigInt, a cycle). */
+/** A field whose value JSON cannot carry (a BigInt, a cycle): a 400, since the value is input. */
 export class SessionFieldNotJsonError extends SessionError {
+  declare readonly code: 'SESSION_FIELD_NOT_JSON';
+
   constructor(readonly field: string) {
     super('SESSION_FIELD_NOT_JSON', SessionMessages.fieldNotJson(field));
   }
 }
 
 /** A value JSON carries but the store cannot hold (jsonb: U+0000, lone surrogates). A 400: it is input. */
-export class SessionFieldNotStorableError extends BadRequestException {
-  readonly code = 'SESSION_FIELD_NOT_STORABLE';
+export class SessionFieldNotStorableError extends SessionError {
+  declare readonly code: 'SESSION_FIELD_NOT_STORABLE';
 
   constructor(
     readonly field: string,
     storeKind: string,
   ) {
-    super({ statusCode: 400, error: 'Bad Request', code: 'SESSION_FIELD_NOT_STORABLE', message: SessionMessages.fieldNotStorable(field, storeKind) });
+    super('SESSION_FIELD_NOT_STORABLE', SessionMessages.fieldNotStorable(field, storeKind));
   }
 }
 
@@ -229,11 +277,11 @@ export class SessionFieldNotStorableError extends BadRequestException {
  * it came from a session's `userKey` field or from a `SessionService` or store call. Nothing is
  * written.
  */
-export class SessionUserIdInvalidError extends BadRequestException {
-  readonly code = 'SESSION_USER_ID_INVALID';
+export class SessionUserIdInvalidError extends SessionError {
+  declare readonly code: 'SESSION_USER_ID_INVALID';
 
   constructor(problem: string, position: number) {
-    super({ statusCode: 400, error: 'Bad Request', code: 'SESSION_USER_ID_INVALID', message: SessionMessages.userIdInvalid(problem, position) });
+    super('SESSION_USER_ID_INVALID', SessionMessages.userIdInvalid(problem, position));
   }
 }
 
@@ -241,38 +289,45 @@ export class SessionUserIdInvalidError extends BadRequestException {
  * A write that would grow a session past `MAX_SESSION_FIELDS` top-level fields: a 413, like any
  * input too large to take. Nothing is written, so the client keeps its previous session.
  */
-export class SessionTooManyFieldsError extends PayloadTooLargeException {
-  readonly code = 'SESSION_TOO_MANY_FIELDS';
+export class SessionTooManyFieldsError extends SessionError {
+  declare readonly code: 'SESSION_TOO_MANY_FIELDS';
 
   constructor(count: number, max: number) {
-    super({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_MANY_FIELDS', message: SessionMessages.tooManyFields(count, max) });
+    super('SESSION_TOO_MANY_FIELDS', SessionMessages.tooManyFields(count, max));
   }
 }
 
-/** The store did not answer; the HTTP layer turns this into a 503. */
+/**
+ * The store failed or did not answer in time: a 503, which a client may retry. `cause` keeps the
+ * driver's error for the log; the body never shows it, since it can name hosts and ports.
+ */
 export class SessionStoreUnavailableError extends SessionError {
+  declare readonly code: 'SESSION_STORE_UNAVAILABLE';
+
   constructor(
     readonly storeKind: string,
-    readonly cause?: unknown,
+    cause?: unknown,
     detail?: string,
   ) {
-    super('SESSION_STORE_UNAVAILABLE', SessionMessages.storeUnavailable(storeKind, detail));
+    super('SESSION_STORE_UNAVAILABLE', SessionMessages.storeUnavailable(storeKind, detail), { cause });
   }
 }
 
 /** An operation a store declares it cannot honour (listing users' sessions on a cookie store…). A 501. */
 export class SessionStoreUnsupportedError extends SessionError {
+  declare readonly code: 'SESSION_STORE_UNSUPPORTED';
+
   constructor(storeKind: string, operation: string) {
     super('SESSION_STORE_UNSUPPORTED', SessionMessages.unsupported(storeKind, operation));
   }
 }
 
-/** A guarded route reached without a signed-in session: what `SessionGuard` answers with. */
-export class SessionNotSignedInError extends UnauthorizedException {
-  readonly code = 'SESSION_NOT_SIGNED_IN';
+/** A guarded route reached without a signed-in session: what `SessionGuard` answers with, a 401. */
+export class SessionNotSignedInError extends SessionError {
+  declare readonly code: 'SESSION_NOT_SIGNED_IN';
 
   constructor() {
-    super({ statusCode: 401, error: 'Unauthorized', code: 'SESSION_NOT_SIGNED_IN', message: SessionMessages.notSignedIn() });
+    super('SESSION_NOT_SIGNED_IN', SessionMessages.notSignedIn());
   }
 }
 
@@ -281,11 +336,11 @@ export class SessionNotSignedInError extends UnauthorizedException {
  * memory store to hold (larger than its whole `maxBytes`): a 413, like any input too large to
  * take. Nothing is written, so the client keeps its previous session.
  */
-export class SessionTooLargeError extends PayloadTooLargeException {
-  readonly code = 'SESSION_TOO_LARGE';
+export class SessionTooLargeError extends SessionError {
+  declare readonly code: 'SESSION_TOO_LARGE';
 
   constructor(bytes: number, limit: number, carrier = 'sealed session', message = SessionMessages.sessionTooLarge(bytes, limit, carrier)) {
-    super({ statusCode: 413, error: 'Payload Too Large', code: 'SESSION_TOO_LARGE', message });
+    super('SESSION_TOO_LARGE', message);
   }
 }
 
@@ -293,46 +348,34 @@ export class SessionTooLargeError extends PayloadTooLargeException {
  * A sign-in refused by `maxSessionsPerUser` with `onMaxSessions: 'reject'`: a 409, since the
  * request is fine but conflicts with the sessions the user already has. Nothing is written.
  */
-export class SessionLimitReachedError extends ConflictException {
-  readonly code = 'SESSION_LIMIT_REACHED';
+export class SessionLimitReachedError extends SessionError {
+  declare readonly code: 'SESSION_LIMIT_REACHED';
 
   constructor(max: number) {
-    super({ statusCode: 409, error: 'Conflict', code: 'SESSION_LIMIT_REACHED', message: SessionMessages.sessionLimitReached(max) });
+    super('SESSION_LIMIT_REACHED', SessionMessages.sessionLimitReached(max));
   }
 }
 
 /**
- * What any error from a session operation becomes for the HTTP layer, in one place (the load,
- * the commit before the response, Session methods, SessionService): HTTP exceptions pass through
- * (a 400 for a bad field, a 413 for a session too large to carry); a value JSON cannot carry (too
- * deep, a cycle, a BigInt) is bad input, a 400; a store that failed or timed out is a 503 (the
- * store bound turns a driver's errors into that: stores/bounded-store.ts); an operation the store
- * cannot do is a 501; anything else is a bug, a 500 with a code and no internals in its body.
+ * A session operation failed with something that is neither bad input nor a store failure: a
+ * bug, in the application, a custom store or this library. A 500 whose body shows none of the
+ * failure's text, which can name hosts, paths or data; `cause` keeps the failure for the log.
+ */
+export class SessionInternalError extends SessionError {
+  declare readonly code: 'SESSION_INTERNAL_ERROR';
+
+  constructor(cause?: unknown) {
+    super('SESSION_INTERNAL_ERROR', SessionMessages.internalError(), { cause });
+  }
+}
+
+/**
+ * What any error from a session operation becomes for the HTTP layer (the load, the commit
+ * before the response, Session methods, SessionService). A SessionError or any other
+ * HttpException is its own answer; anything else is a bug, a SessionInternalError. A driver's
+ * error never gets here as it is: the store bound turns it into SessionStoreUnavailableError
+ * (stores/bounded-store.ts).
  */
 export function toHttpException(error: unknown): HttpException {
-  if (error instanceof HttpException) return error;
-  if (error instanceof SessionStoreUnavailableError) return storeUnavailableResponse(error.storeKind, error.message);
-  if (error instanceof SessionFieldNotJsonError) {
-    return new BadRequestException({ statusCode: 400, error: 'Bad Request', code: error.code, message: error.message });
-  }
-  if (error instanceof SessionStoreUnsupportedError) {
-    return new NotImplementedException({ statusCode: 501, error: 'Not Implemented', code: error.code, message: error.message });
-  }
-  if (error instanceof SessionError) {
-    return new InternalServerErrorException({ statusCode: 500, error: 'Internal Server Error', code: error.code, message: error.message });
-  }
-  return new InternalServerErrorException({
-    statusCode: 500,
-    error: 'Internal Server Error',
-    code: 'SESSION_INTERNAL_ERROR',
-    message: SessionMessages.internalError(),
-  });
-}
-
-/**
- * The HTTP answer to a store that does not answer: a 503 whose JSON body says so. An
- * HttpException, so Nest's exception layer renders it wherever it is thrown.
- */
-export function storeUnavailableResponse(storeKind: string, message = SessionMessages.storeUnavailable(storeKind)): ServiceUnavailableException {
-  return new ServiceUnavailableException({ statusCode: 503, error: 'Service Unavailable', code: 'SESSION_STORE_UNAVAILABLE', message });
+  return error instanceof HttpException ? error : new SessionInternalError(error);
 }

@@ -7,13 +7,13 @@ import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { ALLOW_ANONYMOUS_KEY } from '../../lib/session.constants.js';
 import { AllowAnonymous, Session } from '../../lib/session.decorators.js';
-import { storeUnavailableResponse } from '../../lib/session.errors.js';
+import { SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import { exposeSession } from '../../lib/session.http.js';
 import type { SessionRequest } from '../../lib/session.http.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
 import { SessionState } from '../../lib/session.state.js';
 import type { SessionObject } from '../../lib/session.state.js';
-import { MemoryStore } from '../../lib/stores/memory.store.js';
+import { MemoryStore } from '../../lib/stores/index.js';
 
 type ParamFactory = (data: unknown, ctx: ExecutionContext) => unknown;
 
@@ -88,7 +88,7 @@ describe('@Session()', () => {
   });
 
   it('throws the 503 of a store outage when the session could not be loaded', () => {
-    const outage = storeUnavailableResponse('redis');
+    const outage = new SessionStoreUnavailableError('redis');
     const req = requestWith(() => {
       throw outage;
     });

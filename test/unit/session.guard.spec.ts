@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { HttpException, UnauthorizedException } from '@nestjs/common';
+import { HttpException } from '@nestjs/common';
 import type { ExecutionContext, Type } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { AllowAnonymous } from '../../lib/session.decorators.js';
-import { storeUnavailableResponse } from '../../lib/session.errors.js';
+import { SessionNotSignedInError, SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import { SessionGuard } from '../../lib/session.guard.js';
 import { exposeSession } from '../../lib/session.http.js';
 import type { SessionRequest } from '../../lib/session.http.js';
@@ -13,7 +13,7 @@ import { resolveSessionOptions } from '../../lib/session.options.js';
 import type { ResolvedSessionOptions } from '../../lib/session.options.js';
 import { SessionState } from '../../lib/session.state.js';
 import type { SessionObject } from '../../lib/session.state.js';
-import { MemoryStore } from '../../lib/stores/memory.store.js';
+import { MemoryStore } from '../../lib/stores/index.js';
 
 const SECRET = 'x'.repeat(32);
 
@@ -85,7 +85,7 @@ describe('SessionGuard', () => {
 
     const error = denialOf(guardWith(), contextFor(req));
 
-    expect(error).toBeInstanceOf(UnauthorizedException);
+    expect(error).toBeInstanceOf(SessionNotSignedInError);
     expect(error.getStatus()).toBe(401);
     expect(error.getResponse()).toEqual({
       statusCode: 401,
@@ -136,7 +136,7 @@ describe('SessionGuard', () => {
 
   it('answers 503, not 401, when the session store is down', () => {
     const req = requestWith(() => {
-      throw storeUnavailableResponse('memory');
+      throw new SessionStoreUnavailableError('memory');
     });
 
     const error = denialOf(guardWith(), contextFor(req));
@@ -146,7 +146,7 @@ describe('SessionGuard', () => {
 
   it('lets an @AllowAnonymous() route work while the store is down', () => {
     const req = requestWith(() => {
-      throw storeUnavailableResponse('memory');
+      throw new SessionStoreUnavailableError('memory');
     });
 
     expect(guardWith().canActivate(contextFor(req, ProfileController, 'health'))).toBe(true);
