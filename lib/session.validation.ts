@@ -1,9 +1,10 @@
 /**
  * The building blocks of option validation, shared by the module's options and the store config
- * classes: class-validator rules whose messages come from session.errors.ts.
+ * classes: class-validator rules whose messages come from session.errors.ts, and how options are
+ * copied onto their class and checked against it.
  */
-import { ValidateBy } from 'class-validator';
-import type { ValidationArguments } from 'class-validator';
+import { ValidateBy, validateSync } from 'class-validator';
+import type { ValidationArguments, ValidationError } from 'class-validator';
 import ms from 'ms';
 import { SessionMessages } from './session.errors.js';
 
@@ -51,4 +52,27 @@ export function isPlainObject(value: unknown): value is Record<string, any> {
   if (typeof value !== 'object' || value === null) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Copies user options onto an options class instance for validation. Prototype keys are
+ * reported as unknown options rather than copied, where they would replace the instance's
+ * prototype and leave class-validator nothing to check.
+ */
+export function copyOptions<T extends object>(target: T, source: Record<string, unknown>, prefix: string, problems: string[]): T {
+  for (const key of Object.keys(source)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') problems.push(SessionMessages.unknownOption(prefix + key));
+    else Object.defineProperty(target, key, { value: source[key], enumerable: true, writable: true, configurable: true });
+  }
+  return target;
+}
+
+/** class-validator errors as our messages, with `{path}` filled in and unknown keys named. */
+export function problemsOf(target: object, prefix = ''): string[] {
+  const errors: ValidationError[] = validateSync(target, { whitelist: true, forbidNonWhitelisted: true });
+  return errors.flatMap((error) =>
+    Object.entries(error.constraints ?? {}).map(([constraint, text]) =>
+      constraint === 'whitelistValidation' ? SessionMessages.unknownOption(prefix + error.property) : text.split(PATH).join(prefix + error.property),
+    ),
+  );
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { SessionConfigError } from '../../lib/session.errors.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
-import { MemoryStore } from '../../lib/stores/memory.store.js';
+import { MemoryStore } from '../../lib/stores/index.js';
 
 const SECRET = 'a'.repeat(32);
 const OLD_SECRET = 'b'.repeat(40);
