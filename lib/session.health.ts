@@ -4,7 +4,7 @@ import { InjectSessionOptions } from './session.constants.js';
 import { SessionMessages } from './session.errors.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './stores/session-store.js';
-import { withinTime } from './stores/store-runtime.js';
+import { withinTime } from './stores/index.js';
 
 /** What the indicator reports beside its status. */
 export interface SessionHealthDetails {

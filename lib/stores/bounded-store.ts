@@ -1,7 +1,7 @@
 import { HttpException } from '@nestjs/common';
 import { SessionError, SessionStoreUnavailableError } from '../session.errors.js';
 import type { SessionStore } from './session-store.js';
-import { withinTime } from './store-runtime.js';
+import { withinTime } from './toolkit/store-runtime.js';
 
 /**
  * The same store, with every asynchronous call bounded in time: a store that hangs (a network

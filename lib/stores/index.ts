@@ -1,7 +1,7 @@
 import { SessionConfigError, SessionMessages } from '../session.errors.js';
-import { CookieStore } from './cookie.store.js';
+import { CookieStore } from './cookie/index.js';
 import { FileStore } from './file/index.js';
-import { MemoryStore } from './memory.store.js';
+import { MemoryStore } from './memory/index.js';
 import { PostgresStore } from './postgres/index.js';
 import { RedisStore } from './redis/index.js';
 import { SessionStore } from './session-store.js';
@@ -18,8 +18,8 @@ export type {
   SessionSummary,
   StoredSession,
 } from './session-store.js';
-export { MemoryStore } from './memory.store.js';
-export type { MemoryStoreOptions } from './memory.store.js';
+export { MemoryStore } from './memory/index.js';
+export type { MemoryStoreOptions } from './memory/index.js';
 export { RedisStore } from './redis/index.js';
 export type { RedisStoreOptions } from './redis/index.js';
 export type { PostgresPool, RedisClient } from './driver-types.js';
@@ -27,10 +27,13 @@ export { PostgresStore, sessionTableDdl } from './postgres/index.js';
 export type { PostgresStoreOptions } from './postgres/index.js';
 export { FileStore } from './file/index.js';
 export type { FileStoreOptions } from './file/index.js';
-export { CookieStore, MAX_CREDENTIAL_BYTES } from './cookie.store.js';
-export type { CookieStoreOptions } from './cookie.store.js';
+export { CookieStore, MAX_CREDENTIAL_BYTES } from './cookie/index.js';
+export type { CookieStoreOptions } from './cookie/index.js';
 export { STORE_TYPES, CookieStoreConfig, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';
 export type { RedisEndpoint, StoreConfig, StoreType } from './store-config.js';
+// What the request pipeline shares with the stores (internal: lib/index.ts does not export them).
+export { defineField } from './toolkit/field-codec.js';
+export { withinTime } from './toolkit/store-runtime.js';
 
 /**
  * Turns a store config object into a store (or passes a store instance through). The module

@@ -11,7 +11,11 @@
 
 import { Logger } from '@nestjs/common';
 import type { LoggerService } from '@nestjs/common';
-import { SessionStoreUnsupportedError, SessionUserIdInvalidError } from '../session.errors.js';
+import { SessionStoreUnsupportedError } from '../session.errors.js';
+import { assertUserIdKeepable } from './user-id.js';
+
+// The rule every store keeps for user ids, with the contract it belongs to.
+export { assertUserIdKeepable, UNKEEPABLE_CHARACTER } from './user-id.js';
 
 /** Field values are JSON: every store keeps them as JSON, so all stores round-trip alike. */
 export type SessionFieldValue = unknown;
@@ -76,47 +80,6 @@ export interface ExpiredSession {
 
 /** Receives the expiries a store reports. */
 export type ExpiryListener = (expired: ExpiredSession) => void;
-
-/**
- * A NUL, or a UTF-16 surrogate without its other half: what no store can keep exactly in every
- * place a user id goes (and what PostgreSQL text cannot hold at all).
- */
-// oxlint-disable-next-line no-control-regex -- matching U+0000 is the point
-export const UNKEEPABLE_CHARACTER = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/**
- * Refuses, with {@link SessionUserIdInvalidError} (a 400), a user id that some store could not
- * keep exactly (SPEC §3.12): one holding an unpaired UTF-16 surrogate or a NUL. Other values
- * (well-formed strings of any characters, `{}` and `:` included; non-strings) pass.
- *
- * Why refuse rather than encode: a user id goes into Redis keys, sorted-set members and Lua
- * comparisons, a SHA-256 for the file store's directory and lock names, a PostgreSQL text column
- * and advisory-lock key, and all of them see it as UTF-8. A JS string with an unpaired surrogate
- * has no UTF-8 form, so drivers write U+FFFD in its place and `"q\udfff"` becomes `"q\uFFFD"`: two
- * users, one index. PostgreSQL text cannot hold a NUL either. A lossless encoding would be needed
- * in each of those places alike, and user ids in index keys are due to become a keyed hash
- * anyway, while such a string is never a real user id (only malformed input is). One check, the
- * same for every store, keeps every store exact: UTF-8 is one-to-one on what it lets through.
- *
- * The request pipeline and `SessionService` call it before a user id reaches a store; every
- * built-in store calls it in its user-keyed methods too, and so may a custom store.
- *
- * @example
- * ```ts
- * async listByUser(userId: string): Promise<SessionSummary[]> {
- *   assertUserIdKeepable(userId);
- *   return this.db.sessionsOf(userId);
- * }
- * ```
- */
-export function assertUserIdKeepable(userId: unknown): void {
-  if (typeof userId !== 'string') return;
-  const found = UNKEEPABLE_CHARACTER.exec(userId);
-  if (!found) return;
-  const problem =
-    found[0] === '\u0000' ? 'a NUL character (U+0000)' : `an unpaired UTF-16 surrogate (U+${found[0].charCodeAt(0).toString(16).toUpperCase()})`;
-  throw new SessionUserIdInvalidError(problem, found.index);
-}
 
 /**
  * Base class of every store, and the DI token of the store in use.
@@ -193,15 +156,16 @@ export abstract class SessionStore {
    * Runs `critical` while no other `withUserLock` for the same user runs: what keeps
    * `maxSessionsPerUser` exact when one user signs in on several nodes at once.
    *
-   * The default serializes callers within this process only, which is enough for a store that
-   * lives in one process. A store shared by several nodes overrides it with a lock all of them
-   * see (a Redis key, a PostgreSQL advisory lock, a lock file), calling this one first: a user
-   * id {@link assertUserIdKeepable} refuses rejects here, before any lock is taken.
+   * Callers in this process queue per user, and the one at the head runs `critical` through
+   * {@link lockUserAcrossNodes}, the lock other nodes see: so one caller per process at a time
+   * asks for it, and a user id {@link assertUserIdKeepable} refuses rejects before any lock is
+   * taken. A store shared by several nodes overrides that hook rather than this method.
    */
   async withUserLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
     assertUserIdKeepable(userId);
+    const locked = (): Promise<T> => this.lockUserAcrossNodes(userId, critical);
     const previous = this.userQueues.get(userId) ?? Promise.resolve();
-    const run = previous.then(critical, critical);
+    const run = previous.then(locked, locked);
     const settled = run.then(
       () => undefined,
       () => undefined,
@@ -211,6 +175,28 @@ export abstract class SessionStore {
       if (this.userQueues.get(userId) === settled) this.userQueues.delete(userId);
     });
     return run;
+  }
+
+  /**
+   * The part of {@link withUserLock} that other nodes see: runs `critical` holding a lock on
+   * `userId` that every node sharing the store respects (the built-in stores use a Redis key, a
+   * PostgreSQL advisory lock, a lock file), released once `critical` settles. `withUserLock`
+   * calls it for one caller of this process at a time, so it never waits on this process itself.
+   *
+   * The default runs `critical` as it is: enough for a store that lives in one process. A custom
+   * store shared by several nodes overrides this hook. One that overrides `withUserLock` instead
+   * keeps working as before: its override runs, and this hook runs only if it calls
+   * `super.withUserLock`.
+   *
+   * @example
+   * ```ts
+   * protected override lockUserAcrossNodes<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+   *   return this.db.withAdvisoryLock(`sign-in:${userId}`, critical);
+   * }
+   * ```
+   */
+  protected lockUserAcrossNodes<T>(_userId: string, critical: () => Promise<T>): Promise<T> {
+    return critical();
   }
 
   /**

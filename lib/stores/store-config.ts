@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { SessionMessages } from '../session.errors.js';
 import { IsPositiveInteger, message, PATH, Rule } from '../session.validation.js';
 import type { PostgresPool, RedisClient } from './driver-types.js';
-import { MAX_TIMER_DELAY } from './store-runtime.js';
+import { MAX_TIMER_DELAY } from './toolkit/store-runtime.js';
 
 /**
  * Store config objects, one class per store type: each is both the type users write and the

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SessionHealthIndicator } from '../../lib/index.js';
-import { MemoryStore } from '../../lib/stores/memory.store.js';
+import { MemoryStore } from '../../lib/stores/index.js';
 import { createFixtureApp, PLATFORMS } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 import { pollUntil, startSampleNode } from '../fixtures/redis-apps.js';

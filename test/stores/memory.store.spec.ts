@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jes
 import type { LoggerService } from '@nestjs/common';
 import { SessionConfigError, SessionFieldNotJsonError, SessionTooLargeError } from '../../lib/session.errors.js';
 import { createSessionStore } from '../../lib/stores/index.js';
-import { MemoryStore, type MemoryStoreOptions } from '../../lib/stores/memory.store.js';
+import { MemoryStore, type MemoryStoreOptions } from '../../lib/stores/index.js';
 import type { ExpiredSession, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
 import { describeSessionStoreConformance } from '../../lib/testing/index.js';
 

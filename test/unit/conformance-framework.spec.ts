@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { MemoryStore } from '../../lib/stores/memory.store.js';
+import { MemoryStore } from '../../lib/stores/index.js';
 import { describeSessionStoreConformance, type ConformanceFramework } from '../../lib/testing/index.js';
 
 /**

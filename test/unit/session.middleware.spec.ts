@@ -7,7 +7,7 @@ import { SessionEvents } from '../../lib/session.events.js';
 import type { SessionRequest } from '../../lib/session.http.js';
 import { SessionMiddleware } from '../../lib/session.middleware.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
-import { MemoryStore } from '../../lib/stores/memory.store.js';
+import { MemoryStore } from '../../lib/stores/index.js';
 
 /**
  * What the middleware does to a request that brings no session credential: nothing, until the

@@ -3,6 +3,9 @@ import { readlinkSync } from 'node:fs';
 import { link, open, rename, stat, unlink, utimes } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { hostname } from 'node:os';
+import { errorCode, ignoreCode } from '../toolkit/errors.js';
+import { backOff } from '../toolkit/retry.js';
+import type { Backoff } from '../toolkit/retry.js';
 
 /**
  * Advisory locks between the processes of one host that share a directory (Node cluster, PM2).
@@ -62,6 +65,8 @@ const HOST = hostIdentity();
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 /** A broken-lock race can free the lock repeatedly; a waiter with no time left tries this many more times. */
 const EXTRA_TRIES = 3;
+/** Waits while a lock is held: 1, 2, 4… up to 25 ms, jittered by ±50%. */
+export const FILE_LOCK_BACKOFF: Backoff = { first: 1, max: 25, jitter: [0.5, 1.5] };
 
 /**
  * Takes the lock at `path`, waiting up to `timing.wait` ms (0: one try) for a live holder.
@@ -82,7 +87,7 @@ export async function acquireFileLock(path: string, timing: LockTiming): Promise
       continue;
     }
     if (left <= 0) throw new LockTimeoutError(timing.wait);
-    await sleep(Math.min(left, backoff(attempt)));
+    await backOff(FILE_LOCK_BACKOFF, attempt, left);
   }
 }
 
@@ -108,7 +113,7 @@ export async function removeIfOlderThan(path: string, age: number): Promise<bool
   if (!stats.isFile() || Date.now() - stats.mtimeMs <= age) return false;
   return unlink(path).then(
     () => true,
-    (error: unknown) => ignore(error, 'ENOENT', false),
+    (error: unknown) => ignoreCode(error, 'ENOENT', false),
   );
 }
 
@@ -168,7 +173,7 @@ async function renew(path: string, token: string): Promise<boolean> {
 async function release(path: string, token: string): Promise<void> {
   // Only our own lock: if ours was broken as stale meanwhile, the file may be someone else's now.
   const holder = await inspect(path);
-  if (holder?.tag === token) await unlink(path).catch((error: unknown) => ignore(error, 'ENOENT', undefined));
+  if (holder?.tag === token) await unlink(path).catch((error: unknown) => ignoreCode(error, 'ENOENT', undefined));
 }
 
 /** The lock file's holder, or undefined when there is no lock. */
@@ -242,25 +247,16 @@ async function breakLock(path: string, observed: LockInfo, staleAfter: number): 
     try {
       await rename(path, aside);
     } catch (error) {
-      return ignore(error, 'ENOENT', true);
+      return ignoreCode(error, 'ENOENT', true);
     }
     const moved = await inspect(aside);
     // Only the holder releasing it could have replaced the lock in between: a fresh lock goes back.
-    if (moved?.tag !== observed.tag) await link(aside, path).catch((error: unknown) => ignore(error, 'EEXIST', undefined));
-    await unlink(aside).catch((error: unknown) => ignore(error, 'ENOENT', undefined));
+    if (moved?.tag !== observed.tag) await link(aside, path).catch((error: unknown) => ignoreCode(error, 'EEXIST', undefined));
+    await unlink(aside).catch((error: unknown) => ignoreCode(error, 'ENOENT', undefined));
     return true;
   } finally {
-    await unlink(marker).catch((error: unknown) => ignore(error, 'ENOENT', undefined));
+    await unlink(marker).catch((error: unknown) => ignoreCode(error, 'ENOENT', undefined));
   }
-}
-
-/** Short, growing, jittered waits, so waiters neither spin nor move in lockstep. */
-function backoff(attempt: number): number {
-  return Math.min(2 ** attempt, 25) * (0.5 + Math.random());
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function digest(text: string): string {
@@ -275,14 +271,4 @@ function hostIdentity(): string {
     // Not Linux: the host name alone.
   }
   return `${hostname()}/${namespace}`;
-}
-
-function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | null)?.code;
-}
-
-/** Resolves to `value` for an error with the given code; rethrows any other. */
-function ignore<T>(error: unknown, code: string, value: T): T {
-  if (errorCode(error) === code) return value;
-  throw error;
 }

@@ -8,12 +8,13 @@ import type { LoggerService } from '@nestjs/common';
 import { mkdir, readFile } from 'node:fs/promises';
 import { hashSessionId } from '../../crypto/index.js';
 import { SessionMessages, SessionStoreUnavailableError } from '../../session.errors.js';
-import { parseRecord } from './file.codec.js';
-import type { SessionRecord } from './file.codec.js';
+import { parseSessionFile } from './file.codec.js';
+import type { SessionFileRecord } from './file.codec.js';
 import { acquireFileLock, LockTimeoutError } from './file.locks.js';
 import type { FileLock } from './file.locks.js';
 import type { SessionPaths } from './file.paths.js';
-import { describeError, DIR_MODE, errorCode } from './file.system.js';
+import { describeSystemError, errorCode } from '../toolkit/errors.js';
+import { DIR_MODE } from './file.system.js';
 
 /** What the store's locks, of a session (here) or of a user (file.user-lock.ts), take from the store. */
 export interface FileLockSettings {
@@ -29,7 +30,7 @@ export class SessionFiles {
   constructor(private readonly options: FileLockSettings) {}
 
   /** The session file as a record (expired or not), or null when it is missing or not a session file. */
-  async load(id: string, paths: SessionPaths, { quiet = false } = {}): Promise<SessionRecord | null> {
+  async load(id: string, paths: SessionPaths, { quiet = false } = {}): Promise<SessionFileRecord | null> {
     let text: string;
     try {
       text = await readFile(paths.file, 'utf8');
@@ -39,7 +40,7 @@ export class SessionFiles {
       if (code === 'EISDIR') return quiet ? null : this.unreadable(id, 'is a directory');
       throw this.failure(id, error);
     }
-    const record = parseRecord(text);
+    const record = parseSessionFile(text);
     if (!record && !quiet) this.unreadable(id, 'is not a session file of this version');
     return record;
   }
@@ -68,7 +69,7 @@ export class SessionFiles {
       // The work is done (or failed on its own): a lock we cannot remove is left to go stale.
       await lock
         .release()
-        .catch((error: unknown) => this.options.logger().warn(SessionMessages.fileLockNotReleased(hashSessionId(id), describeError(error))));
+        .catch((error: unknown) => this.options.logger().warn(SessionMessages.fileLockNotReleased(hashSessionId(id), describeSystemError(error))));
     }
   }
 
@@ -83,7 +84,7 @@ export class SessionFiles {
       return new SessionStoreUnavailableError(kind, error, SessionMessages.fileLockTimeout(hashSessionId(id), lockTimeout));
     }
     if (errorCode(error) !== undefined) {
-      return new SessionStoreUnavailableError(kind, undefined, SessionMessages.fileSystemFailed(hashSessionId(id), describeError(error)));
+      return new SessionStoreUnavailableError(kind, undefined, SessionMessages.fileSystemFailed(hashSessionId(id), describeSystemError(error)));
     }
     return error;
   }

@@ -2,19 +2,21 @@ import type { OnApplicationShutdown } from '@nestjs/common';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { SessionConfigError, SessionMessages } from '../../session.errors.js';
-import { storeConfigProblems } from '../../session.options.js';
-import { applyChange, clientMember, encodeFields, fieldsAsJson } from '../field-codec.js';
+import { SessionMessages } from '../../session.errors.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
 import type { SessionChange, SessionSummary, StoredSession } from '../session-store.js';
 import { FILE_DEFAULTS } from '../store-config.js';
 import type { FileStoreConfig } from '../store-config.js';
-import { startSweeper } from '../store-runtime.js';
-import { isLive, serialize } from './file.codec.js';
+import { describeSystemError, errorCode } from '../toolkit/errors.js';
+import { applyChange, clientMember, encodeFields, fieldsAsJson } from '../toolkit/field-codec.js';
+import { checkStoreOptions } from '../toolkit/options-check.js';
+import { encodeRecord } from '../toolkit/record-codec.js';
+import { startSweeper } from '../toolkit/store-runtime.js';
+import { isLive } from './file.codec.js';
 import { FilePaths } from './file.paths.js';
 import { SessionFiles } from './file.sessions.js';
 import { FileSweeper } from './file.sweeper.js';
-import { describeError, errorCode, inBatches, prepareDirectory, removeFile, syncDirectory, writeAtomically } from './file.system.js';
+import { inBatches, prepareDirectory, removeFile, syncDirectory, writeAtomically } from './file.system.js';
 import { FileUserIndex } from './file.user-index.js';
 import { FileUserLock } from './file.user-lock.js';
 
@@ -94,7 +96,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
     this.timer = startSweeper(
       () => this.sweep(),
       sweepInterval,
-      (error) => this.logger.warn(SessionMessages.fileSweepFailed(describeError(error))),
+      (error) => this.logger.warn(SessionMessages.fileSweepFailed(describeSystemError(error))),
     );
   }
 
@@ -104,8 +106,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
    */
   static async open(options: FileStoreOptions): Promise<FileStore> {
     const { directory, sweepInterval = FILE_DEFAULTS.sweepInterval, lockTimeout = FILE_DEFAULTS.lockTimeout } = options;
-    const problems = storeConfigProblems({ type: 'file', directory, sweepInterval, lockTimeout });
-    if (problems.length > 0) throw new SessionConfigError(problems);
+    checkStoreOptions({ type: 'file', directory, sweepInterval, lockTimeout });
 
     const root = resolve(directory);
     await prepareDirectory(root);
@@ -130,7 +131,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
   async create(session: StoredSession): Promise<void> {
     assertUserIdKeepable(session.userId);
     const paths = this.paths.requireSession(session.id);
-    const text = serialize(session, encodeFields(session.data));
+    const text = encodeRecord(session, encodeFields(session.data));
     await this.files.locked(session.id, paths, async () => {
       const previous = await this.files.load(session.id, paths, { quiet: true });
       // The index is written first: a session a user can be signed in with is always listed.
@@ -157,7 +158,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
       const meta = { createdAt: current.createdAt, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId, client };
 
       if (userId !== null && userId !== current.userId) await this.userIndex.addMarker(userId, id);
-      await writeAtomically(paths.file, serialize(meta, fields));
+      await writeAtomically(paths.file, encodeRecord(meta, fields));
       if (current.userId !== null && current.userId !== userId) await this.userIndex.removeMarker(current.userId, id);
       return true;
     });
@@ -165,7 +166,7 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
     assertUserIdKeepable(next.userId);
-    const text = serialize(next, encodeFields(next.data));
+    const text = encodeRecord(next, encodeFields(next.data));
     const nextPaths = this.paths.requireSession(next.id);
     const oldPaths = this.paths.session(oldId);
     if (!oldPaths) return false;
@@ -245,16 +246,15 @@ export class FileStore extends SessionStore implements OnApplicationShutdown {
   }
 
   /**
-   * Runs `critical` while no other caller, in this process or any other sharing the directory,
-   * runs one for the same user. Callers of this process queue first (the base class), then the
-   * one at the head takes `locks/<sha256 of the user id>.lock`, a lease lock like the session
+   * The user lock every process sharing the directory sees ({@link withUserLock} queues this
+   * process's callers first): `locks/<sha256 of the user id>.lock`, a lease lock like the session
    * locks, renewed while `critical` runs so a long sign-in never loses it to age. A holder that
    * dies frees it at once (its pid is gone) or after `lockTimeout`. Waiting longer than
    * `lockTimeout` for another process fails with SessionStoreUnavailableError (a 503). Different
    * users have different lock files, so they never wait for each other.
    */
-  override withUserLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
-    return super.withUserLock(userId, () => this.userLock.run(userId, critical));
+  protected override lockUserAcrossNodes<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    return this.userLock.run(userId, critical);
   }
 
   /**

@@ -14,7 +14,8 @@ import { LITTER_NAME, SHARD_NAME, USER_LOCK_LITTER_NAME, USER_LOCK_NAME } from '
 import type { FilePaths } from './file.paths.js';
 import { isBusy } from './file.sessions.js';
 import type { SessionFiles } from './file.sessions.js';
-import { describeError, inBatches, readDirectory, removeFile } from './file.system.js';
+import { describeSystemError } from '../toolkit/errors.js';
+import { inBatches, readDirectory, removeFile } from './file.system.js';
 import type { FileUserIndex } from './file.user-index.js';
 
 /** Temp files and lock-breaking leftovers older than this were left by a crash (ms, at least lockTimeout). */
@@ -66,7 +67,7 @@ export class FileSweeper {
       }
     }
     if (failures.length > 0) {
-      this.options.logger().warn(SessionMessages.fileSweepFailed(`${failures.length} entries failed, first: ${describeError(failures[0])}`));
+      this.options.logger().warn(SessionMessages.fileSweepFailed(`${failures.length} entries failed, first: ${describeSystemError(failures[0])}`));
     }
     return removed;
   }
@@ -129,7 +130,7 @@ export class FileSweeper {
       }
     });
     if (failures.length > 0) {
-      this.options.logger().warn(SessionMessages.fileSweepFailed(`${failures.length} user locks failed, first: ${describeError(failures[0])}`));
+      this.options.logger().warn(SessionMessages.fileSweepFailed(`${failures.length} user locks failed, first: ${describeSystemError(failures[0])}`));
     }
   }
 }

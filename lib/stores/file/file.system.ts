@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SessionConfigError, SessionMessages } from '../../session.errors.js';
+import { describeSystemError, errorCode } from '../toolkit/errors.js';
 
 export const FILE_MODE = 0o600;
 export const DIR_MODE = 0o700;
@@ -97,7 +98,7 @@ function directoryProblem(error: unknown): string {
     case 'ENOSPC':
       return 'no space left on the device';
     default:
-      return describeError(error);
+      return describeSystemError(error);
   }
 }
 
@@ -106,15 +107,4 @@ export async function inBatches<T, R>(items: T[], work: (item: T) => Promise<R>)
   const results: R[] = [];
   for (let i = 0; i < items.length; i += BATCH) results.push(...(await Promise.all(items.slice(i, i + BATCH).map(work))));
   return results;
-}
-
-export function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | null)?.code;
-}
-
-/** A file system error as its code and call, without its path: paths hold session ids, which logs never show. */
-export function describeError(error: unknown): string {
-  const { code, syscall } = (error ?? {}) as NodeJS.ErrnoException;
-  if (typeof code === 'string') return syscall ? `${code} in ${syscall}()` : code;
-  return error instanceof Error ? error.message : String(error);
 }

@@ -11,7 +11,8 @@ import { isLive } from './file.codec.js';
 import type { FilePaths, SessionPaths } from './file.paths.js';
 import { isBusy } from './file.sessions.js';
 import type { SessionFiles } from './file.sessions.js';
-import { DIR_MODE, errorCode, FILE_MODE, readDirectory, removeFile } from './file.system.js';
+import { errorCode } from '../toolkit/errors.js';
+import { DIR_MODE, FILE_MODE, readDirectory, removeFile } from './file.system.js';
 
 export class FileUserIndex {
   constructor(

@@ -9,9 +9,11 @@ import { acquireFileLock, LockTimeoutError } from './file.locks.js';
 import type { FileLock } from './file.locks.js';
 import type { FilePaths } from './file.paths.js';
 import type { FileLockSettings } from './file.sessions.js';
-import { describeError, DIR_MODE, errorCode } from './file.system.js';
+import { describeSystemError, errorCode } from '../toolkit/errors.js';
+import type { UserLock } from '../toolkit/user-lock.js';
+import { DIR_MODE } from './file.system.js';
 
-export class FileUserLock {
+export class FileUserLock implements UserLock {
   constructor(
     private readonly paths: FilePaths,
     private readonly options: FileLockSettings,
@@ -28,7 +30,7 @@ export class FileUserLock {
     try {
       return await critical();
     } finally {
-      await lock.release().catch((error: unknown) => this.options.logger().warn(SessionMessages.fileUserLockNotReleased(describeError(error))));
+      await lock.release().catch((error: unknown) => this.options.logger().warn(SessionMessages.fileUserLockNotReleased(describeSystemError(error))));
     }
   }
 
@@ -55,7 +57,7 @@ export class FileUserLock {
       return new SessionStoreUnavailableError(kind, error, SessionMessages.userLockTimeout('another process', lockTimeout));
     }
     if (errorCode(error) !== undefined) {
-      return new SessionStoreUnavailableError(kind, undefined, SessionMessages.fileUserLockFailed(describeError(error)));
+      return new SessionStoreUnavailableError(kind, undefined, SessionMessages.fileUserLockFailed(describeSystemError(error)));
     }
     return error;
   }

@@ -1,5 +1,5 @@
 import { SessionFieldNotStorableError } from '../../session.errors.js';
-import { defineField, encodeFields } from '../field-codec.js';
+import { defineField, encodeFields } from '../toolkit/field-codec.js';
 import { UNKEEPABLE_CHARACTER } from '../session-store.js';
 import type { SessionClient, SessionFields } from '../session-store.js';
 

@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
 import { SessionMessages } from '../../session.errors.js';
-import { withinTime } from '../store-runtime.js';
+import { errorMessage } from '../toolkit/errors.js';
+import { backOff } from '../toolkit/retry.js';
+import type { Backoff } from '../toolkit/retry.js';
+import { withinTime } from '../toolkit/store-runtime.js';
+import type { UserLock } from '../toolkit/user-lock.js';
 
 /** What the lock code needs of a connection: a `pg` Client, or whatever Client class the pool uses. */
 export interface LockConnection {
@@ -20,6 +24,9 @@ interface UserLockSettings {
   failure: (cause: unknown, detail: string) => Error;
   warn: (message: string) => void;
 }
+
+/** Waits while another node holds a user's lock: 5, 10, 20… up to 50 ms, jittered by ±50%. */
+export const ADVISORY_LOCK_BACKOFF: Backoff = { first: 5, max: 50, jitter: [0.5, 1.5] };
 
 /**
  * Users' sign-in locks as session-level advisory locks, taken with `pg_try_advisory_lock` on one
@@ -43,7 +50,7 @@ interface UserLockSettings {
  * its connection is lost no longer excludes other nodes. Needs a session-level connection
  * (directly to PostgreSQL, or a pooler in session mode, not PgBouncer's transaction mode).
  */
-export class AdvisoryUserLocks {
+export class AdvisoryUserLocks implements UserLock {
   private connection: Promise<LockConnection> | undefined;
   /** The connection `connection` resolves to, from the moment it is opened. */
   private live: LockConnection | undefined;
@@ -53,22 +60,13 @@ export class AdvisoryUserLocks {
 
   constructor(private readonly settings: UserLockSettings) {}
 
-  /**
-   * Takes the lock of `userId`, waiting up to `timeout` for another node to release it.
-   * @returns the function that releases it (it never throws).
-   */
-  async acquire(userId: string): Promise<() => Promise<void>> {
-    const key = advisoryKey(this.settings.namespace, userId);
-    const deadline = Date.now() + this.settings.timeout;
-    for (let attempt = 0; ; attempt++) {
-      const connection = await this.connected();
-      const { rows } = await this.run(connection, 'SELECT pg_try_advisory_lock($1::bigint) AS locked', [key]);
-      if (rows[0]?.locked === true) return () => this.release(connection, key);
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw this.settings.failure(undefined, SessionMessages.userLockTimeout('another node', this.settings.timeout));
-      }
-      await sleep(Math.min(left, backoff(attempt)));
+  /** Runs `critical` holding the lock of `userId`, released once `critical` settles. */
+  async run<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    const release = await this.acquire(userId);
+    try {
+      return await critical();
+    } finally {
+      await release();
     }
   }
 
@@ -79,14 +77,33 @@ export class AdvisoryUserLocks {
     if (connection) await this.discard(connection);
   }
 
+  /**
+   * Takes the lock of `userId`, waiting up to `timeout` for another node to release it.
+   * @returns the function that releases it (it never throws).
+   */
+  private async acquire(userId: string): Promise<() => Promise<void>> {
+    const key = advisoryKey(this.settings.namespace, userId);
+    const deadline = Date.now() + this.settings.timeout;
+    for (let attempt = 0; ; attempt++) {
+      const connection = await this.connected();
+      const { rows } = await this.query(connection, 'SELECT pg_try_advisory_lock($1::bigint) AS locked', [key]);
+      if (rows[0]?.locked === true) return () => this.release(connection, key);
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw this.settings.failure(undefined, SessionMessages.userLockTimeout('another node', this.settings.timeout));
+      }
+      await backOff(ADVISORY_LOCK_BACKOFF, attempt, left);
+    }
+  }
+
   private async release(connection: LockConnection, key: string): Promise<void> {
     // A connection that went away took its locks with it.
     if (this.live !== connection) return;
     try {
-      await this.run(connection, 'SELECT pg_advisory_unlock($1::bigint)', [key]);
+      await this.query(connection, 'SELECT pg_advisory_unlock($1::bigint)', [key]);
     } catch (error) {
-      // run() has closed the connection, which frees the lock: the caller's work stands.
-      this.settings.warn(SessionMessages.postgresUserLockNotReleased(describe(error)));
+      // query() has closed the connection, which frees the lock: the caller's work stands.
+      this.settings.warn(SessionMessages.postgresUserLockNotReleased(errorMessage(error)));
     }
   }
 
@@ -117,7 +134,7 @@ export class AdvisoryUserLocks {
       return opened;
     } catch (error) {
       if (connection) await this.discard(connection);
-      throw this.settings.failure(error, SessionMessages.postgresUserLockFailed(describe(error)));
+      throw this.settings.failure(error, SessionMessages.postgresUserLockFailed(errorMessage(error)));
     }
   }
 
@@ -126,14 +143,14 @@ export class AdvisoryUserLocks {
    * given a query while it runs another), bounded from when it starts. On any failure the
    * connection is closed, since whether it holds the lock is then unknown.
    */
-  private run(connection: LockConnection, text: string, values: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }> {
+  private query(connection: LockConnection, text: string, values: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }> {
     const previous = this.statements.get(connection) ?? Promise.resolve();
     const result = previous.then(async () => {
       try {
         return await withinTime(connection.query(text, values), this.settings.timeout, noAnswer(this.settings.timeout));
       } catch (error) {
         await this.discard(connection);
-        throw this.settings.failure(error, SessionMessages.postgresUserLockFailed(describe(error)));
+        throw this.settings.failure(error, SessionMessages.postgresUserLockFailed(errorMessage(error)));
       }
     });
     this.statements.set(
@@ -166,18 +183,5 @@ function advisoryKey(namespace: string, userId: string): string {
   return createHash('sha256').update(namespace).update('\0').update(userId).digest().readBigInt64BE(0).toString();
 }
 
-/** Short, growing, jittered waits, so waiters on several nodes neither spin nor move in lockstep. */
-function backoff(attempt: number): number {
-  return Math.min(5 * 2 ** attempt, 50) * (0.5 + Math.random());
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** The error of a lock-connection call that did not answer in time. */
 const noAnswer = (ms: number) => (): Error => new Error(`no answer within ${ms} ms`);
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

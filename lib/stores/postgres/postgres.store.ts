@@ -1,9 +1,10 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { SessionStoreUnavailableError } from '../../session.errors.js';
-import { clientMember, readClient } from '../field-codec.js';
+import { clientMember, readClient } from '../toolkit/field-codec.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
-import { startSweeper, StoreWarnings } from '../store-runtime.js';
+import { checkStoreOptions } from '../toolkit/options-check.js';
+import { startSweeper, StoreWarnings } from '../toolkit/store-runtime.js';
 import type { SessionChange, SessionSummary, StoredSession } from '../session-store.js';
 import type { PostgresStoreConfig } from '../store-config.js';
 import type { PostgresPool } from '../driver-types.js';
@@ -68,6 +69,8 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
 
   constructor(options: PostgresStoreOptions) {
     super();
+    const { pool, table, sweepInterval, lockTimeout } = options;
+    checkStoreOptions({ type: 'postgres', pool, table, sweepInterval, lockTimeout });
     this.pool = options.pool as Pool;
     this.table = quoteTable(options.table ?? 'sessions');
     this.ownsPool = options.ownsPool ?? false;
@@ -88,9 +91,11 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   /**
    * Builds a store from a config object: creates (and owns) a pool unless one is given, then
    * creates the table (`createTable: true`) or checks that it exists. `pg` is an optional peer
-   * dependency, loaded only here.
+   * dependency, loaded only here. The config is checked as the module checks it, before any pool
+   * exists.
    */
   static async fromConfig(config: PostgresStoreConfig): Promise<PostgresStore> {
+    checkStoreOptions(config);
     const table = config.table ?? 'sessions';
     const created = config.pool ? undefined : await createPool(config);
     const { sweepInterval, lockTimeout } = config;
@@ -207,25 +212,17 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   /**
-   * Runs `critical` while no other caller on any node sharing the table runs one for the same
-   * user. Callers of this store in this process queue first (the base class); the one at the
-   * head then takes a PostgreSQL advisory lock keyed by the table and the user, on a connection
-   * the store opens for these locks alone (see {@link AdvisoryUserLocks} for why). The lock is
-   * released when `critical` settles, also when it throws. Another node holding it for longer
-   * than `lockTimeout`, or a database that does not answer, fails the call with
-   * SessionStoreUnavailableError (a 503): it never hangs. Different users never wait for each
-   * other, and `critical` uses the pool as it would without the lock, so no number of users
-   * signing in at once can exhaust it.
+   * The user lock every node sharing the table sees. Callers of this store in this process queue
+   * first ({@link withUserLock}); the one at the head then takes a PostgreSQL advisory lock keyed
+   * by the table and the user, on a connection the store opens for these locks alone (see
+   * {@link AdvisoryUserLocks} for why). The lock is released when `critical` settles, also when
+   * it throws. Another node holding it for longer than `lockTimeout`, or a database that does not
+   * answer, fails the call with SessionStoreUnavailableError (a 503): it never hangs. Different
+   * users never wait for each other, and `critical` uses the pool as it would without the lock,
+   * so no number of users signing in at once can exhaust it.
    */
-  override withUserLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
-    return super.withUserLock(userId, async () => {
-      const release = await this.userLocks.acquire(userId);
-      try {
-        return await critical();
-      } finally {
-        await release();
-      }
-    });
+  protected override lockUserAcrossNodes<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    return this.userLocks.run(userId, critical);
   }
 
   async ping(): Promise<void> {

@@ -7,7 +7,7 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { SessionMessages } from '../../session.errors.js';
 import { REDIS_DEFAULTS } from '../store-config.js';
 import type { RedisStoreConfig } from '../store-config.js';
-import type { StoreWarnings } from '../store-runtime.js';
+import type { StoreWarnings } from '../toolkit/store-runtime.js';
 
 /** The client the store works with, in ioredis's own types (the public options name a `RedisClient`). */
 export type IoredisClient = Redis | Cluster;

@@ -3,7 +3,7 @@
  * it (the hash layout is described in redis.scripts.ts).
  */
 
-import { defineField, encodeClient, encodeFields, parseClient } from '../field-codec.js';
+import { defineField, encodeClient, encodeFields, parseClient } from '../toolkit/field-codec.js';
 import type { SessionChange, SessionFields, StoredSession } from '../session-store.js';
 
 export const META = { created: '~c', lastSeen: '~s', expires: '~e', user: '~u', client: '~k' } as const;

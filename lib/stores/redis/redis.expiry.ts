@@ -6,7 +6,7 @@
 import type { LoggerService } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
 import type { ExpiredSession } from '../session-store.js';
-import type { StoreWarnings } from '../store-runtime.js';
+import type { StoreWarnings } from '../toolkit/store-runtime.js';
 import { closeSubscriber, isCluster, refreshSlots, reportErrors, SUBSCRIBER_OPTIONS } from './redis.client.js';
 import type { IoredisClient } from './redis.client.js';
 import type { RedisKeys } from './redis.keys.js';

@@ -5,9 +5,11 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SessionStoreUnavailableError } from '../../session.errors.js';
-import type { StoreWarnings } from '../store-runtime.js';
+import { backOff } from '../toolkit/retry.js';
+import type { Backoff } from '../toolkit/retry.js';
+import type { StoreWarnings } from '../toolkit/store-runtime.js';
+import type { UserLock } from '../toolkit/user-lock.js';
 import type { ScriptedClient } from './redis.commands.js';
 import type { RedisKeys } from './redis.keys.js';
 
@@ -19,8 +21,12 @@ import type { RedisKeys } from './redis.keys.js';
  * user's sign-ins. It is also the longest a caller waits for the lock before giving up.
  */
 const USER_LOCK_LEASE = 10_000;
-/** Retry delays while a user lock is taken: short, since critical sections are a few commands. */
-const USER_LOCK_RETRY = { first: 5, max: 100 } as const;
+/**
+ * Retry delays while a user lock is taken: short, since critical sections are a few commands
+ * (5, 10, 20… up to 100 ms, each cut by up to half at random, so that nodes waiting for the same
+ * lock do not retry in step).
+ */
+export const REDIS_LOCK_BACKOFF: Backoff = { first: 5, max: 100, jitter: [0.5, 1] };
 
 export interface RedisUserLocksOptions {
   client: ScriptedClient;
@@ -32,7 +38,7 @@ export interface RedisUserLocksOptions {
   isClosed: () => boolean;
 }
 
-export class RedisUserLocks {
+export class RedisUserLocks implements UserLock {
   constructor(private readonly options: RedisUserLocksOptions) {}
 
   /**
@@ -56,13 +62,12 @@ export class RedisUserLocks {
   private async acquire(key: string, token: string): Promise<void> {
     const { client, kind, isClosed } = this.options;
     const giveUpAt = Date.now() + USER_LOCK_LEASE;
-    for (let delay: number = USER_LOCK_RETRY.first; ; delay = Math.min(2 * delay, USER_LOCK_RETRY.max)) {
+    for (let attempt = 0; ; attempt++) {
       if ((await client.set(key, token, 'PX', USER_LOCK_LEASE, 'NX')) === 'OK') return;
       if (isClosed() || Date.now() >= giveUpAt) {
         throw new SessionStoreUnavailableError(kind, undefined, `a user's session lock stayed taken for ${USER_LOCK_LEASE} ms`);
       }
-      // Jittered, so that nodes waiting for the same lock do not retry in step.
-      await sleep(delay / 2 + Math.random() * (delay / 2));
+      await backOff(REDIS_LOCK_BACKOFF, attempt);
     }
   }
 }

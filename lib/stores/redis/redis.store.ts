@@ -1,12 +1,13 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { hashSessionId } from '../../crypto/index.js';
 import { SessionMessages } from '../../session.errors.js';
-import { parseClient } from '../field-codec.js';
+import { parseClient } from '../toolkit/field-codec.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
 import type { SessionChange, SessionSummary, StoredSession } from '../session-store.js';
 import { REDIS_DEFAULTS } from '../store-config.js';
 import type { RedisStoreConfig } from '../store-config.js';
-import { StoreWarnings } from '../store-runtime.js';
+import { checkStoreOptions } from '../toolkit/options-check.js';
+import { StoreWarnings } from '../toolkit/store-runtime.js';
 import type { RedisClient } from '../driver-types.js';
 import { closeClient, createClient, loadIoredis, reportErrors } from './redis.client.js';
 import type { IoredisClient } from './redis.client.js';
@@ -86,7 +87,8 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
   constructor(options: RedisStoreOptions) {
     super();
-    // Validated as an ioredis client when it came through the options (isRedisClient).
+    checkOptions(options);
+    // Checked to be an ioredis client (isRedisClient).
     this.client = defineScripts(options.client as IoredisClient);
     this.keys = new RedisKeys(options.prefix ?? 'sess:');
     this.ownsClient = options.ownsClient ?? false;
@@ -112,9 +114,11 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
 
   /**
    * Builds a store from a config object, creating (and owning) the ioredis client unless one is
-   * given. ioredis is an optional peer dependency, loaded only here.
+   * given. ioredis is an optional peer dependency, loaded only here. The config is checked as the
+   * module checks it, before any client exists.
    */
   static async fromConfig(config: RedisStoreConfig): Promise<RedisStore> {
+    checkStoreOptions(config);
     const { prefix, consistency, replicaTimeout, expiryEvents } = config;
     if (config.client) return new RedisStore({ client: config.client, prefix, consistency, replicaTimeout, expiryEvents });
     const client = createClient(await loadIoredis(), config);
@@ -219,14 +223,13 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   /**
-   * Runs `critical` while no other caller, on any node sharing this Redis, holds the same user's
-   * lock: a key `<prefix>user:{<userId>}:lock` set with NX and a lease, retried while taken, and
-   * released only by its holder. Callers in this process queue first (the base class), so one of
-   * them at a time polls Redis. Rejects when Redis does not answer (the command timeout), or when
-   * the lock stays taken longer than a lease.
+   * The user lock every node sharing this Redis sees: a key `<prefix>user:{<userId>}:lock` set
+   * with NX and a lease, retried while taken, and released only by its holder. Callers in this
+   * process queue first ({@link withUserLock}), so one of them at a time polls Redis. Rejects when
+   * Redis does not answer (the command timeout), or when the lock stays taken longer than a lease.
    */
-  override withUserLock<T>(userId: string, critical: () => Promise<T>): Promise<T> {
-    return super.withUserLock(userId, () => this.userLocks.run(userId, critical));
+  protected override lockUserAcrossNodes<T>(userId: string, critical: () => Promise<T>): Promise<T> {
+    return this.userLocks.run(userId, critical);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -281,6 +284,15 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     this.logger.warn(`Session ${hashSessionId(id)} in Redis ${problem}; treating it as absent.`);
     return null;
   }
+}
+
+/**
+ * The constructor's options, checked as the module checks its `store` option, but for one rule:
+ * a client handed in keeps its own command timeout, so `replicaTimeout` is not held against the
+ * config's `commandTimeout` (fromConfig checks a config whole, that rule included).
+ */
+function checkOptions({ client, prefix, consistency, replicaTimeout, expiryEvents }: RedisStoreOptions): void {
+  checkStoreOptions({ type: 'redis', client, prefix, consistency, replicaTimeout, expiryEvents, commandTimeout: Number.MAX_SAFE_INTEGER });
 }
 
 function isWrongType(error: unknown): boolean {

@@ -4,7 +4,7 @@
  */
 
 import { SessionMessages, SessionStoreUnavailableError } from '../../session.errors.js';
-import type { StoreWarnings } from '../store-runtime.js';
+import type { StoreWarnings } from '../toolkit/store-runtime.js';
 import { closeClient, isCluster, reportErrors } from './redis.client.js';
 import type { IoredisClient } from './redis.client.js';
 import { defineScripts } from './redis.commands.js';

@@ -1,17 +1,13 @@
 import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SessionConfigError, SessionMessages, SessionTooLargeError } from '../session.errors.js';
-import { storeConfigProblems } from '../session.options.js';
-import { applyChange, clientMember, encodeClient, encodeFields, parseClient } from './field-codec.js';
-import { bytesAfterChange, entryBytes, type Entry } from './memory.entry.js';
-import { startSweeper } from './store-runtime.js';
-import {
-  assertUserIdKeepable,
-  SessionStore,
-  type SessionChange,
-  type SessionFields,
-  type SessionSummary,
-  type StoredSession,
-} from './session-store.js';
+import { SessionMessages } from '../../session.errors.js';
+import { assertUserIdKeepable, SessionStore } from '../session-store.js';
+import type { SessionChange, SessionFields, SessionSummary, StoredSession } from '../session-store.js';
+import { applyChange, clientMember, encodeClient, encodeFields, parseClient } from '../toolkit/field-codec.js';
+import { checkStoreOptions } from '../toolkit/options-check.js';
+import { startSweeper } from '../toolkit/store-runtime.js';
+import { MemoryEntries } from './memory.entries.js';
+import { bytesAfterChange, entryBytes } from './memory.entry.js';
+import type { Entry } from './memory.entry.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -81,22 +77,17 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
   /** The most bytes this store holds (`maxBytes`), counted as described above. */
   readonly maxBytes: number;
 
-  /** Insertion order doubles as recency: the first entry is the least recently used. */
-  private readonly entries = new Map<string, Entry>();
-  private readonly idsByUser = new Map<string, Set<string>>();
-  private readonly maxSessions: number;
-  private bytesHeld = 0;
+  private readonly entries: MemoryEntries;
   private warnedInProduction = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     super();
-    const problems = storeConfigProblems({ type: 'memory', ...options });
-    if (problems.length > 0) throw new SessionConfigError(problems);
+    checkStoreOptions({ type: 'memory', ...options });
     const { maxSessions = Infinity, maxBytes = DEFAULT_MAX_BYTES, sweepInterval = DEFAULT_SWEEP_INTERVAL } = options;
 
-    this.maxSessions = maxSessions;
     this.maxBytes = maxBytes;
+    this.entries = new MemoryEntries({ maxSessions, maxBytes }, (expired) => this.reportExpired(expired));
     this.timer = startSweeper(
       () => this.sweep(),
       sweepInterval,
@@ -111,13 +102,13 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
 
   /** Bytes the entries currently held count toward `maxBytes`; never more than it. */
   get heldBytes(): number {
-    return this.bytesHeld;
+    return this.entries.heldBytes;
   }
 
   async get(id: string): Promise<StoredSession | null> {
     const entry = this.live(id);
     if (!entry) return null;
-    this.markUsed(id, entry);
+    this.entries.markUsed(id, entry);
     return {
       id,
       data: decodeFields(entry.fields),
@@ -131,7 +122,7 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
 
   async create(session: StoredSession): Promise<void> {
     assertUserIdKeepable(session.userId);
-    this.insert(session.id, this.newEntry(session));
+    this.entries.insert(session.id, this.newEntry(session));
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
@@ -143,22 +134,17 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
     const entry = this.live(id);
     if (!entry) return false;
     const bytes = bytesAfterChange(entry, { unset: change.unset, set: encoded, userId: change.userId, client });
-    this.refuseLargerThanBound(bytes);
+    this.entries.refuseLargerThanBound(bytes);
 
     applyChange(entry.fields, change.unset, encoded);
-    this.bytesHeld += bytes - entry.bytes;
-    entry.bytes = bytes;
+    this.entries.recount(entry, bytes);
     entry.expiresAt = change.expiresAt;
     entry.lastSeenAt = change.lastSeenAt;
     if (client !== undefined) entry.client = client;
-    if (change.userId !== undefined && change.userId !== entry.userId) {
-      this.unindex(id, entry.userId);
-      entry.userId = change.userId;
-      this.index(id, entry.userId);
-    }
-    this.markUsed(id, entry);
+    if (change.userId !== undefined) this.entries.reassign(id, entry, change.userId);
+    this.entries.markUsed(id, entry);
     // Only what a commit adds can overflow, and the entry it wrote is now the last one evicted.
-    this.evictOverflow();
+    this.entries.evictOverflow();
     return true;
   }
 
@@ -166,19 +152,19 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
     assertUserIdKeepable(next.userId);
     const entry = this.newEntry(next);
     if (!this.live(oldId)) return false;
-    this.remove(oldId);
-    this.insert(next.id, entry);
+    this.entries.remove(oldId);
+    this.entries.insert(next.id, entry);
     return true;
   }
 
   async destroy(id: string): Promise<void> {
-    this.remove(id);
+    this.entries.remove(id);
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
     assertUserIdKeepable(userId);
     const sessions: SessionSummary[] = [];
-    for (const id of this.idsOf(userId)) {
+    for (const id of this.entries.idsOf(userId)) {
       const entry = this.live(id);
       if (!entry) continue;
       const { createdAt, lastSeenAt, expiresAt } = entry;
@@ -190,11 +176,11 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
   async destroyByUser(userId: string, exceptId?: string): Promise<string[]> {
     assertUserIdKeepable(userId);
     const destroyed: string[] = [];
-    for (const id of this.idsOf(userId)) {
+    for (const id of this.entries.idsOf(userId)) {
       if (id === exceptId) continue;
       // Expired sessions are removed too, but only sessions a user could still use are counted.
       if (this.live(id)) destroyed.push(id);
-      this.remove(id);
+      this.entries.remove(id);
     }
     return destroyed;
   }
@@ -207,9 +193,9 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
   sweep(): number {
     const now = Date.now();
     let removed = 0;
-    for (const [id, entry] of this.entries) {
+    for (const [id, entry] of this.entries.all()) {
       if (entry.expiresAt > now) continue;
-      this.expire(id, entry);
+      this.entries.expire(id, entry);
       removed += 1;
     }
     return removed;
@@ -234,19 +220,13 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
 
   /** The entry if it exists and has not expired; an expired one is removed on the way. */
   private live(id: string): Entry | undefined {
-    const entry = this.entries.get(id);
+    const entry = this.entries.peek(id);
     if (!entry) return undefined;
     if (entry.expiresAt <= Date.now()) {
-      this.expire(id, entry);
+      this.entries.expire(id, entry);
       return undefined;
     }
     return entry;
-  }
-
-  /** Drops an expired entry and reports it: removal first, so it can never be reported twice. */
-  private expire(id: string, entry: Entry): void {
-    this.remove(id);
-    this.reportExpired({ id, userId: entry.userId });
   }
 
   /** The entry a whole session becomes, counted, or a SessionTooLargeError if it could never fit. */
@@ -264,77 +244,8 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
     };
     // Counted once built, as one literal: an entry spread from another object takes ~300 bytes more.
     entry.bytes = entryBytes(session.id, entry);
-    this.refuseLargerThanBound(entry.bytes);
+    this.entries.refuseLargerThanBound(entry.bytes);
     return entry;
-  }
-
-  /**
-   * A session that alone counts more than `maxBytes` is refused (413) rather than kept alone:
-   * keeping it would mean evicting every other session, so one oversized anonymous request could
-   * sign every user out, and the store would hold more than its bound. Refused, it changes nothing.
-   */
-  private refuseLargerThanBound(bytes: number): void {
-    if (bytes > this.maxBytes) {
-      throw new SessionTooLargeError(bytes, this.maxBytes, undefined, SessionMessages.memorySessionTooLarge(bytes, this.maxBytes));
-    }
-  }
-
-  private insert(id: string, entry: Entry): void {
-    // A reused id replaces the old session entirely, index entry included.
-    this.remove(id);
-    this.entries.set(id, entry);
-    this.bytesHeld += entry.bytes;
-    this.index(id, entry.userId);
-    this.evictOverflow();
-  }
-
-  private remove(id: string): void {
-    const entry = this.entries.get(id);
-    if (!entry) return;
-    this.entries.delete(id);
-    this.bytesHeld -= entry.bytes;
-    this.unindex(id, entry.userId);
-  }
-
-  private markUsed(id: string, entry: Entry): void {
-    this.entries.delete(id);
-    this.entries.set(id, entry);
-  }
-
-  /**
-   * Evicts least recently used entries until the count and the bytes are within bounds. It ends
-   * before the entry just written, the most recently used, since that one alone fits.
-   */
-  private evictOverflow(): void {
-    while (this.entries.size > this.maxSessions || this.bytesHeld > this.maxBytes) {
-      const oldest = this.entries.entries().next();
-      if (oldest.done) return;
-      const [id, entry] = oldest.value;
-      // An entry that had expired anyway still counts as an expiry: nobody would report it later.
-      if (entry.expiresAt <= Date.now()) this.expire(id, entry);
-      else this.remove(id);
-    }
-  }
-
-  /** A snapshot, so callers may remove sessions while they walk it. */
-  private idsOf(userId: string): string[] {
-    return [...(this.idsByUser.get(userId) ?? [])];
-  }
-
-  private index(id: string, userId: string | null): void {
-    if (userId === null) return;
-    let ids = this.idsByUser.get(userId);
-    if (!ids) this.idsByUser.set(userId, (ids = new Set()));
-    ids.add(id);
-  }
-
-  private unindex(id: string, userId: string | null): void {
-    if (userId === null) return;
-    const ids = this.idsByUser.get(userId);
-    if (!ids) return;
-    ids.delete(id);
-    // Without this, every user who ever signed in would keep an empty set alive.
-    if (ids.size === 0) this.idsByUser.delete(userId);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
+import { errorMessage } from './errors.js';
 
 /**
  * What the stores share at run time: their sweeper timer and their rate-limited warnings.
@@ -63,6 +64,6 @@ export class StoreWarnings {
     const now = Date.now();
     if (now - this.lastLogged < this.quietMs) return;
     this.lastLogged = now;
-    this.logger().warn(`${this.label}: ${error instanceof Error ? error.message : String(error)}`);
+    this.logger().warn(`${this.label}: ${errorMessage(error)}`);
   }
 }

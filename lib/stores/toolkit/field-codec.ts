@@ -1,6 +1,6 @@
-import { SessionFieldNotJsonError } from '../session.errors.js';
-import { isPlainObject } from '../session.validation.js';
-import type { SessionClient, SessionFields } from './session-store.js';
+import { SessionFieldNotJsonError } from '../../session.errors.js';
+import { isPlainObject } from '../../session.validation.js';
+import type { SessionClient, SessionFields } from '../session-store.js';
 
 /**
  * How every store turns data fields into JSON text and back, so that all stores agree on the
@@ -9,8 +9,11 @@ import type { SessionClient, SessionFields } from './session-store.js';
  * field named `__proto__` stays plain data.
  */
 
+/** One data field as JSON text, or with undefined for a field whose value removes it. */
+export type EncodedField = [name: string, json: string | undefined];
+
 /** Each field's JSON, or undefined for a field whose value removes it. */
-export function encodeFields(fields: SessionFields): Array<[name: string, json: string | undefined]> {
+export function encodeFields(fields: SessionFields): EncodedField[] {
   return Object.keys(fields).map((name) => {
     try {
       return [name, JSON.stringify(fields[name])];
@@ -39,9 +42,14 @@ export function applyChange(fields: Map<string, string>, unset: readonly string[
   }
 }
 
-/** A client record as stored: only the members a record has, as JSON. */
+/** A client record as stored: only the members a record has. */
+export function clientRecord(client: SessionClient): SessionClient {
+  return { userAgent: client.userAgent, ip: client.ip };
+}
+
+/** {@link clientRecord} as JSON. */
 export function encodeClient(client: SessionClient): string {
-  return JSON.stringify({ userAgent: client.userAgent, ip: client.ip });
+  return JSON.stringify(clientRecord(client));
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { encodeFields } from './field-codec.js';
+import type { encodeFields } from '../toolkit/field-codec.js';
 
 /**
  * One session as the memory store holds it, and what it costs: the bytes each entry counts toward

@@ -1,10 +1,11 @@
-import { isSessionId, loadJose, SessionSealer } from '../crypto/index.js';
-import { SessionError, SessionMessages, SessionStoreUnsupportedError, SessionTooLargeError } from '../session.errors.js';
-import { resolveSecrets } from '../session.options.js';
-import { isPlainObject } from '../session.validation.js';
-import { applyChange, defineField, encodeClient, encodeFields, fieldsAsJson, readClient } from './field-codec.js';
-import { assertUserIdKeepable, SessionStore } from './session-store.js';
-import type { SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
+import { isSessionId, loadJose, SessionSealer } from '../../crypto/index.js';
+import { SessionError, SessionMessages, SessionStoreUnsupportedError, SessionTooLargeError } from '../../session.errors.js';
+import { resolveSecrets } from '../../session.options.js';
+import { assertUserIdKeepable, SessionStore } from '../session-store.js';
+import type { SessionChange, SessionClient, SessionSummary, StoredSession } from '../session-store.js';
+import { applyChange, encodeFields, fieldsAsJson } from '../toolkit/field-codec.js';
+import { decodeRecord, encodeRecord } from '../toolkit/record-codec.js';
+import type { SessionRecord } from '../toolkit/record-codec.js';
 
 /** Browsers keep at most 4096 bytes per cookie (RFC 6265 §6.1); a longer one is silently dropped. */
 export const MAX_CREDENTIAL_BYTES = 4096;
@@ -24,17 +25,10 @@ interface Held {
   plaintext: string;
 }
 
-/** The sealed text: short keys, because every byte travels in every request's Cookie header. */
-interface SealedRecord {
-  v: 1;
+/** What a seal opens to: the toolkit's session record, which a seal holds with its id. */
+interface SealedRecord extends Omit<SessionRecord, 'id' | 'client'> {
   id: string;
-  c: number;
-  s: number;
-  e: number;
-  u: string | null;
-  /** The client record, when one was made (`recordClient`). */
-  k?: SessionClient;
-  d: SessionFields;
+  client: SessionClient | null;
 }
 
 /**
@@ -119,8 +113,8 @@ export class CookieStore extends SessionStore {
    */
   async open(sealed: string): Promise<{ id: string; stale: boolean } | null> {
     const opened = await this.sealer.open(sealed);
-    const record = opened && readRecord(opened.plaintext);
-    if (!opened || !record || record.e <= Date.now()) return null;
+    const record = opened && readSealedRecord(opened.plaintext);
+    if (!opened || !record || record.expiresAt <= Date.now()) return null;
     this.client().set(record.id, { sealed, plaintext: opened.plaintext });
     return { id: record.id, stale: opened.stale };
   }
@@ -133,9 +127,8 @@ export class CookieStore extends SessionStore {
   async get(id: string): Promise<StoredSession | null> {
     const record = this.live(id);
     if (!record) return null;
-    const data: SessionFields = Object.create(null);
-    for (const name of Object.keys(record.d)) defineField(data, name, record.d[name]);
-    return { id, data, createdAt: record.c, lastSeenAt: record.s, expiresAt: record.e, userId: record.u, client: readClient(record.k) ?? null };
+    const { data, createdAt, lastSeenAt, expiresAt, userId, client } = record;
+    return { id, data, createdAt, lastSeenAt, expiresAt, userId, client };
   }
 
   async create(session: StoredSession): Promise<void> {
@@ -150,11 +143,11 @@ export class CookieStore extends SessionStore {
     const set = encodeFields(change.set);
     const record = this.live(id);
     if (!record) return false;
-    const fields = fieldsAsJson(record.d);
+    const fields = fieldsAsJson(record.data);
     applyChange(fields, change.unset, set);
-    const userId = change.userId === undefined ? record.u : change.userId;
-    const client = change.client === undefined ? (readClient(record.k) ?? null) : change.client;
-    const next = { id, createdAt: record.c, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId, client };
+    const userId = change.userId === undefined ? record.userId : change.userId;
+    const client = change.client === undefined ? record.client : change.client;
+    const next = { id, createdAt: record.createdAt, lastSeenAt: change.lastSeenAt, expiresAt: change.expiresAt, userId, client };
     await this.hold(next, [...fields]);
     return true;
   }
@@ -189,8 +182,8 @@ export class CookieStore extends SessionStore {
   private live(id: string): SealedRecord | null {
     const held = this.client().get(id);
     if (!held) return null;
-    const record = readRecord(held.plaintext);
-    return record && record.e > Date.now() ? record : null;
+    const record = readSealedRecord(held.plaintext);
+    return record && record.expiresAt > Date.now() ? record : null;
   }
 
   /** Seals a session and holds it, or throws (holding nothing new) when it is too large to carry. */
@@ -199,14 +192,10 @@ export class CookieStore extends SessionStore {
     fields: Array<[string, string | undefined]>,
   ): Promise<void> {
     const jar = this.client();
-    const data = fields.filter(([, json]) => json !== undefined).map(([name, json]) => `${JSON.stringify(name)}:${json}`);
-    const { id, createdAt, lastSeenAt, expiresAt, userId } = session;
-    const client = session.client ? (JSON.parse(encodeClient(session.client)) as SessionClient) : undefined;
-    const head = JSON.stringify({ v: 1, id, c: createdAt, s: lastSeenAt, e: expiresAt, u: userId, k: client });
-    const plaintext = `${head.slice(0, -1)},"d":{${data.join(',')}}}`;
+    const plaintext = encodeRecord(session, fields, session.id);
     const sealed = await this.sealer.seal(plaintext);
     if (sealed.length > MAX_CREDENTIAL_BYTES) throw new SessionTooLargeError(sealed.length, MAX_CREDENTIAL_BYTES);
-    jar.set(id, { sealed, plaintext });
+    jar.set(session.id, { sealed, plaintext });
   }
 
   private client(): Map<string, Held> {
@@ -215,17 +204,15 @@ export class CookieStore extends SessionStore {
   }
 }
 
-/** The record a seal opened to, or null when it is not one (a seal from another version). */
-function readRecord(plaintext: string): SealedRecord | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(plaintext);
-  } catch {
-    return null;
-  }
-  if (!isPlainObject(value) || value.v !== 1 || !isSessionId(value.id) || !isPlainObject(value.d)) return null;
-  const times = [value.c, value.s, value.e];
-  if (!times.every((t) => Number.isSafeInteger(t))) return null;
-  if (value.u !== null && typeof value.u !== 'string') return null;
-  return value as unknown as SealedRecord;
+/**
+ * The record a seal opened to, or null when it is not one (a seal from another version): with a
+ * session id and whole-number times, as this store seals them. A `k` that is not a client record
+ * reads as no client here, as it always has (the file store refuses such a file as a whole).
+ */
+function readSealedRecord(plaintext: string): SealedRecord | null {
+  const record = decodeRecord(plaintext);
+  if (!record || !isSessionId(record.id)) return null;
+  const { id, createdAt, lastSeenAt, expiresAt, userId, client, data } = record;
+  if (![createdAt, lastSeenAt, expiresAt].every((time) => Number.isSafeInteger(time))) return null;
+  return { id, createdAt, lastSeenAt, expiresAt, userId, client: client ?? null, data };
 }
