@@ -22,8 +22,8 @@ export type { SessionEvent, SessionEventListener, SessionEventType } from './ses
 export { SessionHealthIndicator } from './session.health.js';
 export type { SessionHealthDetails, SessionHealthResult } from './session.health.js';
 export { SESSION_METRIC_NAMES } from './session.metrics.js';
-export { SessionMiddleware } from './session.middleware.js';
-export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './session.state.js';
+export { SessionMiddleware } from './pipeline/index.js';
+export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './pipeline/index.js';
 export {
   ALLOW_ANONYMOUS_KEY,
   InjectSessionOptions,

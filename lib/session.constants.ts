@@ -20,12 +20,8 @@ export const SESSION_METRICS = 'SESSION:METRICS';
 /** Metadata key set by `@AllowAnonymous()`. */
 export const ALLOW_ANONYMOUS_KEY = 'SESSION:ALLOW_ANONYMOUS';
 
-/**
- * Names that data fields may never take: the Session object's own members (so property-style
- * data can never shadow a method Passport or a controller calls) and the prototype keys (so no
- * input can reach an object's prototype).
- */
-export const RESERVED_FIELDS: ReadonlySet<string> = new Set([
+/** The Session object's own members (`SessionMethods`): every other name is a data field. */
+export const SESSION_MEMBER_NAMES: ReadonlySet<string> = new Set([
   'id',
   'isNew',
   'regenerate',
@@ -35,11 +31,15 @@ export const RESERVED_FIELDS: ReadonlySet<string> = new Set([
   'save',
   'touch',
   'toJSON',
-  'cookie',
-  '__proto__',
-  'constructor',
-  'prototype',
 ]);
+
+/**
+ * Names that data fields may never take: the Session object's own members (so property-style
+ * data can never shadow a method Passport or a controller calls), `cookie` (express-session's
+ * member, which code ported from it reads), and the prototype keys (so no input can reach an
+ * object's prototype).
+ */
+export const RESERVED_FIELDS: ReadonlySet<string> = new Set([...SESSION_MEMBER_NAMES, 'cookie', '__proto__', 'constructor', 'prototype']);
 
 /**
  * The most top-level data fields one session may hold. A request whose changes would grow a

@@ -1,8 +1,8 @@
 import { createParamDecorator, SetMetadata } from '@nestjs/common';
 import type { ExecutionContext } from '@nestjs/common';
 import { ALLOW_ANONYMOUS_KEY } from './session.constants.js';
-import { sessionOf } from './session.http.js';
-import type { SessionObject } from './session.state.js';
+import { sessionOf } from './pipeline/index.js';
+import type { SessionObject } from './pipeline/index.js';
 
 /**
  * The current session (`@Session()`), or one of its fields (`@Session('userId')`).

@@ -4,10 +4,9 @@ import { Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_KEY } from './session.constants.js';
 import { InjectSessionOptions } from './session.constants.js';
 import { SessionNotSignedInError } from './session.errors.js';
-import { sessionOf } from './session.http.js';
+import { readUserKey, sessionOf } from './pipeline/index.js';
+import type { SessionObject } from './pipeline/index.js';
 import type { ResolvedSessionOptions } from './session.options.js';
-import { readUserKey } from './session.state.js';
-import type { SessionObject } from './session.state.js';
 
 /**
  * Lets a request through only when its session is signed in (the `userKey` field is set);

@@ -1,35 +1,15 @@
 /**
  * The tests behind the options classes' own rules (a secret, a store, a user key, a logger, a
- * metrics registry), each with the message that says what is wrong, and the two checks the stores
- * reuse when they are built directly: storeConfigProblems() and resolveSecrets().
+ * metrics registry), each with the message that says what is wrong. The checks the stores reuse
+ * when they are built directly live with them: storeConfigProblems() in
+ * stores/toolkit/options-check.ts, resolveSecrets() in crypto/secrets.ts.
  */
-import { SessionConfigError, SessionMessages } from './session.errors.js';
-import { copyOptions, isPlainObject, problemsOf } from './session.validation.js';
+import { SessionMessages } from './session.errors.js';
+import { isPlainObject } from './session.validation.js';
 import { SessionStore } from './stores/session-store.js';
-import { STORE_CONFIG_CLASSES, STORE_TYPES } from './stores/store-config.js';
+import { STORE_TYPES } from './stores/store-config.js';
+export { isSecret, secretProblem } from './crypto/index.js';
 import type { StoreConfig } from './stores/store-config.js';
-
-export function isSecret(value: unknown): boolean {
-  const secrets = Array.isArray(value) ? value : [value];
-  return secrets.length > 0 && secrets.every((s) => typeof s === 'string' && s.length >= 32);
-}
-
-export function secretProblem(value: unknown): string {
-  if (value === undefined || value === null || value === '') return SessionMessages.secretMissing();
-  if (typeof value === 'string') return SessionMessages.secretTooShort('secret', value.length);
-  if (!Array.isArray(value) || value.length === 0 || value.some((s) => typeof s !== 'string')) return SessionMessages.secretType(value);
-  const index = value.findIndex((s: string) => s.length < 32);
-  return SessionMessages.secretTooShort(`secret[${index}]`, value[index].length);
-}
-
-/**
- * The secrets as a list (first signs or seals, all verify or open).
- * @throws SessionConfigError when they are missing, not strings, or shorter than 32 characters.
- */
-export function resolveSecrets(value: unknown): string[] {
-  if (!isSecret(value)) throw new SessionConfigError([secretProblem(value)]);
-  return typeof value === 'string' ? [value] : [...(value as string[])];
-}
 
 export function isStore(value: unknown): boolean {
   return value instanceof SessionStore || isStoreConfig(value);
@@ -42,17 +22,6 @@ export function isStoreConfig(value: unknown): value is StoreConfig {
 export function storeProblem(value: unknown): string {
   if (!isPlainObject(value)) return SessionMessages.storeShape(value);
   return SessionMessages.storeType(value.type, [...STORE_TYPES]);
-}
-
-/**
- * What is wrong with a store config object, checked against its config class: the same check
- * whether the config comes through the module's options or a store is built directly.
- */
-export function storeConfigProblems(config: StoreConfig): string[] {
-  const ConfigClass = STORE_CONFIG_CLASSES[config.type];
-  const problems: string[] = [];
-  const instance = copyOptions(new ConfigClass(), config as object as Record<string, unknown>, 'store.', problems);
-  return [...problems, ...problemsOf(instance, 'store.'), ...(ConfigClass.problems?.(instance) ?? [])];
 }
 
 /** The cookie store, as a config object or an instance (checked by kind: no import cycle). */

@@ -16,12 +16,14 @@ import {
   SessionModuleOptions,
 } from './session.options-classes.js';
 import type { OptionDefaults } from './session.options-classes.js';
-import { isCookieStore, isStoreConfig, storeConfigProblems } from './session.options-rules.js';
+import { isCookieStore, isStoreConfig } from './session.options-rules.js';
+import { storeConfigProblems } from './stores/toolkit/options-check.js';
 import { copyOptions, isPlainObject, parseDuration, problemsOf } from './session.validation.js';
 
 export { SessionCookieOptions, SessionMetricsOptions, SessionModuleOptions } from './session.options-classes.js';
 export type { MetricsRegistry, OnMaxSessions, SessionTokenFormat, SessionTransport } from './session.options-classes.js';
-export { resolveSecrets, storeConfigProblems } from './session.options-rules.js';
+export { resolveSecrets } from './crypto/index.js';
+export { storeConfigProblems } from './stores/toolkit/options-check.js';
 
 /**
  * An options class with its defaults applied: a field that has a default value is always there,

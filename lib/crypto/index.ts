@@ -1,6 +1,7 @@
 export { generateSessionId, isSessionId, hashSessionId } from './session-id.js';
 export { SessionIdSigner } from './signer.js';
 export { deriveKey, sessionJwtKey } from './keys.js';
+export { isSecret, resolveSecrets, secretProblem } from './secrets.js';
 export type { KeyPurpose } from './keys.js';
 export { isCanonicalCompact, loadJose } from './jose.js';
 export type { Jose } from './jose.js';

@@ -23,7 +23,7 @@ describe('without jose installed', () => {
   });
 
   it('JWT tokens fail to start with an error that says to install jose, and signed-id tokens start', async () => {
-    const { SessionCredentials } = await import('../../lib/session.credentials.js');
+    const { SessionCredentials } = await import('../../lib/pipeline/session.credentials.js');
     const { resolveSessionOptions } = await import('../../lib/session.options.js');
     const { MemoryStore } = await import('../../lib/stores/index.js');
     const store = new MemoryStore();

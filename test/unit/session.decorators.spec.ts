@@ -8,11 +8,11 @@ import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-hos
 import { ALLOW_ANONYMOUS_KEY } from '../../lib/session.constants.js';
 import { AllowAnonymous, Session } from '../../lib/session.decorators.js';
 import { SessionStoreUnavailableError } from '../../lib/session.errors.js';
-import { exposeSession } from '../../lib/session.http.js';
-import type { SessionRequest } from '../../lib/session.http.js';
+import { exposeSession } from '../../lib/pipeline/session.http.js';
+import type { SessionRequest } from '../../lib/pipeline/session.http.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
-import { SessionState } from '../../lib/session.state.js';
-import type { SessionObject } from '../../lib/session.state.js';
+import { SessionState } from '../../lib/pipeline/session.state.js';
+import type { SessionObject } from '../../lib/pipeline/session.state.js';
 import { MemoryStore } from '../../lib/stores/index.js';
 
 type ParamFactory = (data: unknown, ctx: ExecutionContext) => unknown;

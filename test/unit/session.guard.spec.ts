@@ -7,12 +7,12 @@ import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-hos
 import { AllowAnonymous } from '../../lib/session.decorators.js';
 import { SessionNotSignedInError, SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import { SessionGuard } from '../../lib/session.guard.js';
-import { exposeSession } from '../../lib/session.http.js';
-import type { SessionRequest } from '../../lib/session.http.js';
+import { exposeSession } from '../../lib/pipeline/session.http.js';
+import type { SessionRequest } from '../../lib/pipeline/session.http.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
 import type { ResolvedSessionOptions } from '../../lib/session.options.js';
-import { SessionState } from '../../lib/session.state.js';
-import type { SessionObject } from '../../lib/session.state.js';
+import { SessionState } from '../../lib/pipeline/session.state.js';
+import type { SessionObject } from '../../lib/pipeline/session.state.js';
 import { MemoryStore } from '../../lib/stores/index.js';
 
 const SECRET = 'x'.repeat(32);

@@ -2,10 +2,10 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { generateSessionId, SessionIdSigner } from '../../lib/crypto/index.js';
-import { SessionCredentials } from '../../lib/session.credentials.js';
+import { SessionCredentials } from '../../lib/pipeline/session.credentials.js';
 import { SessionEvents } from '../../lib/session.events.js';
-import type { SessionRequest } from '../../lib/session.http.js';
-import { SessionMiddleware } from '../../lib/session.middleware.js';
+import type { SessionRequest } from '../../lib/pipeline/session.http.js';
+import { SessionMiddleware } from '../../lib/pipeline/session.middleware.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
 import { MemoryStore } from '../../lib/stores/index.js';
 

@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { ServiceUnavailableException } from '@nestjs/common';
 import { generateSessionId } from '../../lib/crypto/index.js';
-import { SessionFieldNotJsonError, SessionReservedFieldError } from '../../lib/session.errors.js';
+import { credentialDecision } from '../../lib/pipeline/session.decisions.js';
+import { SessionFieldNotJsonError, SessionReservedFieldError, SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
 import type { ResolvedSessionOptions } from '../../lib/session.options.js';
-import { SessionState } from '../../lib/session.state.js';
-import type { SessionCallback, SessionMethods } from '../../lib/session.state.js';
-import { MemoryStore } from '../../lib/stores/memory.store.js';
+import { SessionState } from '../../lib/pipeline/session.state.js';
+import type { SessionCallback, SessionMethods } from '../../lib/pipeline/session.state.js';
+import { MemoryStore } from '../../lib/stores/index.js';
 import type { SessionChange, StoredSession } from '../../lib/stores/session-store.js';
 import { boundStoreCalls } from '../../lib/stores/bounded-store.js';
 
@@ -346,7 +346,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.writes()).toEqual([]);
-      expect(state.credentialDecision(null, false)).toEqual({ action: 'none' });
+      expect(credentialDecision(state.committed, null, false)).toEqual({ action: 'none' });
     });
 
     it('leaves an unusable cookie alone when nothing was written (it may belong to a racing sign-in)', async () => {
@@ -356,7 +356,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.writes()).toEqual([]);
-      expect(state.credentialDecision(null, false)).toEqual({ action: 'none' });
+      expect(credentialDecision(state.committed, null, false)).toEqual({ action: 'none' });
     });
 
     it('creates the session and sets the cookie once a field is written', async () => {
@@ -367,7 +367,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.ops()).toEqual(['create']);
-      expect(state.credentialDecision(null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
+      expect(credentialDecision(state.committed, null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
       expect((await store.get(state.id))?.data).toEqual({ visits: 1 });
     });
 
@@ -379,7 +379,7 @@ describe('SessionState', () => {
 
       expect(store.ops()).toEqual(['create']);
       expect((await store.get(state.id))?.data).toEqual({});
-      expect(state.credentialDecision(null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
+      expect(credentialDecision(state.committed, null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
     });
 
     it('sends no cookie for a stored session whose cookie the client already holds', async () => {
@@ -390,7 +390,7 @@ describe('SessionState', () => {
       app(state).visits = 2;
       await state.commit();
 
-      expect(state.credentialDecision(id, false)).toEqual({ action: 'none' });
+      expect(credentialDecision(state.committed, id, false)).toEqual({ action: 'none' });
     });
   });
 
@@ -410,7 +410,7 @@ describe('SessionState', () => {
       expect(newId).not.toBe(oldId);
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ cart: [1], userId: 'u1' });
-      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
+      expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
     it('indexes the rotated session under its user', async () => {
@@ -471,7 +471,7 @@ describe('SessionState', () => {
       expect(newId).not.toBe(oldId);
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ userId: 'u2' });
-      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
+      expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
     it('with { keepData: true } keeps the data under a new id', async () => {
@@ -552,7 +552,7 @@ describe('SessionState', () => {
       expect(Object.keys(app(state))).toEqual([]);
       await state.commit();
       expect(await store.get(id)).toBeNull();
-      expect(state.credentialDecision(id, false)).toEqual({ action: 'clear' });
+      expect(credentialDecision(state.committed, id, false)).toEqual({ action: 'clear' });
     });
 
     it('stores writes made after it as a fresh session under a new id', async () => {
@@ -568,7 +568,7 @@ describe('SessionState', () => {
       expect(newId).not.toBe(oldId);
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ flash: 'signed out' });
-      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
+      expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
   });
 
@@ -668,7 +668,7 @@ describe('SessionState', () => {
       const newId = app(state).id;
       expect(await store.get(oldId)).toBeNull();
       expect((await store.get(newId))?.data).toEqual({ cart: [1], userId: 'u1' });
-      expect(state.credentialDecision(oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
+      expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
     it('does not create a new session twice', async () => {
@@ -742,8 +742,8 @@ describe('SessionState', () => {
       await touched.commit(now);
       await untouched.commit(now);
 
-      expect(touched.credentialDecision(staleId, true)).toEqual({ action: 'set', subject: expect.objectContaining({ id: staleId }) });
-      expect(untouched.credentialDecision(recentId, true)).toEqual({ action: 'none' });
+      expect(credentialDecision(touched.committed, staleId, true)).toEqual({ action: 'set', subject: expect.objectContaining({ id: staleId }) });
+      expect(credentialDecision(untouched.committed, recentId, true)).toEqual({ action: 'none' });
     });
 
     it('sets expiresAt to now + idleTimeout on a write', async () => {
@@ -811,7 +811,7 @@ describe('SessionState', () => {
 
       expect(await store.get(id)).toBeNull();
       expect(await store.listByUser('u1')).toEqual([]);
-      expect(writer.credentialDecision(id, false)).toEqual({ action: 'none' });
+      expect(credentialDecision(writer.committed, id, false)).toEqual({ action: 'none' });
     });
 
     it('is not brought back by an id rotation', async () => {
@@ -828,7 +828,7 @@ describe('SessionState', () => {
       expect(await store.get(id)).toBeNull();
       expect(await store.get(app(login).id)).toBeNull();
       expect(await store.listByUser('u1')).toEqual([]);
-      expect(login.credentialDecision(id, false)).toEqual({ action: 'none' });
+      expect(credentialDecision(login.committed, id, false)).toEqual({ action: 'none' });
     });
 
     it('is not brought back by a touch', async () => {
@@ -842,7 +842,7 @@ describe('SessionState', () => {
       await reader.commit();
 
       expect(await store.get(id)).toBeNull();
-      expect(reader.credentialDecision(id, false)).toEqual({ action: 'none' });
+      expect(credentialDecision(reader.committed, id, false)).toEqual({ action: 'none' });
     });
   });
 
@@ -923,7 +923,7 @@ describe('SessionState', () => {
         const { args, returned } = await viaCallback((cb) => call(app(state), cb));
 
         expect(args).toHaveLength(1);
-        expect(args[0]).toBeInstanceOf(ServiceUnavailableException);
+        expect(args[0]).toBeInstanceOf(SessionStoreUnavailableError);
         await expect(returned).resolves.toBeUndefined();
       });
 
@@ -935,8 +935,8 @@ describe('SessionState', () => {
           .save()
           .catch((e: unknown) => e);
 
-        expect(error).toBeInstanceOf(ServiceUnavailableException);
-        expect((error as ServiceUnavailableException).getResponse()).toMatchObject({
+        expect(error).toBeInstanceOf(SessionStoreUnavailableError);
+        expect((error as SessionStoreUnavailableError).getResponse()).toMatchObject({
           code: 'SESSION_STORE_UNAVAILABLE',
           message: expect.stringContaining('memory'),
         });

@@ -1,6 +1,5 @@
-import { isSessionId, loadJose, SessionSealer } from '../../crypto/index.js';
+import { isSessionId, loadJose, resolveSecrets, SessionSealer } from '../../crypto/index.js';
 import { SessionError, SessionMessages, SessionStoreUnsupportedError, SessionTooLargeError } from '../../session.errors.js';
-import { resolveSecrets } from '../../session.options.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
 import type { SessionChange, SessionClient, SessionSummary, StoredSession } from '../session-store.js';
 import { applyChange, encodeFields, fieldsAsJson } from '../toolkit/field-codec.js';

@@ -9,7 +9,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { ExecutionContext } from '@nestjs/common';
-import { SessionMessages } from './session.errors.js';
+import { SessionMessages } from '../session.errors.js';
 import type { SessionObject } from './session.state.js';
 
 /*

@@ -1,13 +1,14 @@
 import type { ServerResponse } from 'node:http';
-import { loadJose, SessionIdSigner, SessionJwt } from './crypto/index.js';
-import { SessionTooLargeError } from './session.errors.js';
+import { loadJose, SessionIdSigner, SessionJwt } from '../crypto/index.js';
+import { SessionTooLargeError } from '../session.errors.js';
 import { appendSetCookie, cookieHeaderOf, isSecureRequest } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
-import type { ResolvedSessionOptions } from './session.options.js';
-import type { CredentialDecision, CredentialSubject, SessionState } from './session.state.js';
-import { MAX_CREDENTIAL_BYTES } from './stores/cookie.store.js';
-import type { SessionStore } from './stores/session-store.js';
-import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from './transports/index.js';
+import type { ResolvedSessionOptions } from '../session.options.js';
+import { credentialDecision } from './session.decisions.js';
+import type { CommittedSession, CredentialDecision, CredentialSubject } from './session.decisions.js';
+import { MAX_CREDENTIAL_BYTES } from '../stores/index.js';
+import type { SessionStore } from '../stores/session-store.js';
+import { CookieTransport, readBearerToken, SESSION_TOKEN_HEADER } from '../transports/index.js';
 
 /** Where a credential travels: the session cookie, or the Authorization / X-Session-Token headers. */
 export type CredentialChannel = 'cookie' | 'header';
@@ -155,10 +156,16 @@ export class SessionCredentials {
    * session is committed. A credential over the browser's per-cookie limit is refused with a
    * 413 before any header is set: never a cookie the browser would silently drop.
    */
-  async write(req: SessionRequest, res: ServerResponse, state: SessionState, credential: RequestCredential, store: SessionStore): Promise<void> {
+  async write(
+    req: SessionRequest,
+    res: ServerResponse,
+    session: CommittedSession,
+    credential: RequestCredential,
+    store: SessionStore,
+  ): Promise<void> {
     const headers: Array<[CredentialChannel, string]> = [];
     for (const channel of this.channelsFor(credential)) {
-      const decision = this.decision(channel, state, credential.opened);
+      const decision = this.decision(channel, session, credential.opened);
       if (decision.action === 'none') continue;
       const value = decision.action === 'set' ? await this.formats[channel].issue(decision.subject, store) : null;
       headers.push([channel, channel === 'cookie' ? this.setCookie(req, value) : (value ?? '')]);
@@ -178,8 +185,8 @@ export class SessionCredentials {
   }
 
   /** True when {@link write} would hand out (or take back) a credential on some channel now. */
-  pending(state: SessionState, credential: RequestCredential): boolean {
-    return this.channelsFor(credential).some((channel) => this.decision(channel, state, credential.opened).action !== 'none');
+  pending(session: CommittedSession, credential: RequestCredential): boolean {
+    return this.channelsFor(credential).some((channel) => this.decision(channel, session, credential.opened).action !== 'none');
   }
 
   /** Where this request's credential goes out: the channel it came in on, or every channel if none. */
@@ -187,11 +194,17 @@ export class SessionCredentials {
     return credential.channel === null ? this.channels : this.single[credential.channel];
   }
 
-  private decision(channel: CredentialChannel, state: SessionState, presented: OpenedCredential | null): CredentialDecision {
-    // A stale credential (made with a secret being retired) was touched, so the write renews it.
-    const renewOnWrite =
-      this.formats[channel].changesOnWrite || presented?.stale === true || (channel === 'cookie' && this.options.cookie.maxAge !== undefined);
-    return state.credentialDecision(presented?.id ?? null, renewOnWrite);
+  private decision(channel: CredentialChannel, session: CommittedSession, presented: OpenedCredential | null): CredentialDecision {
+    return credentialDecision(session, presented?.id ?? null, this.renewsOnWrite(channel, presented));
+  }
+
+  /**
+   * Whether the channel's credential carries the session's state, so that every write hands out
+   * a new one: a sealed session or a JWT (its `exp`), a cookie with Max-Age, and a credential made
+   * with a secret being retired (its session was touched, so the write renews it).
+   */
+  private renewsOnWrite(channel: CredentialChannel, presented: OpenedCredential | null): boolean {
+    return this.formats[channel].changesOnWrite || presented?.stale === true || (channel === 'cookie' && this.options.cookie.maxAge !== undefined);
   }
 
   private setCookie(req: SessionRequest, value: string | null): string {

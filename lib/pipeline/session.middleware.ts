@@ -1,29 +1,40 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { LoggerService, NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { hashSessionId } from './crypto/index.js';
+import { hashSessionId } from '../crypto/index.js';
 import { SessionCredentials } from './session.credentials.js';
 import type { OpenedCredential, RequestCredential } from './session.credentials.js';
-import { InjectSessionOptions } from './session.constants.js';
-import { SessionEvents } from './session.events.js';
-import { SessionMessages, toHttpException } from './session.errors.js';
+import { InjectSessionOptions } from '../session.constants.js';
+import { hasTimedOut, shouldForbidCaching } from './session.decisions.js';
+import type { CommittedSession } from './session.decisions.js';
+import { SessionEvents } from '../session.events.js';
+import { SessionMessages, toHttpException } from '../session.errors.js';
 import { exposeSession, hookResponse } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
-import type { ResolvedSessionOptions } from './session.options.js';
+import type { ResolvedSessionOptions } from '../session.options.js';
 import { SessionState } from './session.state.js';
-import { StoreBudget, storeFailuresAsUnavailable } from './stores/bounded-store.js';
-import { SessionStore } from './stores/session-store.js';
-import type { SessionClient, StoredSession } from './stores/session-store.js';
+import { StoreBudget, storeFailuresAsUnavailable } from '../stores/bounded-store.js';
+import { SessionStore } from '../stores/session-store.js';
+import type { SessionClient, StoredSession } from '../stores/session-store.js';
 
 /** Longest user agent recorded: enough to tell devices apart, not a place to store a payload. */
 const MAX_USER_AGENT = 256;
 
 /**
- * The request pipeline, top to bottom:
- *   resolve the credential → load the session → (guards, handler) → diff → commit → hand out
- *   the credential.
- * It runs as middleware so the session is loaded before guards; the commit runs before the
- * response's first byte leaves, so whatever the client does next sees it.
+ * The request pipeline, in the order one request meets it:
+ *   1. resolve: the credential the request presents (`SessionCredentials.read`: the cookie or a
+ *      bearer token, and the channel it came in on), the session it opens to, and that session
+ *      loaded from the store unless its time is over (`hasTimedOut`);
+ *   2. expose: `req.session` (made on first read when there is no session), and
+ *      `Cache-Control: no-store` for a signed-in session (`shouldForbidCaching`);
+ *   3. guards and the handler read and write the session (`SessionState`, session.object.ts);
+ *   4. commit, before the response's first byte: the one store write `plannedWrite` decides on
+ *      (create, rotate, a delta commit or a touch; `maxSessionsPerUser` admits a sign-in);
+ *   5. hand out the credential, on the channel the request came in on (`credentialDecision`,
+ *      `SessionCredentials.write`).
+ * Every decision on the way is a named function in session.decisions.ts. It runs as middleware
+ * so the session is loaded before guards; the commit runs before the response's first byte
+ * leaves, so whatever the client does next sees it.
  */
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
@@ -50,7 +61,7 @@ export class SessionMiddleware implements NestMiddleware {
     const store = this.configured.forRequest() ?? this.store;
     const now = Date.now();
 
-    // 1–2. Resolve the credential and load its session. No credential, or one that does not
+    // 1. Resolve the credential and load its session. No credential, or one that does not
     // verify: an anonymous session, with no store access. A store that does not answer fails
     // only the code that reads the session.
     let opened: OpenedCredential | null = null;
@@ -77,6 +88,7 @@ export class SessionMiddleware implements NestMiddleware {
     }
     // The channel counts even when its credential opened to nothing: the answer goes back on it.
     const channel = presented?.channel ?? null;
+    // 2. Expose the session; steps 4 and 5 run in the response hook that begin() sets.
     if (!loaded) {
       // No session to load: none is made until the application reads `req.session`, so a
       // request that never does costs no session state and no response hold at all.
@@ -85,7 +97,7 @@ export class SessionMiddleware implements NestMiddleware {
       return next();
     }
     // Set before the handler runs, so it holds whether or not the handler reads the session.
-    if (loaded.userId !== null && this.options.noStoreWhenSignedIn) res.setHeader('Cache-Control', 'no-store');
+    if (shouldForbidCaching(loaded, this.options)) res.setHeader('Cache-Control', 'no-store');
     const state = this.begin(req, res, store, loaded, { channel, opened }, now, budget);
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
@@ -112,10 +124,12 @@ export class SessionMiddleware implements NestMiddleware {
     exposeSession(req, () => state.proxy);
     let handedOut = state.committed;
     hookResponse(res, {
-      idle: () => !state.hasPendingWrite() && !this.credentials.pending(state, credential),
+      // Nothing to write and no credential to hand out: the response leaves without waiting.
+      idle: () => !state.hasPendingWrite() && !this.credentials.pending(state.committed, credential),
       beforeHeaders: async () => {
+        // 4. Commit, then 5. hand out the credential the committed session calls for.
         await state.commit();
-        await this.credentials.write(req, res, state, credential, store);
+        await this.credentials.write(req, res, state.committed, credential, store);
         handedOut = state.committed;
       },
       beforeEnd: async () => {
@@ -130,12 +144,7 @@ export class SessionMiddleware implements NestMiddleware {
   /** The stored session, unless the timeouts in force now say it is over. */
   private async load(store: SessionStore, id: string, now: number): Promise<StoredSession | null> {
     const session = await store.get(id);
-    if (!session) return null;
-    // Checked here too so that shortening a timeout takes effect on sessions already stored.
-    const { idleTimeout, absoluteTimeout } = this.options;
-    const idleOver = session.lastSeenAt + idleTimeout <= now;
-    const absoluteOver = absoluteTimeout !== false && session.createdAt + absoluteTimeout <= now;
-    return idleOver || absoluteOver ? null : session;
+    return session && !hasTimedOut(session, this.options, now) ? session : null;
   }
 
   /**
@@ -143,7 +152,7 @@ export class SessionMiddleware implements NestMiddleware {
    * after that (or, with a sealed session or JWT, changed at all) has a credential the client
    * can no longer be given.
    */
-  private warnIfCredentialLate(state: SessionState, handedOut: SessionState['committed']): void {
+  private warnIfCredentialLate(state: SessionState, handedOut: CommittedSession): void {
     const now = state.committed;
     if (now.writes === handedOut.writes) return;
     if (now.id !== handedOut.id || this.credentials.changesOnWrite) this.logger.warn(SessionMessages.credentialLate());
