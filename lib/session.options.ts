@@ -22,7 +22,7 @@ import { copyOptions, isPlainObject, parseDuration, problemsOf } from './session
 
 export { SessionCookieOptions, SessionMetricsOptions, SessionModuleOptions } from './session.options-classes.js';
 export type { MetricsRegistry, OnMaxSessions, SessionTokenFormat, SessionTransport } from './session.options-classes.js';
-export { resolveSecrets } from './crypto/index.js';
+export { resolveSecrets } from './crypto/secrets.js';
 export { storeConfigProblems } from './stores/toolkit/options-check.js';
 
 /**

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { reconnectDelay, RedisStore } from '../../lib/stores/redis/index.js';
+import { reconnectDelay } from '../../lib/stores/redis/redis.client.js';
+import { RedisStore } from '../../lib/stores/redis/index.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
 import { startRedisServer } from '../support/redis-topology.js';

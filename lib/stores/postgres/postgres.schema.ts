@@ -1,10 +1,18 @@
 import { createHash } from 'node:crypto';
-import type { Pool } from 'pg';
 import { SessionMessages } from '../../session.errors.js';
 
 /** What the column lookup needs: the pool, or one of its clients inside a transaction. */
 interface Queryable {
-  query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
+  query(text: string, values?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
+}
+
+/**
+ * What creating and checking the table need of the store's `pg` Pool, named by its members, so
+ * that this file's declarations (which ship, and reach sessionTableDdl's public export) import
+ * nothing from the optional `pg`.
+ */
+interface SchemaPool extends Queryable {
+  connect(): Promise<Queryable & { release(): void }>;
 }
 
 /**
@@ -36,7 +44,7 @@ export function sessionTableDdl(table = 'sessions'): string {
 }
 
 /** Creates the table and its indexes; several nodes starting at once take turns. */
-export async function createTable(pool: Pool, table: string): Promise<void> {
+export async function createTable(pool: SchemaPool, table: string): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -57,7 +65,7 @@ export async function createTable(pool: Pool, table: string): Promise<void> {
   }
 }
 
-export async function checkTable(pool: Pool, table: string): Promise<void> {
+export async function checkTable(pool: SchemaPool, table: string): Promise<void> {
   const { rows } = await pool.query(`SELECT to_regclass($1) AS found`, [quoteTable(table)]);
   if (rows[0].found === null) throw new Error(SessionMessages.postgresTableMissing(table, sessionTableDdl(table)));
   const [missing] = await missingColumns(pool, table);

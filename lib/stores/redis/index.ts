@@ -1,3 +1,2 @@
 export { RedisStore } from './redis.store.js';
 export type { RedisStoreOptions } from './redis.store.js';
-export { reconnectDelay } from './redis.client.js';
