@@ -6,7 +6,8 @@
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength } from 'class-validator';
 import type { LoggerService } from '@nestjs/common';
 import { SessionMessages } from './session.errors.js';
-import { isLogger, isRegistry, isSecret, isStore, isUserKey, secretProblem, storeProblem } from './session.options-rules.js';
+import { isSecret, secretProblem } from './crypto/secrets.js';
+import { isLogger, isRegistry, isStore, isUserKey, storeProblem } from './session.options-rules.js';
 import { IsDuration, isPlainObject, IsPositiveInteger, message, parseDuration, PATH, Rule } from './session.validation.js';
 import type { Duration } from './session.validation.js';
 import type { SessionStore } from './stores/session-store.js';

@@ -8,7 +8,6 @@ import { SessionMessages } from './session.errors.js';
 import { isPlainObject } from './session.validation.js';
 import { SessionStore } from './stores/session-store.js';
 import { STORE_TYPES } from './stores/store-config.js';
-export { isSecret, secretProblem } from './crypto/secrets.js';
 import type { StoreConfig } from './stores/store-config.js';
 
 export function isStore(value: unknown): boolean {

@@ -22,8 +22,6 @@ import { copyOptions, isPlainObject, parseDuration, problemsOf } from './session
 
 export { SessionCookieOptions, SessionMetricsOptions, SessionModuleOptions } from './session.options-classes.js';
 export type { MetricsRegistry, OnMaxSessions, SessionTokenFormat, SessionTransport } from './session.options-classes.js';
-export { resolveSecrets } from './crypto/secrets.js';
-export { storeConfigProblems } from './stores/toolkit/options-check.js';
 
 /**
  * An options class with its defaults applied: a field that has a default value is always there,

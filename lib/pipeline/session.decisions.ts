@@ -40,13 +40,13 @@ export interface WriteFacts {
   stored: boolean;
   /** An id rotation is pending: the session must move to its new id. */
   rotating: boolean;
-  /** A data field differs from what is stored (or the user it belongs to does). */
+  /** A data field differs from what is stored (or the user it belongs to does). May be a getter: asked only when the answer depends on it. */
   changed: boolean;
   /** `save()` was called since the last write. */
   saveRequested: boolean;
   /** `touch()` was called since the last write. */
   touchRequested: boolean;
-  /** {@link shouldTouch} says the expiry is due to be extended. */
+  /** {@link shouldTouch} says the expiry is due to be extended. May be a getter: asked only of a stored, unchanged session. */
   touchDue: boolean;
 }
 
@@ -67,7 +67,8 @@ export function plannedWrite(facts: WriteFacts, saveUninitialized: boolean): Pla
 
 /** A session not in the store yet is saved once it holds data, or when asked to (`save()`, `saveUninitialized`). */
 export function shouldSaveNew(facts: Pick<WriteFacts, 'changed' | 'saveRequested'>, saveUninitialized: boolean): boolean {
-  return facts.changed || facts.saveRequested || saveUninitialized;
+  // `changed` last: it may be a getter that serializes the touched fields.
+  return saveUninitialized || facts.saveRequested || facts.changed;
 }
 
 /** What a credential is made for: the committed session's id, user and expiry. */

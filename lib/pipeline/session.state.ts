@@ -200,7 +200,7 @@ export class SessionState implements SessionObjectHost {
    * false, the response can leave at once: most reads change nothing and have no touch due.
    */
   hasPendingWrite(now = Date.now()): boolean {
-    return this.commitsInFlight > 0 || this.planned(now, this.changes.changed(this.liveData)) !== 'none';
+    return this.commitsInFlight > 0 || this.planned(now, () => this.changes.changed(this.liveData)) !== 'none';
   }
 
   /** The session as this request's commits left it: what the credential decision reads. */
@@ -210,16 +210,19 @@ export class SessionState implements SessionObjectHost {
   }
 
   /** The write {@link plannedWrite} decides on, from this request's facts. */
-  private planned(now: number, changed: boolean): PlannedWrite {
+  private planned(now: number, changed: () => boolean): PlannedWrite {
     const stored = this.storedId !== null;
     const touchIsDue = (): boolean => this.touchIsDue(now);
+    // Getters: what costs work (serializing touched fields, the new expiry) is worked out only
+    // when the answer depends on it; hasPendingWrite asks on every response.
     const facts: WriteFacts = {
       stored,
       rotating: stored && this.storedId !== this.currentId,
-      changed,
+      get changed() {
+        return changed();
+      },
       saveRequested: this.saveRequested,
       touchRequested: this.touchRequested,
-      // A getter: the new expiry is worked out only when the answer depends on it.
       get touchDue() {
         return touchIsDue();
       },
@@ -233,7 +236,7 @@ export class SessionState implements SessionObjectHost {
     if (added > 0 && this.growsPastFieldLimit()) throw new SessionTooManyFieldsError(Object.keys(this.liveData).length, MAX_SESSION_FIELDS);
     const user = this.userId();
     if (user !== this.storedUser) assertUserIdKeepable(user);
-    const write = this.planned(now, Object.keys(set).length > 0 || unset.length > 0);
+    const write = this.planned(now, () => Object.keys(set).length > 0 || unset.length > 0);
     if (write === 'none') return;
 
     const expiresAt = expiryFrom(now, this.createdAt, this.options);

@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import { SessionError, SessionStoreUnavailableError } from '../session.errors.js';
+import { SessionStoreUnavailableError } from '../session.errors.js';
 import type { SessionStore } from './session-store.js';
 import { withinTime } from './toolkit/store-runtime.js';
 
@@ -44,7 +44,8 @@ export function storeFailuresAsUnavailable(store: SessionStore): SessionStore {
 /** What a store call's error becomes: the library's own errors as they are, anything else the store failing. */
 function failureOf(store: SessionStore, operation: string): (error: unknown) => never {
   return (error) => {
-    if (error instanceof SessionError || error instanceof HttpException) throw error;
+    // Every SessionError is an HttpException: the library's own errors and the HTTP answers a store may give.
+    if (error instanceof HttpException) throw error;
     throw new SessionStoreUnavailableError(store.kind, error, `${operation}() failed`);
   };
 }

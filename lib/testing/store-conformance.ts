@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_SESSION_FIELDS } from '../session.constants.js';
 import { SessionFieldNotJsonError, SessionStoreUnsupportedError, SessionTooLargeError, SessionUserIdInvalidError } from '../session.errors.js';
 import type { ExpiredSession, SessionClient, SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
@@ -33,7 +34,6 @@ const SHORT_LIFETIME = 150;
 
 const newId = (): string => randomBytes(32).toString('base64url');
 const newUserId = (): string => `user-${randomBytes(9).toString('base64url')}`;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** Waits until the clock has passed `deadline` (ms since the epoch): as long as that takes, no guess. */
 const past = async (deadline: number): Promise<void> => {
   while (Date.now() <= deadline) await sleep(deadline - Date.now() + 1);

@@ -46,26 +46,46 @@ describe('the pipeline decisions', () => {
       expect(plannedWrite(facts({}), true)).toBe('none');
     });
 
-    it('asks whether a touch is due only of a stored, unchanged session with no rotation or touch pending', () => {
+    /** The labels of the cases in which plannedWrite read `fact` (a getter that counts its reads, answering false). */
+    const askedFor = (
+      fact: 'changed' | 'touchDue',
+      cases: Array<[label: string, overrides: Partial<WriteFacts>, saveUninitialized?: boolean]>,
+    ): string[] => {
       const asked: string[] = [];
-      const probe = (overrides: Partial<WriteFacts>, label: string): void => {
-        plannedWrite(
-          Object.defineProperty(facts(overrides), 'touchDue', {
-            get: () => {
-              asked.push(label);
-              return false;
-            },
-          }),
-          false,
-        );
-      };
-      probe({ stored: false }, 'new');
-      probe({ rotating: true }, 'rotating');
-      probe({ changed: true }, 'changed');
-      probe({ touchRequested: true }, 'touch asked');
-      probe({}, 'unchanged');
+      for (const [label, overrides, saveUninitialized = false] of cases) {
+        const probed = Object.defineProperty(facts(overrides), fact, {
+          get: () => {
+            asked.push(label);
+            return false;
+          },
+        });
+        plannedWrite(probed, saveUninitialized);
+      }
+      return asked;
+    };
+
+    it('asks whether a touch is due only of a stored, unchanged session with no rotation or touch pending', () => {
+      const asked = askedFor('touchDue', [
+        ['new', { stored: false }],
+        ['rotating', { rotating: true }],
+        ['changed', { changed: true }],
+        ['touch asked', { touchRequested: true }],
+        ['unchanged', {}],
+      ]);
 
       expect(asked).toEqual(['unchanged']);
+    });
+
+    it('asks whether data changed (a JSON.stringify of each touched field) only when the answer depends on it', () => {
+      const asked = askedFor('changed', [
+        ['rotating', { rotating: true }],
+        ['new, saveUninitialized', { stored: false }, true],
+        ['new, save() called', { stored: false, saveRequested: true }],
+        ['new', { stored: false }],
+        ['stored', {}],
+      ]);
+
+      expect(asked).toEqual(['new', 'stored']);
     });
 
     it('saves a new session on the same rule plannedWrite uses', () => {
