@@ -1,8 +1,10 @@
 // Heap used by N small sessions in a memory store, in a process of its own:
-//   node --expose-gc benchmarks/heap.js ours|express-session N
+//   node --expose-gc benchmarks/heap.js ours|ours-encrypted|express-session N
 // Prints one JSON line: { store, sessions, bytes, perSession }.
 // Each session: two fields, { userId: 'user-NNNNNN', visits: 0 }, a distinct user each (so ours
 // also keeps one per-user index entry per session), created directly through the store API.
+// ours-encrypted: the same MemoryStore behind the view the module puts in front of it when
+// `encryptionKeys` is set (dist's sealed-at-rest.js), so what the heap holds is sealed.
 import { randomBytes } from 'node:crypto';
 
 const [kind, countArg] = process.argv.slice(2);
@@ -17,9 +19,15 @@ function heapUsed() {
 let store;
 let create;
 const now = Date.now();
-if (kind === 'ours') {
+if (kind === 'ours' || kind === 'ours-encrypted') {
   const { MemoryStore, generateSessionId } = await import('../dist/lib/index.js');
   store = new MemoryStore();
+  if (kind === 'ours-encrypted') {
+    // Not exported from the package: the module applies it (session.module.ts).
+    const { sealedAtRest } = await import('../dist/lib/stores/sealed-at-rest.js');
+    const quiet = { log() {}, warn() {}, error() {} };
+    store = sealedAtRest(store, [randomBytes(32)], quiet);
+  }
   create = (userId) =>
     store.create({
       id: generateSessionId(),

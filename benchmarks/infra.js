@@ -239,6 +239,21 @@ export async function startServer(cleanup, name, spec) {
   return server;
 }
 
+/**
+ * CPU time (user + system, in seconds) a process has used so far, all its threads, from
+ * /proc/<pid>/stat; NaN where there is no /proc. Its clock ticks are USER_HZ, 1/100 s on Linux.
+ */
+export function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the command name, which may hold spaces: field 3 (state) onwards; utime is field 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** SIGTERM, SIGKILL after 3 s; resolves once the process is gone. */
 export async function stopProcess(child, name) {
   if (child.exitCode !== null || child.signalCode !== null) return;

@@ -1,6 +1,7 @@
 // What the Redis-backed servers cost Redis: commands per request (INFO commandstats, split into
 // client→Redis commands and commands run inside Lua scripts with MONITOR) and memory per session
 // (MEMORY USAGE of each key a session uses). Only ever on the benchmark's own redis-server.
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** INFO commandstats as { command: calls }. */
@@ -68,10 +69,13 @@ export async function usedMemory(admin) {
   return Number(match[1]);
 }
 
-/** The session id inside each library's cookie. */
+/** The id each library's Redis keys use for the session a cookie names. */
 export const sessionIdOf = {
-  // sid=<id>.<signature>
-  ours: (cookie) => cookie.slice(cookie.indexOf('=') + 1).split('.')[0],
+  // sid=<id>.<signature>; the store keys it by the id's SHA-256 (base64url)
+  ours: (cookie) =>
+    createHash('sha256')
+      .update(cookie.slice(cookie.indexOf('=') + 1).split('.')[0])
+      .digest('base64url'),
   // connect.sid=s%3A<id>.<signature>
   anchor: (cookie) =>
     decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1))
@@ -80,28 +84,39 @@ export const sessionIdOf = {
 };
 
 /**
- * Memory of each signed-in session, averaged over `cookies`: per key kind, and in total.
+ * Memory of each signed-in session, averaged over `cookies`: per key kind, and in total; and each
+ * key kind's OBJECT ENCODING, counted (a hash stays a compact listpack only while its values are
+ * short: `hash-max-listpack-value`, 64 bytes by default).
  * Ours: the hash `sess:{<id>}` and the user's index (no expiry marker: `expiryEvents` is off by default)
- * `sess:user:{<userId>}` divided by its entries (one session per user here, so all of it).
+ * `sess:user:{<userId>}` divided by its entries (one session per user here, so all of it). The
+ * index is named by what the hash's `~u` holds: the user id, or with `encryptionKeys` its token.
  * Anchor: `sess:<id>`, its only key.
  */
 export async function sessionMemory(admin, kind, cookies) {
   const totals = {};
+  const encodings = {};
   for (const cookie of cookies) {
     const id = sessionIdOf[kind](cookie);
+    // key kind → [key, how many sessions share it]
     const parts = {};
     if (kind === 'ours') {
-      parts[`sess:{<id>}`] = await memoryUsage(admin, `sess:{${id}}`);
-      const userId = await admin.hget(`sess:{${id}}`, '~u');
-      const indexKey = `sess:user:{${userId}}`;
-      const entries = await admin.zcard(indexKey);
-      parts[`sess:user:{<userId>} ÷ entries`] = entries ? (await memoryUsage(admin, indexKey)) / entries : 0;
+      parts[`sess:{<id>}`] = [`sess:{${id}}`, 1];
+      const indexKey = `sess:user:{${await admin.hget(`sess:{${id}}`, '~u')}}`;
+      // A signed-in session is always indexed: a missing index means the key is not built the
+      // way the store builds it, which would silently leave the index out of the total.
+      parts[`sess:user:{<userId>} ÷ entries`] = [indexKey, await admin.zcard(indexKey)];
     } else {
-      parts[`sess:<id>`] = await memoryUsage(admin, `sess:${id}`);
+      parts[`sess:<id>`] = [`sess:${id}`, 1];
     }
-    if (Object.values(parts).some((bytes, i) => i === 0 && bytes === 0)) throw new Error(`${kind}: session ${id} not found in Redis`);
-    for (const [key, bytes] of Object.entries(parts)) totals[key] = (totals[key] ?? 0) + bytes;
+    for (const [label, [key, sharedBy]] of Object.entries(parts)) {
+      const bytes = await memoryUsage(admin, key);
+      if (!bytes || !sharedBy) throw new Error(`${kind}: ${key} (session ${id}) not found in Redis`);
+      totals[label] = (totals[label] ?? 0) + bytes / sharedBy;
+      const encoding = await admin.call('OBJECT', 'ENCODING', key);
+      encodings[label] ??= {};
+      encodings[label][encoding] = (encodings[label][encoding] ?? 0) + 1;
+    }
   }
   const keys = Object.fromEntries(Object.entries(totals).map(([key, bytes]) => [key, bytes / cookies.length]));
-  return { keys, total: Object.values(keys).reduce((a, b) => a + b, 0), sessions: cookies.length };
+  return { keys, encodings, total: Object.values(keys).reduce((a, b) => a + b, 0), sessions: cookies.length };
 }

@@ -174,14 +174,20 @@ Ours' read costs a single HGETALL while the session was touched less than \`touc
 ${table(['server', 'keys counted', 'bytes per key (average)', 'bytes per session (MEMORY USAGE)', 'used_memory growth per session'], memRows)}`;
   }
 
+  // ---- encryption at rest ---------------------------------------------------------------------
+  const encryptionSection = renderEncryption({ servers, byName, r, redis, heap, cores: machine.cpus.count });
+
   // ---- heap -----------------------------------------------------------------------------------
-  const heapRows = (heap ?? []).map((h) => [
-    h.store === 'ours' ? 'ours `MemoryStore` (dist)' : "express-session's `MemoryStore` (reference)",
-    int(h.sessions),
-    `${(h.bytes / 2 ** 20).toFixed(1)} MiB`,
-    `${((h.perSession * 100_000) / 2 ** 20).toFixed(1)} MiB`,
-    `${int(h.perSession)} B`,
-  ]);
+  // The encrypted MemoryStore's heap is in the encryption section; this table stays as it was.
+  const heapRows = (heap ?? [])
+    .filter((h) => h.store !== 'ours-encrypted')
+    .map((h) => [
+      h.store === 'ours' ? 'ours `MemoryStore` (dist)' : "express-session's `MemoryStore` (reference)",
+      int(h.sessions),
+      `${(h.bytes / 2 ** 20).toFixed(1)} MiB`,
+      `${((h.perSession * 100_000) / 2 ** 20).toFixed(1)} MiB`,
+      `${int(h.perSession)} B`,
+    ]);
 
   // ---- lost updates ---------------------------------------------------------------------------
   const lostRows = (lostUpdates ?? []).map((l) => [
@@ -236,6 +242,10 @@ Two server processes of each library on the same Redis, one signed-in session, $
 
 ${table(['library', 'fields kept, per trial', 'mean', 'requests'], lostRows)}
 
+## Encryption at rest
+
+${encryptionSection}
+
 ## How to read it
 
 All servers are measured in the same run, interleaved: every round visits each server × workload once, in an order rotated from round to round (and reversed every other round), so a slow patch of the machine hits every case alike; the medians over rounds are what the tables show. Ratios matter more than absolute numbers, which depend on the machine and its load. On this ${cpu.count}-core machine the load generator, the server process and the store (Redis, PostgreSQL) compete for the same cores, so a store-backed server pays for its store's CPU as well as for its round trips; the baseline pays for neither. "× baseline" is the cost of sessions on the whole stack; "ours ÷ anchor" compares the two libraries on the same store, where above 1.00× ours is faster. A spread of several percent means differences of that size are noise. Redis command counts and memory are exact counts, not timings. The lost-update table shows correctness, not speed: express-session writes the whole session back at the end of every request, so concurrent requests to one session overwrite each other's fields; ours sends only the fields a request changed.
@@ -258,4 +268,87 @@ function memoryCells(stats) {
     `**${int(total)} B**`,
     `${int(stats.usedMemoryPerSession)} B`,
   ];
+}
+
+/**
+ * What `encryptionKeys` costs: each "-encrypted" server against its unencrypted twin, measured in
+ * the same rounds; then what the sessions weigh at rest with and without keys.
+ */
+function renderEncryption({ servers, byName, r, redis, heap, cores }) {
+  const pairs = servers.filter((s) => s.encrypts && byName[s.encrypts]).map((s) => [byName[s.encrypts], s]);
+  if (pairs.length === 0) return '_No encrypted server was part of this run._';
+  const us = (seconds) => `${(seconds * 1e6).toFixed(1)} µs`;
+  const bytes = (n) => `${int(n)} B`;
+  /** A difference with its sign, formatted by `format`; '—' when not measured. */
+  const signed = (n, format) => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${format(Math.abs(n))}` : '—');
+  const rows = [];
+  for (const [plain, encrypted] of pairs) {
+    for (const [workload, { label }] of Object.entries(WORKLOADS)) {
+      const p = r(plain.name, workload);
+      const e = r(encrypted.name, workload);
+      const measured = (m) => (Number.isFinite(m?.cpuPerRequest) ? us(m.cpuPerRequest) : '—');
+      rows.push([
+        plain.storeLabel,
+        label,
+        `${int(p?.rps)} (${pct(p?.spread)})`,
+        `${int(e?.rps)} (${pct(e?.spread)})`,
+        times(e?.rps / p?.rps),
+        signed(cores * (1 / e?.rps - 1 / p?.rps), us),
+        `${measured(p)} → ${measured(e)} (${signed(e?.cpuPerRequest - p?.cpuPerRequest, us)})`,
+      ]);
+    }
+  }
+
+  const bytesRows = [];
+  const bytesRow = (store, measuredAs, without, withKeys) =>
+    bytesRows.push([store, measuredAs, bytes(without), bytes(withKeys), signed(withKeys - without, bytes), times(withKeys / without)]);
+  const byStore = Object.fromEntries((heap ?? []).map((h) => [h.store, h]));
+  if (byStore.ours && byStore['ours-encrypted']) {
+    const measuredAs = `heap growth per session (${int(byStore.ours.sessions)} sessions, \`store.create()\`)`;
+    bytesRow('memory', measuredAs, byStore.ours.perSession, byStore['ours-encrypted'].perSession);
+  }
+  const oursRedis = redis?.servers?.['ours-redis'];
+  const encryptedRedis = redis?.servers?.['ours-redis-encrypted'];
+  let redisMemory = '';
+  if (oursRedis && encryptedRedis) {
+    bytesRow('Redis', 'MEMORY USAGE of the session hash + its share of the user index', oursRedis.memory.total, encryptedRedis.memory.total);
+    bytesRow('Redis', '`used_memory` growth per session (cross-check)', oursRedis.usedMemoryPerSession, encryptedRedis.usedMemoryPerSession);
+    const encodingsOf = (stats) =>
+      Object.entries(stats.memory.encodings)
+        .map(
+          ([label, counts]) =>
+            `\`${label.split(' ')[0]}\` ${Object.entries(counts)
+              .map(([encoding, n]) => `${encoding} × ${n}`)
+              .join(', ')}`,
+        )
+        .join('; ');
+    const trips = (stats) => ['read', 'change'].map((w) => `${w} ${num(stats[w].roundTripsPerRequest)}`).join(', ');
+    redisMemory = `
+
+Per key, as in the Redis memory table (the encrypted index is \`sess:user:{<token>}\`, its name read from the hash's \`~u\`):
+
+${table(
+  ['server', 'keys counted', 'bytes per key (average)', 'bytes per session (MEMORY USAGE)', 'used_memory growth per session'],
+  [
+    ['ours-redis', ...memoryCells(oursRedis)],
+    ['ours-redis-encrypted', ...memoryCells(encryptedRedis)],
+  ],
+)}
+
+How Redis stores those keys (\`OBJECT ENCODING\`, per key counted): ours-redis ${encodingsOf(oursRedis)}; ours-redis-encrypted ${encodingsOf(encryptedRedis)}. A hash is a compact listpack only while every value is at most \`hash-max-listpack-value\` bytes (64 by default, as on the benchmark's redis-server); a sealed field is about 60 bytes longer than its JSON, so a session hash is a hashtable, which costs more per field, as soon as one sealed field's JSON is longer than a few bytes.
+
+Client commands (round trips) per request, from the Redis pass: ours-redis ${trips(oursRedis)}; ours-redis-encrypted ${trips(encryptedRedis)}.`;
+  }
+
+  return `Each "-encrypted" server is its twin with \`encryptionKeys: [<one random key per run>]\` (every data field sealed with AES-256-GCM, the user id in the index key replaced by a deterministic token), measured in the same interleaved rounds, so the ratio comes from one run on one machine state.
+
+The extra CPU per request is computed two ways. **Estimated from throughput**: with the machine's ${cores} cores saturated, one request costs ${cores} ÷ (req/s) seconds of CPU, so the extra is ${cores} × (1 ÷ encrypted req/s − 1 ÷ unencrypted req/s); it charges the server for everything the machine did, so it overstates the server's own extra when the cores were not all busy (up to ${cores}× when the server's one thread was the bottleneck), and it inherits the rounds' noise (the spread in parentheses). **Measured in the server process**: user + system CPU time of the server process (all its threads, \`/proc/<pid>/stat\`, 10 ms ticks) over each measurement, divided by its requests; median over the rounds, unencrypted → encrypted (difference). The second is the server's own cost, whatever the load generator and the store did on the same cores. The no-credential rows are the control: without a cookie nothing is sealed or opened, so their differences show how much of either column is noise.
+
+${table(['store', 'workload', 'unencrypted req/s (spread)', 'encrypted req/s (spread)', 'encrypted ÷ unencrypted', 'extra CPU / request, estimated from req/s', 'server CPU / request, measured'], rows)}
+
+### Bytes per session at rest
+
+The same session as in the tables above (\`{ userId: 'user-NNNNNN', visits: 0 }\`, one session per user) with and without keys: each sealed field is \`$sealed1.<key id>.<base64url of nonce, ciphertext, tag>\` instead of its JSON, and the user id becomes a token.
+
+${table(['store', 'measured as', 'without keys', 'with keys', 'difference', 'with ÷ without'], bytesRows)}${redisMemory}`;
 }

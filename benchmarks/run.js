@@ -8,18 +8,21 @@
 //   1. infrastructure: a throwaway redis-server, a fresh database on the local PostgreSQL, temp
 //      dirs for the file stores (infra.js), each undone in a finally, on SIGINT/SIGTERM, and by a
 //      watchdog process should this one be killed outright;
-//   2. one child process per server (server.js, apps.js), BENCH_SESSIONS sign-ins each;
+//   2. one child process per server (server.js, apps.js), BENCH_SESSIONS sign-ins each; the
+//      "-encrypted" servers are their twins with `encryptionKeys` (one random key per run);
 //   3. Redis pass: commands per request (login, read, change) and memory per session, one server
 //      at a time on fresh sessions (redis-stats.js);
 //   4. throughput: warm-up, then rounds × (servers × workloads) in a rotating order, autocannon
 //      driving one server at a time (load.js);
 //   5. lost-update demonstration on two extra server processes;
-//   6. MemoryStore heap in child processes (heap.js); then BENCHMARKS.md (report.js).
+//   6. MemoryStore heap in child processes (heap.js), ours with and without encryption at rest;
+//      then BENCHMARKS.md (report.js).
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import { Cleanup, createDatabase, log, startRedis, startServer, tempDir } from './infra.js';
+import { Cleanup, cpuSeconds, createDatabase, log, startRedis, startServer, tempDir } from './infra.js';
 import { drive, request, signIn, WORKLOADS } from './load.js';
 import { countCommands, sessionMemory, usedMemory } from './redis-stats.js';
 import { renderReport } from './report.js';
@@ -59,20 +62,33 @@ const config = {
     .filter(Boolean),
 };
 
-/** The servers, in table order. `anchor`: the express-session store ours is compared with. */
+/**
+ * The servers, in table order. `anchor`: the express-session store ours is compared with.
+ * `encrypts`: the unencrypted server this one is a copy of, with `encryptionKeys` added, so the
+ * cost of encryption at rest is a ratio of two servers measured in the same rounds.
+ */
 const SERVERS = [
   { name: 'baseline', kind: 'baseline', storeLabel: '— (no session)' },
   { name: 'ours-memory', kind: 'ours', storeLabel: 'memory', needs: [] },
+  { name: 'ours-memory-encrypted', kind: 'ours', storeLabel: 'memory, encrypted', encrypts: 'ours-memory', needs: [] },
   { name: 'connect-redis', kind: 'express-session', storeLabel: 'Redis', needs: ['redis'] },
   { name: 'ours-redis', kind: 'ours', storeLabel: 'Redis', anchor: 'connect-redis', needs: ['redis'] },
+  { name: 'ours-redis-encrypted', kind: 'ours', storeLabel: 'Redis, encrypted', anchor: 'connect-redis', encrypts: 'ours-redis', needs: ['redis'] },
   { name: 'connect-pg-simple', kind: 'express-session', storeLabel: 'PostgreSQL', needs: ['postgres'] },
   { name: 'ours-postgres', kind: 'ours', storeLabel: 'PostgreSQL', anchor: 'connect-pg-simple', needs: ['postgres'] },
   { name: 'session-file-store', kind: 'express-session', storeLabel: 'files', needs: ['files'] },
   { name: 'ours-file', kind: 'ours', storeLabel: 'files', anchor: 'session-file-store', needs: ['files'] },
 ];
 
+/** The encrypted servers' key: one per run, fresh random bytes as the option's docs generate it. */
+const ENCRYPTION_KEY = randomBytes(32).toString('base64url');
+
 /** What each server process is told to build (see server.js). */
 function specOf(server, infra) {
+  if (server.encrypts) {
+    const plain = SERVERS.find((s) => s.name === server.encrypts);
+    return { ...specOf(plain, infra), encryptionKeys: [ENCRYPTION_KEY] };
+  }
   switch (server.name) {
     case 'baseline':
       return { kind: 'baseline' };
@@ -162,8 +178,10 @@ async function main() {
 
   // ---- 3. Redis: commands per request, memory per session -----------------------------------
   let redis;
-  const redisServers = servers.filter((s) => s.name === 'ours-redis' || s.name === 'connect-redis');
-  if (redisServers.length === 2) {
+  // Every Redis-backed server gets the pass (the report compares ours-redis with connect-redis,
+  // and ours-redis-encrypted with ours-redis, whichever of them ran).
+  const redisServers = servers.filter((s) => s.needs?.includes('redis'));
+  if (redisServers.length > 0) {
     redis = { countRequests: config.countRequests, countSessions: config.countSessions, servers: {} };
     const { admin } = infra.redis;
     for (const server of redisServers) {
@@ -201,7 +219,11 @@ async function main() {
   const samples = Object.fromEntries(servers.map((s) => [s.name, Object.fromEntries(workloads.map((w) => [w, []]))]));
   const measure = async ({ server, workload }, duration) => {
     if (server.exited) throw new Error(`${server.name} is not running any more`);
-    return drive(server, workload, cookies[server.name], { connections: config.connections, duration });
+    // The server process's own CPU per request: what a change in it (encryption at rest) costs,
+    // whatever the load generator and the store on the same cores were doing.
+    const cpuBefore = cpuSeconds(server.child.pid);
+    const m = await drive(server, workload, cookies[server.name], { connections: config.connections, duration });
+    return { ...m, cpuPerRequest: (cpuSeconds(server.child.pid) - cpuBefore) / m.total };
   };
   if (config.warmup > 0) {
     log(`warm-up: ${config.warmup} s per server and workload`);
@@ -234,6 +256,7 @@ async function main() {
         spread: (Math.max(...rps) - Math.min(...rps)) / median(rps),
         p50: median(runs.map((m) => m.p50)),
         p99: median(runs.map((m) => m.p99)),
+        cpuPerRequest: median(runs.map((m) => m.cpuPerRequest)),
         bad: runs.reduce((a, m) => a + m.bad, 0),
       };
     }
@@ -261,7 +284,7 @@ async function main() {
   // ---- 6. heap, then stop everything and write the report ------------------------------------
   for (const server of servers) await server.stop();
   const heap = [];
-  for (const store of ['ours', 'express-session']) {
+  for (const store of ['ours', 'ours-encrypted', 'express-session']) {
     heap.push(await heapOf(store, config.heapSessions));
     log(`heap, ${store} MemoryStore: ${Math.round(heap.at(-1).perSession)} B per session`);
   }

@@ -3,7 +3,8 @@
 // over IPC. BENCH_SERVER_SPEC (JSON) says which application:
 //   { kind: 'baseline' }
 //   { kind: 'express-session', store: 'redis' | 'postgres' | 'file', redisUrl?, pgUrl?, dir? }
-//   { kind: 'ours', store: { type: 'memory' } | { type: 'redis', url } | { type: 'postgres', ... } | { type: 'file', ... } }
+//   { kind: 'ours', store: { type: 'memory' } | { type: 'redis', url } | { type: 'postgres', ... } | { type: 'file', ... },
+//     encryptionKeys?: [<base64url key>] }
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { baselineModule, expressSessionModule, oursModule } from './apps.js';
@@ -17,7 +18,8 @@ async function build() {
 
   if (spec.kind === 'ours') {
     const lib = await import('../dist/lib/index.js');
-    return NestFactory.create(oursModule(lib, { secret: SECRET, store: spec.store }), { logger: false });
+    const options = { secret: SECRET, store: spec.store, ...(spec.encryptionKeys && { encryptionKeys: spec.encryptionKeys }) };
+    return NestFactory.create(oursModule(lib, options), { logger: false });
   }
 
   if (spec.kind === 'express-session') {

@@ -27,6 +27,14 @@ export const SessionMessages = {
     `option "${path}" must be at least 32 characters (got ${length}). Generate one with: ${GENERATE_SECRET}`,
   secretType: (value: unknown) =>
     `option "secret" must be a string or a non-empty array of strings (got ${show(value)}). Generate one with: ${GENERATE_SECRET}`,
+  encryptionKeysType: (value: unknown) =>
+    `option "encryptionKeys" must be a key or a non-empty array of keys, each 32 random bytes in base64url (got ${show(typeof value === 'string' ? `a string of ${value.length} characters` : value)}). Generate one with: ${GENERATE_SECRET}`,
+  encryptionKeyShape: (path: string, length: number) =>
+    `option "${path}" must be 32 random bytes in base64url: 43 characters of A-Z, a-z, 0-9, '-' and '_' (got ${length} characters that are not such a key). Generate one with: ${GENERATE_SECRET}`,
+  encryptionKeyRepeated: (path: string) => `option "${path}" repeats an earlier key: list each key once, the one that encrypts first.`,
+  encryptionKeysCookieStore: () =>
+    'option "encryptionKeys" does not apply to the cookie store: it keeps no session on the server, and seals each one with keys derived from "secret". Remove "encryptionKeys", or choose a server-side store.',
+  sealedAtRestUnreadable: (key: string, problem: string) => `Session ${key} cannot be read: ${problem}; treating it as absent.`,
   duration: (path: string, value: unknown) =>
     `option "${path}" must be a positive duration: milliseconds as a number (e.g. 1800000) or a string such as '30m', '12h', '7d' (got ${show(value)}).`,
   durationOrFalse: (path: string, value: unknown) =>

@@ -1,8 +1,8 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { LoggerService, OnApplicationShutdown } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
-import { hashSessionId } from './crypto/index.js';
 import { InjectSessionOptions } from './session.constants.js';
+import { moduleLogger } from './session.options.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './stores/session-store.js';
 import type { ExpiredSession } from './stores/session-store.js';
@@ -11,8 +11,8 @@ import type { ExpiredSession } from './stores/session-store.js';
 export type SessionEventType = 'created' | 'rotated' | 'destroyed' | 'expired' | 'revoked';
 
 /**
- * One thing that happened to one session. Ids are hashed (`hashSessionId()`): the same hash
- * `SessionService.list()` shows, never a usable id.
+ * One thing that happened to one session. Ids are hashed (`hashSessionId()`): the key the store
+ * keeps the session under, the same one `SessionService.list()` shows, never a usable id.
  */
 export interface SessionEvent {
   type: SessionEventType;
@@ -54,7 +54,7 @@ export class SessionEvents implements OnApplicationShutdown {
     private readonly store: SessionStore,
     @InjectSessionOptions() options: ResolvedSessionOptions,
   ) {
-    this.logger = options.logger ?? new Logger('SessionModule');
+    this.logger = moduleLogger(options);
     // Listeners are the application's: as many as it likes, without Node's leak warning.
     this.emitter.setMaxListeners(0);
   }
@@ -72,13 +72,13 @@ export class SessionEvents implements OnApplicationShutdown {
     if (type === 'expired' && this.emitter.listenerCount('expired') === 0) this.stopExpiryWatch();
   }
 
-  /** Reports what happened to the session with this (raw) id: the id is hashed here. */
-  emit(type: Exclude<SessionEventType, 'rotated'>, id: string, userId: string | null, reason?: SessionEvent['reason']): void {
-    this.deliver({ type, sessionId: hashSessionId(id), userId, ...(reason ? { reason } : {}), at: Date.now() });
+  /** Reports what happened to the session with this key (its hashed id, as the store knows it). */
+  emit(type: Exclude<SessionEventType, 'rotated'>, key: string, userId: string | null, reason?: SessionEvent['reason']): void {
+    this.deliver({ type, sessionId: key, userId, ...(reason ? { reason } : {}), at: Date.now() });
   }
 
-  rotated(previousId: string, id: string, userId: string | null): void {
-    this.deliver({ type: 'rotated', sessionId: hashSessionId(id), previousSessionId: hashSessionId(previousId), userId, at: Date.now() });
+  rotated(previousKey: string, key: string, userId: string | null): void {
+    this.deliver({ type: 'rotated', sessionId: key, previousSessionId: previousKey, userId, at: Date.now() });
   }
 
   onApplicationShutdown(): void {

@@ -1,7 +1,8 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { LoggerService } from '@nestjs/common';
 import { InjectSessionOptions } from './session.constants.js';
 import { SessionMessages } from './session.errors.js';
+import { moduleLogger } from './session.options.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './stores/session-store.js';
 import { withinTime } from './stores/index.js';
@@ -59,7 +60,7 @@ export class SessionHealthIndicator {
     @InjectSessionOptions() options: ResolvedSessionOptions,
   ) {
     this.timeout = options.storeTimeout;
-    this.logger = options.logger ?? new Logger('SessionModule');
+    this.logger = moduleLogger(options);
   }
 
   /** Pings the store; `key` names the result in terminus's report. */

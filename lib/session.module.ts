@@ -1,4 +1,4 @@
-import { Inject, Logger, Module } from '@nestjs/common';
+import { Inject, Module } from '@nestjs/common';
 import type { MiddlewareConsumer, NestModule, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { SESSION_METRICS, SESSION_OPTIONS } from './session.constants.js';
@@ -8,10 +8,10 @@ import { SessionGuard } from './session.guard.js';
 import { SessionHealthIndicator } from './session.health.js';
 import { SessionMetrics } from './session.metrics.js';
 import { SESSION_MODULE_OPTIONS, SessionConfigurableModule } from './session.module-definition.js';
-import { resolveSessionOptions } from './session.options.js';
+import { moduleLogger, resolveSessionOptions } from './session.options.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
-import { createSessionStore, SessionStore } from './stores/index.js';
+import { createSessionStore, sealedAtRest, SessionStore } from './stores/index.js';
 
 /**
  * Server-side sessions: loads the session of every request, exposes it as `@Session()` and
@@ -44,8 +44,10 @@ import { createSessionStore, SessionStore } from './stores/index.js';
       provide: SessionStore,
       inject: [SESSION_OPTIONS, SESSION_METRICS],
       useFactory: async (options: ResolvedSessionOptions, metrics: SessionMetrics | null) => {
-        const store = await createSessionStore(options.store, options.secrets);
-        if (options.logger) store.useLogger(options.logger);
+        const created = await createSessionStore(options.store, options.secrets);
+        if (options.logger) created.useLogger(options.logger);
+        // A sealing store (the cookie store) keeps nothing on a server: nothing to seal at rest.
+        const store = created.sealsSessions ? created : sealedAtRest(created, options.encryptionKeys, moduleLogger(options));
         return metrics ? metrics.instrument(store) : store;
       },
     },
@@ -81,6 +83,6 @@ export class SessionModule extends SessionConfigurableModule implements NestModu
   onModuleInit(): void {
     // No HTTP adapter in a standalone application context: nothing to expose there.
     const warning = exposeSessionOnPlatform(this.adapterHost.httpAdapter);
-    if (warning) (this.options.logger ?? new Logger('SessionModule')).warn(warning);
+    if (warning) moduleLogger(this.options).warn(warning);
   }
 }

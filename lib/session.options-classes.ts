@@ -6,6 +6,7 @@
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength } from 'class-validator';
 import type { LoggerService } from '@nestjs/common';
 import { SessionMessages } from './session.errors.js';
+import { encryptionKeysProblem, isEncryptionKeys } from './crypto/encryption-keys.js';
 import { isSecret, secretProblem } from './crypto/secrets.js';
 import { isLogger, isRegistry, isStore, isUserKey, storeProblem } from './session.options-rules.js';
 import { IsDuration, isPlainObject, IsPositiveInteger, message, parseDuration, PATH, Rule } from './session.validation.js';
@@ -212,6 +213,19 @@ export class SessionModuleOptions {
   @IsOptional()
   @Rule('isUserKey', isUserKey, (v) => SessionMessages.userKey(v))
   userKey?: string;
+
+  /**
+   * Encrypts what a server-side store keeps at rest: each data field and the recorded client
+   * with AES-256-GCM, bound to its session and field, and user ids in index keys and lock names
+   * as a keyed token. Keys are 32 random bytes in base64url (`node -e "console.log(require('crypto')
+   * .randomBytes(32).toString('base64url'))"`); the first encrypts, every one decrypts, and what
+   * an older key encrypted is re-encrypted under the first when its session is next used. Not for
+   * the cookie store, which seals whole sessions with keys derived from `secret`.
+   * @default none (only session ids are hidden, by hashing)
+   */
+  @IsOptional()
+  @Rule('isEncryptionKeys', isEncryptionKeys, encryptionKeysProblem)
+  encryptionKeys?: string | string[];
 
   /**
    * Most live sessions one user may have, on all nodes together. A sign-in beyond it evicts the

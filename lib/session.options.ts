@@ -5,7 +5,10 @@
  * values in session.options-rules.ts; what the rest of the library uses of them is re-exported
  * here, so that it imports options from one place.
  */
+import { Logger } from '@nestjs/common';
+import type { LoggerService } from '@nestjs/common';
 import { serialize as serializeCookie } from 'cookie';
+import { resolveEncryptionKeys } from './crypto/encryption-keys.js';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
 import {
   SESSION_COOKIE_DEFAULTS,
@@ -44,7 +47,7 @@ type Flatten<T> = { [K in keyof T]: T[K] };
  */
 export interface ResolvedSessionOptions extends Omit<
   WithDefaults<SessionModuleOptions, typeof SESSION_OPTION_DEFAULTS>,
-  'secret' | 'cookie' | 'idleTimeout' | 'absoluteTimeout' | 'touchAfter' | 'storeTimeout' | 'metrics'
+  'secret' | 'cookie' | 'idleTimeout' | 'absoluteTimeout' | 'touchAfter' | 'storeTimeout' | 'metrics' | 'encryptionKeys'
 > {
   /** `secret` as a list, whether one string or several were given: the first signs, all verify. */
   readonly secrets: readonly string[];
@@ -54,6 +57,8 @@ export interface ResolvedSessionOptions extends Omit<
   /** Given, or a tenth of `idleTimeout`: a default derived from another option, so not in the defaults. */
   readonly touchAfter: number;
   readonly storeTimeout: number;
+  /** `encryptionKeys` as 32-byte keys, the encrypting one first; empty when nothing is encrypted. */
+  readonly encryptionKeys: readonly Buffer[];
   /** `false` when metrics are off. */
   readonly metrics: ResolvedMetricsOptions | false;
 }
@@ -68,6 +73,11 @@ export interface ResolvedCookieOptions extends Omit<WithDefaults<SessionCookieOp
  * is prom-client's default registry, known only once prom-client is loaded.
  */
 export type ResolvedMetricsOptions = WithDefaults<SessionMetricsOptions, typeof SESSION_METRICS_DEFAULTS>;
+
+/** Where the module's warnings go: the `logger` option, or Nest's logger under the module's name. */
+export function moduleLogger(options: Pick<ResolvedSessionOptions, 'logger'>): LoggerService {
+  return options.logger ?? new Logger('SessionModule');
+}
 
 /**
  * Validates options and merges the defaults, once, at start-up.
@@ -128,6 +138,7 @@ function applyDefaults(options: SessionModuleOptions): ResolvedSessionOptions {
     noStoreWhenSignedIn: options.noStoreWhenSignedIn ?? defaults.noStoreWhenSignedIn,
     userKey: options.userKey ?? defaults.userKey,
     maxSessionsPerUser: options.maxSessionsPerUser,
+    encryptionKeys: options.encryptionKeys === undefined ? [] : resolveEncryptionKeys(options.encryptionKeys),
     onMaxSessions: options.onMaxSessions ?? defaults.onMaxSessions,
     recordClient: options.recordClient ?? defaults.recordClient,
     logger: options.logger,
@@ -171,6 +182,7 @@ function combinationProblems(resolved: ResolvedSessionOptions, given: SessionMod
   if (tokenFormat === 'jwt' && transport === 'cookie') problems.push(SessionMessages.tokenFormatNeedsHeader(transport));
   if (tokenFormat === 'jwt' && isCookieStore(store)) problems.push(SessionMessages.tokenFormatCookieStore());
   if (maxSessionsPerUser !== undefined && isCookieStore(store)) problems.push(SessionMessages.maxSessionsCookieStore());
+  if (given.encryptionKeys !== undefined && isCookieStore(store)) problems.push(SessionMessages.encryptionKeysCookieStore());
   if (given.onMaxSessions !== undefined && maxSessionsPerUser === undefined) problems.push(SessionMessages.onMaxSessionsAlone(given.onMaxSessions));
   return problems;
 }

@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { hashSessionId } from './crypto/index.js';
 import { InjectSessionOptions } from './session.constants.js';
 import { toHttpException } from './session.errors.js';
 import { SessionEvents } from './session.events.js';
@@ -62,11 +61,12 @@ export class SessionService {
   /** The user's live sessions, oldest first, marking the one whose (raw) id is `currentId`. */
   async list(userId: string, currentId?: string): Promise<UserSessionView[]> {
     const sessions = await this.sessionsOf(userId);
+    const currentKey = currentId === undefined ? undefined : this.store.keyOf(currentId);
     return sessions.map((s) => ({
-      id: hashSessionId(s.id),
+      id: s.id,
       createdAt: new Date(s.createdAt).toISOString(),
       lastSeenAt: new Date(s.lastSeenAt).toISOString(),
-      current: s.id === currentId,
+      current: s.id === currentKey,
       ...(s.client?.userAgent === undefined ? {} : { userAgent: s.client.userAgent }),
       ...(s.client?.ip === undefined ? {} : { ip: s.client.ip }),
     }));
@@ -83,7 +83,7 @@ export class SessionService {
    */
   async revoke(userId: string, sessionId: string): Promise<{ revoked: number }> {
     const sessions = await this.sessionsOf(userId);
-    const target = sessions.find((s) => hashSessionId(s.id) === sessionId);
+    const target = sessions.find((s) => s.id === sessionId);
     if (!target) return { revoked: 0 };
     await this.call(() => this.store.destroy(target.id));
     this.events.emit('revoked', target.id, userId, 'revoked');
@@ -123,7 +123,8 @@ export class SessionService {
 
   private async revokeWhere(userId: string, exceptId?: string): Promise<{ revoked: number }> {
     assertUserIdKeepable(userId);
-    const ids = await this.call(() => this.store.destroyByUser(userId, exceptId));
+    const exceptKey = exceptId === undefined ? undefined : this.store.keyOf(exceptId);
+    const ids = await this.call(() => this.store.destroyByUser(userId, exceptKey));
     for (const id of ids) this.events.emit('revoked', id, userId, 'revoked');
     return { revoked: ids.length };
   }

@@ -27,8 +27,15 @@ export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
     maxSessionsPerUser: count(env.SESSION_MAX_PER_USER),
     onMaxSessions: (env.SESSION_ON_MAX_SESSIONS || undefined) as SessionModuleOptions['onMaxSessions'],
     recordClient: flag(env.SESSION_RECORD_CLIENT),
+    encryptionKeys: list(env.SESSION_ENCRYPTION_KEYS),
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SessionModuleOptions;
+}
+
+/** A comma-separated list (one entry stays a list: the module takes either). */
+function list(value: string | undefined): string[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  return value.split(',').map((entry) => entry.trim());
 }
 
 /** Plain digits as a number; any other text is passed on for validation to name. */

@@ -9,3 +9,6 @@ export { SessionSealer } from './session-seal.js';
 export type { OpenedSeal } from './session-seal.js';
 export { SessionJwt } from './session-jwt.js';
 export type { JwtSubject } from './session-jwt.js';
+export { AtRestCipher, SEALED_VALUE_PREFIX } from './at-rest-cipher.js';
+export type { Opened, SealedPart } from './at-rest-cipher.js';
+export { encryptionKeysProblem, isEncryptionKeys, resolveEncryptionKeys } from './encryption-keys.js';

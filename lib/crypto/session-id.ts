@@ -19,14 +19,14 @@ export function isSessionId(value: unknown): value is string {
   return typeof value === 'string' && ID_PATTERN.test(value);
 }
 
-/** 16 base64url characters: 96 bits, so two of one user's sessions never share one. */
-const HASH_LENGTH = 16;
-
 /**
- * A short, one-way stand-in for a session id: what logs, events and session listings show.
- * The same id always gives the same hash, so a listed session, an event and a log line can be
- * matched up, but nothing that sees the hash can present it as a credential.
+ * The key a server-side store keeps the session with this id under: SHA-256 of the id, base64url
+ * (43 characters, the shape of an id). It is also how the module names a session wherever it
+ * shows one (`SessionService.list()`, events, logs): one identifier everywhere, so a listed
+ * session, an event, a log line and a store key can be matched up, while nothing that sees it can
+ * present it as a credential. A plain hash is enough, and needs no key to rotate: an id is 256
+ * random bits, so there is nothing to guess.
  */
 export function hashSessionId(id: string): string {
-  return createHash('sha256').update(id).digest('base64url').slice(0, HASH_LENGTH);
+  return createHash('sha256').update(id).digest('base64url');
 }

@@ -1,7 +1,6 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { LoggerService, NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { hashSessionId } from '../crypto/index.js';
 import { SessionCredentials } from './session.credentials.js';
 import type { OpenedCredential, RequestCredential } from './session.credentials.js';
 import { InjectSessionOptions } from '../session.constants.js';
@@ -11,11 +10,13 @@ import { SessionEvents } from '../session.events.js';
 import { SessionMessages, toHttpException } from '../session.errors.js';
 import { exposeSession, hookResponse } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
+import { moduleLogger } from '../session.options.js';
 import type { ResolvedSessionOptions } from '../session.options.js';
 import { SessionState } from './session.state.js';
+import type { LoadedSession } from './session.state.js';
 import { StoreBudget, storeFailuresAsUnavailable } from '../stores/bounded-store.js';
 import { SessionStore } from '../stores/session-store.js';
-import type { SessionClient, StoredSession } from '../stores/session-store.js';
+import type { SessionClient } from '../stores/session-store.js';
 
 /** Longest user agent recorded: enough to tell devices apart, not a place to store a payload. */
 const MAX_USER_AGENT = 256;
@@ -50,7 +51,7 @@ export class SessionMiddleware implements NestMiddleware {
     private readonly credentials: SessionCredentials,
     private readonly events: SessionEvents,
   ) {
-    this.logger = options.logger ?? new Logger('SessionModule');
+    this.logger = moduleLogger(options);
     this.configured = store;
     // Bounded per request, not per call: every store wait of a request draws on its StoreBudget.
     this.store = storeFailuresAsUnavailable(store);
@@ -65,7 +66,7 @@ export class SessionMiddleware implements NestMiddleware {
     // verify: an anonymous session, with no store access. A store that does not answer fails
     // only the code that reads the session.
     let opened: OpenedCredential | null = null;
-    let loaded: StoredSession | null = null;
+    let loaded: LoadedSession | null = null;
     let budget: StoreBudget | undefined;
     const presented = this.credentials.read(req);
     if (presented) {
@@ -78,7 +79,7 @@ export class SessionMiddleware implements NestMiddleware {
           loaded = await budget.spend('get', () => this.load(store, id, now));
         }
       } catch (error) {
-        this.logger.warn(`Could not load session ${opened ? hashSessionId(opened.id) : ''}: ${String(error)}`);
+        this.logger.warn(`Could not load session ${opened ? store.keyOf(opened.id) : ''}: ${String(error)}`);
         const answer = toHttpException(error);
         exposeSession(req, () => {
           throw answer;
@@ -97,7 +98,7 @@ export class SessionMiddleware implements NestMiddleware {
       return next();
     }
     // Set before the handler runs, so it holds whether or not the handler reads the session.
-    if (shouldForbidCaching(loaded, this.options)) res.setHeader('Cache-Control', 'no-store');
+    if (shouldForbidCaching(loaded.stored, this.options)) res.setHeader('Cache-Control', 'no-store');
     const state = this.begin(req, res, store, loaded, { channel, opened }, now, budget);
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
@@ -114,7 +115,7 @@ export class SessionMiddleware implements NestMiddleware {
     req: SessionRequest,
     res: ServerResponse,
     store: SessionStore,
-    loaded: StoredSession | null,
+    loaded: LoadedSession | null,
     credential: RequestCredential,
     now: number,
     budget: StoreBudget | undefined,
@@ -141,10 +142,10 @@ export class SessionMiddleware implements NestMiddleware {
     return state;
   }
 
-  /** The stored session, unless the timeouts in force now say it is over. */
-  private async load(store: SessionStore, id: string, now: number): Promise<StoredSession | null> {
-    const session = await store.get(id);
-    return session && !hasTimedOut(session, this.options, now) ? session : null;
+  /** The session stored under the id's key, unless the timeouts in force now say it is over. */
+  private async load(store: SessionStore, id: string, now: number): Promise<LoadedSession | null> {
+    const stored = await store.get(store.keyOf(id));
+    return stored && !hasTimedOut(stored, this.options, now) ? { id, stored } : null;
   }
 
   /**
@@ -160,7 +161,7 @@ export class SessionMiddleware implements NestMiddleware {
 
   private commitFailed(error: unknown, state: SessionState): { status: number; body: object } {
     const answer = toHttpException(error);
-    if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${hashSessionId(state.id)}: ${String(error)}`);
+    if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${state.key}: ${String(error)}`);
     return { status: answer.getStatus(), body: answer.getResponse() as object };
   }
 }

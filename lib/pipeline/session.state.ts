@@ -16,6 +16,15 @@ import type { SessionChange, SessionClient, SessionFields, SessionStore, StoredS
 
 export type { RegenerateOptions, SessionCallback, SessionData, SessionMethods, SessionObject } from './session.object.js';
 
+/**
+ * A session as the request pipeline found it: the id its credential named, and what the store
+ * keeps under that id's key (`stored.id` is `store.keyOf(id)`: stores never see the id itself).
+ */
+export interface LoadedSession {
+  id: string;
+  stored: StoredSession;
+}
+
 /** What a request's session knows beyond the store: where to report events, who the client is. */
 export interface SessionContext {
   events?: SessionEvents;
@@ -35,9 +44,10 @@ const copyFields = (target: SessionFields, source: SessionFields): void => {
  * and the commit, which makes the write that {@link plannedWrite} decides on (the change
  * tracking lives in {@link ChangeTracker}, the Session object in session.object.ts).
  *
- * Identity: `storedId` is where the session lives in the store now (null: not stored) and `id`
- * is where it will live after commit. They differ only while an id rotation is pending, which
- * the commit turns into one `store.rotate()`.
+ * Identity: `storedId` is the id of the session as stored now (null: not stored) and `id` the
+ * id it will have after commit. They differ only while an id rotation is pending, which the
+ * commit turns into one `store.rotate()`. The store knows each by its key
+ * (`store.keyOf(id)`, the hashed id): `storedKey`, and the key the commit writes.
  */
 export class SessionState implements SessionObjectHost {
   /** The live data: replaced by a new object when `regenerate()` starts the session over. */
@@ -47,6 +57,8 @@ export class SessionState implements SessionObjectHost {
   private current: ReturnType<typeof createSessionObject>;
   private currentId: string | null;
   private storedId: string | null;
+  /** `store.keyOf(storedId)`, worked out once. */
+  private storedKey: string | null;
   /** The user the stored session belongs to: a write that names another one is a sign-in. */
   private storedUser: string | null;
   /** The client recorded with the stored session, carried over by a rotation. */
@@ -56,6 +68,8 @@ export class SessionState implements SessionObjectHost {
   private lastSeenAt: number;
   private expiresAt: number;
   private saveRequested = false;
+  /** What the store holds was sealed under an older encryption key: the next commit writes it all back. */
+  private resealDue: boolean;
   private touchRequested = false;
   /** Store writes that succeeded in this request, counted: credentials that carry state follow them. */
   private writes = 0;
@@ -73,18 +87,21 @@ export class SessionState implements SessionObjectHost {
   constructor(
     private readonly store: SessionStore,
     private readonly options: ResolvedSessionOptions,
-    loaded: StoredSession | null,
+    found: LoadedSession | null,
     now: number,
     private readonly context: SessionContext = {},
   ) {
-    this.currentId = loaded?.id ?? null;
-    this.storedId = loaded?.id ?? null;
+    const loaded = found?.stored;
+    this.currentId = found?.id ?? null;
+    this.storedId = found?.id ?? null;
+    this.storedKey = loaded?.id ?? null;
     this.storedUser = loaded?.userId ?? null;
     this.storedClient = loaded?.client ?? null;
-    this.created = loaded === null;
+    this.created = loaded === undefined;
     this.createdAt = loaded?.createdAt ?? now;
     this.lastSeenAt = loaded?.lastSeenAt ?? now;
     this.expiresAt = loaded?.expiresAt ?? 0;
+    this.resealDue = loaded?.reseal === true;
     if (loaded) copyFields(this.liveData, loaded.data);
     this.budget = context.budget ?? new StoreBudget(store.kind, options.storeTimeout);
     this.current = createSessionObject(this);
@@ -108,6 +125,11 @@ export class SessionState implements SessionObjectHost {
   get id(): string {
     this.currentId ??= generateSessionId();
     return this.currentId;
+  }
+
+  /** The key of {@link id} in the store: how logs and events name this session. */
+  get key(): string {
+    return this.storedId !== null && this.storedId === this.currentId ? (this.storedKey as string) : this.keyOf(this.id);
   }
 
   get isNew(): boolean {
@@ -136,7 +158,7 @@ export class SessionState implements SessionObjectHost {
   }
 
   async destroy(): Promise<void> {
-    const live = this.storedId;
+    const live = this.storedKey;
     const user = this.storedUser;
     this.destroyedHere = true;
     this.forget();
@@ -147,12 +169,12 @@ export class SessionState implements SessionObjectHost {
   }
 
   async reload(): Promise<void> {
-    if (this.storedId === null) {
+    if (this.storedKey === null) {
       this.clearData();
       return;
     }
-    const storedId = this.storedId;
-    const loaded = await this.budget.spend('get', () => this.store.get(storedId));
+    const storedKey = this.storedKey;
+    const loaded = await this.budget.spend('get', () => this.store.get(storedKey));
     this.clearData();
     if (!loaded) {
       // Destroyed elsewhere meanwhile: become a fresh session rather than resurrect it.
@@ -160,6 +182,7 @@ export class SessionState implements SessionObjectHost {
       return;
     }
     copyFields(this.liveData, loaded.data);
+    this.resealDue ||= loaded.reseal === true;
     this.createdAt = loaded.createdAt;
     this.lastSeenAt = loaded.lastSeenAt;
     this.expiresAt = loaded.expiresAt;
@@ -200,7 +223,7 @@ export class SessionState implements SessionObjectHost {
    * false, the response can leave at once: most reads change nothing and have no touch due.
    */
   hasPendingWrite(now = Date.now()): boolean {
-    return this.commitsInFlight > 0 || this.planned(now, () => this.changes.changed(this.liveData)) !== 'none';
+    return this.commitsInFlight > 0 || this.planned(now, () => this.resealDue || this.changes.changed(this.liveData)) !== 'none';
   }
 
   /** The session as this request's commits left it: what the credential decision reads. */
@@ -236,7 +259,7 @@ export class SessionState implements SessionObjectHost {
     if (added > 0 && this.growsPastFieldLimit()) throw new SessionTooManyFieldsError(Object.keys(this.liveData).length, MAX_SESSION_FIELDS);
     const user = this.userId();
     if (user !== this.storedUser) assertUserIdKeepable(user);
-    const write = this.planned(now, () => Object.keys(set).length > 0 || unset.length > 0);
+    const write = this.planned(now, () => this.resealDue || Object.keys(set).length > 0 || unset.length > 0);
     if (write === 'none') return;
 
     const expiresAt = expiryFrom(now, this.createdAt, this.options);
@@ -244,35 +267,54 @@ export class SessionState implements SessionObjectHost {
     const signIn = <T>(run: () => Promise<T>): Promise<T> =>
       admitSignIn(this.store, this.options, this.context.events, {
         user: user !== this.storedUser ? user : null,
-        own: [this.storedId, this.currentId],
+        own: [this.storedKey, this.currentId === this.storedId ? this.storedKey : this.keyOf(this.id)],
         write: run,
       });
-    const storedId = this.storedId as string;
+    const storedKey = this.storedKey as string;
+    let key = storedKey;
     if (write === 'create') {
       const record = this.record(now, expiresAt);
       await signIn(() => this.store.create(record));
+      key = record.id;
       this.context.events?.emit('created', record.id, record.userId);
     } else if (write === 'rotate') {
       const record = this.record(now, expiresAt);
-      if (!(await signIn(() => this.store.rotate(storedId, record)))) return this.forget();
-      this.context.events?.rotated(storedId, record.id, record.userId);
+      if (!(await signIn(() => this.store.rotate(storedKey, record)))) return this.forget();
+      key = record.id;
+      this.context.events?.rotated(storedKey, record.id, record.userId);
     } else if (write === 'commit') {
       const change: SessionChange = { set, unset, expiresAt, lastSeenAt: now };
       if (this.changes.touched(this.options.userKey.split('.')[0]) && user !== this.storedUser) {
         change.userId = user;
         change.client = this.clientFor(user);
+      } else if (this.resealDue) {
+        this.resealAll(change, user);
       }
-      if (!(await signIn(() => this.store.commit(storedId, change)))) return this.forget();
-    } else if (!(await this.store.touch(storedId, expiresAt, now))) {
+      if (!(await signIn(() => this.store.commit(storedKey, change)))) return this.forget();
+    } else if (!(await this.store.touch(storedKey, expiresAt, now))) {
       return this.forget();
     }
     if (user !== this.storedUser) this.storedClient = this.clientFor(user);
     this.storedId = this.id;
+    this.storedKey = key;
     this.storedUser = user;
     this.settle(now, expiresAt, current);
   }
 
   // ---- Internals ---------------------------------------------------------------------------
+
+  /**
+   * Makes `change` write back every field, the user and the client record as they are: the
+   * store's sealed-at-rest view seals them anew under the first encryption key, and moves the
+   * user's index entry to that key's token.
+   */
+  private resealAll(change: SessionChange, user: string | null): void {
+    for (const field of Object.keys(this.liveData)) {
+      if (!(field in change.set) && !change.unset.includes(field)) defineField(change.set, field, this.liveData[field]);
+    }
+    change.userId = user;
+    if (this.storedClient) change.client = this.storedClient;
+  }
 
   private commitSettled(failed: boolean): void {
     this.commitsInFlight -= 1;
@@ -302,6 +344,7 @@ export class SessionState implements SessionObjectHost {
     this.expiresAt = expiresAt;
     this.saveRequested = false;
     this.touchRequested = false;
+    this.resealDue = false;
   }
 
   /**
@@ -311,18 +354,24 @@ export class SessionState implements SessionObjectHost {
    */
   private forget(): void {
     this.storedId = null;
+    this.storedKey = null;
     this.storedUser = null;
     this.storedClient = null;
     this.currentId = null;
+    this.resealDue = false;
     this.created = true;
     this.clearData();
   }
 
-  /** The whole session, for a create or a rotation. */
+  /** The whole session, for a create or a rotation: stored under the key of the id it has after commit. */
   private record(now: number, expiresAt: number): StoredSession {
     const userId = this.userId();
     const client = userId === this.storedUser ? this.storedClient : this.clientFor(userId);
-    return { id: this.id, data: this.liveData, createdAt: this.createdAt, lastSeenAt: now, expiresAt, userId, client };
+    return { id: this.keyOf(this.id), data: this.liveData, createdAt: this.createdAt, lastSeenAt: now, expiresAt, userId, client };
+  }
+
+  private keyOf(id: string): string {
+    return this.store.keyOf(id);
   }
 
   /** The client to record for a session that now belongs to `user`: the requester's, if asked to. */

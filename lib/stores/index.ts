@@ -31,6 +31,7 @@ export { CookieStore, MAX_CREDENTIAL_BYTES } from './cookie/index.js';
 export type { CookieStoreOptions } from './cookie/index.js';
 export { STORE_TYPES, CookieStoreConfig, FileStoreConfig, MemoryStoreConfig, PostgresStoreConfig, RedisStoreConfig } from './store-config.js';
 export type { RedisEndpoint, StoreConfig, StoreType } from './store-config.js';
+export { sealedAtRest } from './sealed-at-rest.js';
 // What the request pipeline shares with the stores (internal: lib/index.ts does not export them).
 export { defineField } from './toolkit/field-codec.js';
 export { withinTime } from './toolkit/store-runtime.js';

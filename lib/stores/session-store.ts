@@ -2,6 +2,12 @@
  * The one contract every store keeps (SPEC §3). The request pipeline talks to stores only through
  * this class, and `SessionStore` is also the injection token of the store in use.
  *
+ * Keys: a store never sees a session id, the credential itself. It sees the session's key,
+ * {@link SessionStore.keyOf} the id (a SHA-256 of it, `hashSessionId()`), in every argument and
+ * result named `id` here: whoever reads a store (a backup, a replica, `MONITOR`, a read-only SQL
+ * role) finds nothing to sign in with (SPEC §3.11; Rack's fix for CVE-2019-16782). A key has the
+ * shape of an id (43 base64url characters), so a store checks both alike.
+ *
  * Design: the pipeline knows what changed, so a store never reads before it writes. A request
  * that changes fields sends only a {@link SessionChange} (set these fields, drop those, new
  * expiry), which a store applies in one round trip and only if the session still exists: that is
@@ -11,6 +17,7 @@
 
 import { Logger } from '@nestjs/common';
 import type { LoggerService } from '@nestjs/common';
+import { hashSessionId } from '../crypto/session-id.js';
 import { SessionStoreUnsupportedError } from '../session.errors.js';
 import { assertUserIdKeepable } from './user-id.js';
 
@@ -25,6 +32,7 @@ export type SessionFields = Record<string, SessionFieldValue>;
 
 /** A whole session as a store keeps it. Times are milliseconds since the epoch. */
 export interface StoredSession {
+  /** The session's key: {@link SessionStore.keyOf} its id. */
   id: string;
   data: SessionFields;
   createdAt: number;
@@ -39,6 +47,12 @@ export interface StoredSession {
    * null or absent otherwise. Stores keep it beside the data, never in it.
    */
   client?: SessionClient | null;
+  /**
+   * Set on a session read back when what it holds was sealed under an encryption key other than
+   * the first (`encryptionKeys`): the request that read it writes it all back, under the first.
+   * Stores never set it.
+   */
+  reseal?: boolean;
 }
 
 /** What is recorded about the client that signed a session in (opt-in: `recordClient`). */
@@ -103,10 +117,21 @@ export abstract class SessionStore {
   /** Per-user queues of {@link withUserLock} within this process. */
   private readonly userQueues = new Map<string, Promise<unknown>>();
 
-  /** The live session with this id, or null (unknown, destroyed, expired or unreadable). */
+  /**
+   * The key a session with this id is kept under, and known by in listings, events and logs: the
+   * hashed id (`hashSessionId()`). One way, so the key opens nothing.
+   *
+   * Only a store whose sessions never rest on a server overrides it (the cookie store, whose ids
+   * exist only inside their seals, keys them by the id itself).
+   */
+  keyOf(id: string): string {
+    return hashSessionId(id);
+  }
+
+  /** The live session with this key, or null (unknown, destroyed, expired or unreadable). */
   abstract get(id: string): Promise<StoredSession | null>;
 
-  /** Stores a new session under a fresh id. */
+  /** Stores a new session under a fresh key. */
   abstract create(session: StoredSession): Promise<void>;
 
   /**
@@ -116,8 +141,8 @@ export abstract class SessionStore {
   abstract commit(id: string, change: SessionChange): Promise<boolean>;
 
   /**
-   * Moves a session to a new id (fixation protection on sign-in): afterwards `oldId` is dead and
-   * `next` lives under `next.id`. Stores do this without a cross-slot rename.
+   * Moves a session to a new key (fixation protection on sign-in: its id changed): afterwards
+   * `oldId` is dead and `next` lives under `next.id`. Stores do this without a cross-slot rename.
    * @returns false, writing nothing, when `oldId` is already gone (destroyed by another request).
    */
   abstract rotate(oldId: string, next: StoredSession): Promise<boolean>;
@@ -129,8 +154,8 @@ export abstract class SessionStore {
   abstract listByUser(userId: string): Promise<SessionSummary[]>;
 
   /**
-   * Destroys every session of one user, except `exceptId` if given.
-   * @returns the ids of the live sessions it destroyed (so each can be reported as revoked).
+   * Destroys every session of one user, except the one with key `exceptId` if given.
+   * @returns the keys of the live sessions it destroyed (so each can be reported as revoked).
    */
   abstract destroyByUser(userId: string, exceptId?: string): Promise<string[]>;
 

@@ -1,2 +1,3 @@
 export { bothInsideAtOnce, describeSessionStoreConformance, type ConformanceCapability, type ConformanceSetup } from './store-conformance.js';
+export type { StoreDump } from './at-rest-conformance.js';
 export type { ConformanceAssertion, ConformanceFramework, ConformanceMatchers, ConformanceNegatable } from './test-framework.js';

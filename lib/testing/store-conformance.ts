@@ -3,6 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_SESSION_FIELDS } from '../session.constants.js';
 import { SessionFieldNotJsonError, SessionStoreUnsupportedError, SessionTooLargeError, SessionUserIdInvalidError } from '../session.errors.js';
 import type { ExpiredSession, SessionClient, SessionFields, SessionStore, StoredSession } from '../stores/session-store.js';
+import { describeAtRestCases } from './at-rest-conformance.js';
+import type { StoreDump } from './at-rest-conformance.js';
 import { resolveFramework, type ConformanceFramework } from './test-framework.js';
 
 /** A capability a store may declare it cannot honour. */
@@ -19,6 +21,14 @@ export interface ConformanceSetup {
    * SessionStoreUnsupportedError instead of being skipped.
    */
   unsupported?: ConformanceCapability[];
+  /**
+   * Everything the store holds, as text: every key and value, row, file name and file content
+   * (what a backup, a replica or `MONITOR` would show). Given, the suite also checks what is at
+   * rest: no session id a client holds, and with `encryptionKeys` no data, user id or client
+   * record in the clear (see at-rest-conformance.ts). Not for a store that seals sessions into
+   * their credentials: it keeps nothing at rest.
+   */
+  dump?: StoreDump;
   /**
    * The test framework's `describe`, `it`, `expect`, `beforeAll` and `afterAll`. Default: the
    * globals jest installs (and Vitest with `globals: true`); pass them when there are none,
@@ -939,6 +949,15 @@ export function describeSessionStoreConformance(name: string, setup: Conformance
         }
       });
     });
+
+    if (setup.dump)
+      describeAtRestCases({
+        framework: { describe, it, expect, beforeAll, afterAll },
+        store: () => store,
+        dump: setup.dump,
+        lifetime: LIFETIME,
+        expiries: { reported: supports('expiryEvents'), shortLifetime: SHORT_LIFETIME, deadline: EXPIRY_REPORT_DEADLINE },
+      });
   });
 }
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { cookieHeader, idOf, isClearing, requireSid, setCookieLine } from '../fixtures/index.js';
+import { cookieHeader, idOf, isClearing, keyOf, requireSid, setCookieLine } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 import type { SessionModuleOptions } from '../../lib/index.js';
 import { postgresForTests } from '../support/postgres-server.js';
@@ -108,7 +108,7 @@ describe.each([
     const after = requireSid(await login('bob', 'demo', before).expect(200));
 
     expect(idOf(after)).not.toBe(idOf(before));
-    await expect(app.store.get(idOf(before))).resolves.toBeNull();
+    await expect(app.store.get(keyOf(before))).resolves.toBeNull();
   });
 
   it('drops what the session held before sign-in, as Passport does by default', async () => {
@@ -132,7 +132,7 @@ describe.each([
 
     const after = requireSid(res);
     expect(idOf(after)).not.toBe(idOf(before));
-    await expect(app.store.get(idOf(before))).resolves.toBeNull();
+    await expect(app.store.get(keyOf(before))).resolves.toBeNull();
     const session = await app.http().get('/session').set('Cookie', cookieHeader(after)).expect(200);
     expect(session.body).toEqual({ data: { cart: ['apple'], passport: { user: 'kim' } } });
     await app.http().get('/profile').set('Cookie', cookieHeader(after)).expect(200);
@@ -144,13 +144,13 @@ describe.each([
     const logout = await app.http().post('/logout').set('Cookie', cookieHeader(cookie)).expect(204);
 
     expect(isClearing(setCookieLine(logout)!)).toBe(true);
-    await expect(app.store.get(idOf(cookie))).resolves.toBeNull();
+    await expect(app.store.get(keyOf(cookie))).resolves.toBeNull();
     await app.http().get('/profile').set('Cookie', cookieHeader(cookie)).expect(401);
   });
 
   it("indexes the session under Passport's user (userKey: 'passport.user')", async () => {
     const cookie = requireSid(await login('dora').expect(200));
 
-    await expect(app.store.listByUser('dora')).resolves.toEqual([expect.objectContaining({ id: idOf(cookie) })]);
+    await expect(app.store.listByUser('dora')).resolves.toEqual([expect.objectContaining({ id: keyOf(cookie) })]);
   });
 });

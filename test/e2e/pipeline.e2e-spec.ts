@@ -13,6 +13,7 @@ import {
   delay,
   FlakyStore,
   idOf,
+  keyOf,
   OTHER_SECRET,
   PLATFORMS,
   requireSid,
@@ -476,7 +477,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       const written = await write;
 
       expect(written.status).toBeLessThan(500);
-      expect(await store.get(idOf(cookie))).toBeNull();
+      expect(await store.get(keyOf(cookie))).toBeNull();
       expect(await dataOf(app, cookie)).toEqual({});
     });
 
@@ -494,10 +495,10 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
         .send({ b: 2 })
         .then((r) => r);
       await delay(50);
-      expect(await store.destroyByUser('u1')).toEqual([idOf(cookie)]);
+      expect(await store.destroyByUser('u1')).toEqual([keyOf(cookie)]);
       await write;
 
-      expect(await store.get(idOf(cookie))).toBeNull();
+      expect(await store.get(keyOf(cookie))).toBeNull();
       await app.http().get('/guarded').set('Cookie', cookieHeader(cookie)).expect(401);
     });
   });
@@ -520,7 +521,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       // Once the old secret is retired, only cookies signed with the new one still work.
       const after = await start({ secret: [OTHER_SECRET], store });
       expect(await dataOf(after, newCookie)).toEqual({ gen: 2 });
-      expect(await store.get(idOf(oldCookie))).not.toBeNull();
+      expect(await store.get(keyOf(oldCookie))).not.toBeNull();
       expect(await dataOf(after, oldCookie)).toEqual({});
     });
 
@@ -652,7 +653,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       const store = new FlakyStore();
       const app = await start({ store });
       const cookie = requireSid(await app.http().post('/login').send({ userId: 'u1' }).expect(200));
-      const id = idOf(cookie);
+      const id = keyOf(cookie);
       // The load succeeds; the store fails only for destroy(), as it would mid-request.
       const logout = app.http().post('/logout').set('Cookie', cookieHeader(cookie)).timeout(BOUND);
       const failing = store.destroy.bind(store);
@@ -756,7 +757,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
 
       const after = requireSid(res);
       expect(after).not.toBe(before);
-      expect(await store.get(idOf(before))).toBeNull();
+      expect(await store.get(keyOf(before))).toBeNull();
       expect(await dataOf(app, after)).toEqual({ cart: [1, 2], userId: 'u1' });
       expect(await dataOf(app, before)).toEqual({});
     });
@@ -774,7 +775,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       // regenerate() is express-session's: a new id and empty data, the old session destroyed.
       expect(await dataOf(app, after)).toEqual({ passport: { user: 'u7' } });
       expect(await dataOf(app, before)).toEqual({});
-      expect(await store.get(idOf(before))).toBeNull();
+      expect(await store.get(keyOf(before))).toBeNull();
     });
 
     it("supports Passport's flow on a request without a session", async () => {
@@ -793,7 +794,7 @@ describe.each(PLATFORMS)('request pipeline (%s)', (platform) => {
       const res = await app.http().post('/logout').set('Cookie', cookieHeader(cookie)).expect(204);
 
       expect(setCookieLine(res)).toMatch(/^sid=;/);
-      expect(await store.get(idOf(cookie))).toBeNull();
+      expect(await store.get(keyOf(cookie))).toBeNull();
     });
   });
 

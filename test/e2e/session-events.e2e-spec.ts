@@ -23,8 +23,7 @@ import { startClusterTopology, startRedisServer, type ClusterTopology, type Redi
 const hashOf = (cookieOrId: string): string =>
   createHash('sha256')
     .update(cookieOrId.includes('.') ? idOf(cookieOrId) : cookieOrId)
-    .digest('base64url')
-    .slice(0, 16);
+    .digest('base64url');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const TYPES: SessionEventType[] = ['created', 'rotated', 'destroyed', 'expired', 'revoked'];
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MAX_SESSION_FIELDS } from '../../lib/index.js';
 import type { SessionModuleOptions } from '../../lib/index.js';
-import { cookieHeader, createFixtureApp, dataOf, idOf, requireSid, setCookieLine, type FixtureApp } from '../fixtures/index.js';
+import { cookieHeader, createFixtureApp, dataOf, keyOf, requireSid, setCookieLine, type FixtureApp } from '../fixtures/index.js';
 import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
 import { startClusterTopology, startRedisServer, type ClusterTopology, type RedisServer } from '../support/redis-topology.js';
 
@@ -116,7 +116,7 @@ describe.each(backings)('at most MAX_SESSION_FIELDS fields per session on the %s
   it('lets a session already over the limit (stored by a version without it) be read and changed, but not grown', async () => {
     const fields = manyFields(MAX_SESSION_FIELDS);
     const cookie = requireSid(await post('/set').send(fields).expect(200));
-    const stored = (await app.store.get(idOf(cookie)))!;
+    const stored = (await app.store.get(keyOf(cookie)))!;
     await app.store.commit(stored.id, { set: { overflow: true }, unset: [], expiresAt: stored.expiresAt, lastSeenAt: Date.now() });
 
     await post('/field/f1/changed', cookie).expect(200);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { idOf, requireSid } from '../fixtures/cookies.js';
+import { keyOf, requireSid } from '../fixtures/cookies.js';
 import { expectConcurrentFieldWritesKept, expectLogoutToWinRaceWithWrites, expectUserSessionsListedOnBoth } from '../fixtures/two-nodes.js';
 import { postgresForTests, type PostgresServer } from '../support/postgres-server.js';
 import { compileOnce, startSampleProcess, stopAllSampleProcesses, type SampleProcess } from '../support/sample-process.js';
@@ -93,7 +93,7 @@ function describeTwoProcesses(name: string, setUp: () => Promise<SharedStore>): 
       for (let round = 0; round < 5; round++) {
         const user = `racer-${round}`;
         const cookie = await expectLogoutToWinRaceWithWrites(a, b, user);
-        expect(await store.leftovers(idOf(cookie), user)).toEqual([]);
+        expect(await store.leftovers(keyOf(cookie), user)).toEqual([]);
       }
     });
 

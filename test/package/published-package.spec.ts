@@ -39,7 +39,7 @@ describe('the published package', () => {
 
   it('ships nothing of sample/, test/ or benchmarks/, no TypeScript sources and no source maps', () => {
     const unexpected = packed.files.filter(
-      (file) => !/^(LICENSE|README\.md|package\.json|docs\/[\w./-]+\.md|dist\/lib\/[\w./-]+\.(js|d\.ts))$/.test(file),
+      (file) => !/^(LICENSE|README\.md|CHANGELOG\.md|package\.json|docs\/[\w./-]+\.md|dist\/lib\/[\w./-]+\.(js|d\.ts))$/.test(file),
     );
 
     expect(unexpected).toEqual([]);

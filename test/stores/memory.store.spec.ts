@@ -6,6 +6,7 @@ import { createSessionStore } from '../../lib/stores/index.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../lib/stores/index.js';
 import type { ExpiredSession, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
 import { describeSessionStoreConformance } from '../../lib/testing/index.js';
+import { dumpMemoryStore } from '../fixtures/store-dumps.js';
 
 /** Short enough that the conformance expiry reports (150 ms lifetimes) arrive within their deadline. */
 const CONFORMANCE_SWEEP_INTERVAL = 100;
@@ -15,6 +16,7 @@ const CONFORMANCE_SWEEP_INTERVAL = 100;
 describeSessionStoreConformance('MemoryStore', {
   createStore: () => new MemoryStore({ sweepInterval: CONFORMANCE_SWEEP_INTERVAL }),
   framework: { describe, it, expect, beforeAll, afterAll },
+  dump: async (store) => dumpMemoryStore(store),
 });
 
 const HOUR = 60 * 60_000;

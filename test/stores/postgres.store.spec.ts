@@ -6,6 +6,7 @@ import { SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import type { ExpiredSession, SessionChange, SessionClient, StoredSession } from '../../lib/stores/session-store.js';
 import type { PostgresStoreConfig } from '../../lib/stores/store-config.js';
 import { bothInsideAtOnce, describeSessionStoreConformance } from '../../lib/testing/index.js';
+import { dumpPostgres } from '../fixtures/store-dumps.js';
 import { postgresForTests, startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
 
 /**
@@ -134,9 +135,13 @@ function recordStatements(pool: pg.Pool): SentStatement[] {
   return statements;
 }
 
+const CONFORMANCE_TABLE = 'conformance_sessions';
+
 describeSessionStoreConformance('PostgresStore', {
   // A short sweep interval: the conformance expiry reports (150 ms lifetimes) come from the sweeper.
-  createStore: () => openStore('conformance_sessions', { sweepInterval: 100 }),
+  createStore: () => openStore(CONFORMANCE_TABLE, { sweepInterval: 100 }),
+  // Read through the test's own pool, as any other client of the database would.
+  dump: () => dumpPostgres(admin, CONFORMANCE_TABLE),
 });
 
 describe('PostgresStore start-up', () => {

@@ -1,7 +1,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { generateSessionId, SessionIdSigner } from '../../lib/crypto/index.js';
+import { generateSessionId, hashSessionId, SessionIdSigner } from '../../lib/crypto/index.js';
 import { SessionCredentials } from '../../lib/pipeline/session.credentials.js';
 import { SessionEvents } from '../../lib/session.events.js';
 import type { SessionRequest } from '../../lib/pipeline/session.http.js';
@@ -60,7 +60,7 @@ describe('SessionMiddleware, for a request with a live session', () => {
   async function handled(): Promise<{ req: SessionRequest; res: ServerResponse; id: string }> {
     const id = generateSessionId();
     const now = Date.now();
-    await store.create({ id, data: { visits: 1 }, createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, userId: null });
+    await store.create({ id: hashSessionId(id), data: { visits: 1 }, createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, userId: null });
     const middleware = new SessionMiddleware(options, store, await SessionCredentials.create(options, store), new SessionEvents(store, options));
     const req = new IncomingMessage(new Socket()) as SessionRequest;
     req.headers.cookie = `sid=${signer.sign(id)}`;
@@ -89,6 +89,6 @@ describe('SessionMiddleware, for a request with a live session', () => {
     // Released once the commit is acknowledged: a few turns of the event loop for the memory store.
     for (let turn = 0; turn < 100 && !res.headersSent; turn++) await new Promise((resolve) => setImmediate(resolve));
     expect(res.headersSent).toBe(true);
-    expect((await store.get(id))!.data).toEqual({ visits: 2 });
+    expect((await store.get(hashSessionId(id)))!.data).toEqual({ visits: 2 });
   });
 });

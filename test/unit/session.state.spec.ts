@@ -1,12 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { generateSessionId } from '../../lib/crypto/index.js';
+import { generateSessionId, hashSessionId } from '../../lib/crypto/index.js';
 import { credentialDecision } from '../../lib/pipeline/session.decisions.js';
 import { SessionFieldNotJsonError, SessionReservedFieldError, SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
 import type { ResolvedSessionOptions } from '../../lib/session.options.js';
 import { SessionState } from '../../lib/pipeline/session.state.js';
 import type { SessionCallback, SessionMethods } from '../../lib/pipeline/session.state.js';
-import { MemoryStore } from '../../lib/stores/index.js';
+import { MemoryStore, sealedAtRest } from '../../lib/stores/index.js';
 import type { SessionChange, StoredSession } from '../../lib/stores/session-store.js';
 import { boundStoreCalls } from '../../lib/stores/bounded-store.js';
 
@@ -122,11 +123,15 @@ function optionsWith(overrides: Record<string, unknown> = {}): ResolvedSessionOp
   return resolveSessionOptions({ secret: SECRET, ...overrides });
 }
 
-/** Puts a session straight into the store, as an earlier request would have left it. */
+/**
+ * Puts a session straight into the store, as an earlier request would have left it: stored under
+ * its key, and returned with the id its client holds.
+ */
 async function seed(store: MemoryStore, data: Record<string, unknown>, overrides: Partial<StoredSession> = {}): Promise<StoredSession> {
   const now = Date.now();
+  const id = generateSessionId();
   const session: StoredSession = {
-    id: generateSessionId(),
+    id,
     data,
     createdAt: now,
     lastSeenAt: now,
@@ -134,15 +139,20 @@ async function seed(store: MemoryStore, data: Record<string, unknown>, overrides
     userId: null,
     ...overrides,
   };
-  await store.create(session);
+  await store.create({ ...session, id: hashSessionId(session.id) });
   return session;
+}
+
+/** What the store keeps for the session with this id (under its key). */
+function stored(store: MemoryStore, id: string): Promise<StoredSession | null> {
+  return store.get(hashSessionId(id));
 }
 
 /** A request's view of a stored session: loaded from the store like the middleware does. */
 async function load(store: MemoryStore, id: string, options = optionsWith(), now = Date.now()): Promise<SessionState> {
-  const loaded = await store.get(id);
+  const loaded = await stored(store, id);
   if (!loaded) throw new Error(`session ${id} is not in the store`);
-  return new SessionState(store, options, loaded, now);
+  return new SessionState(store, options, { id, stored: loaded }, now);
 }
 
 function fresh(store: MemoryStore, options = optionsWith()): SessionState {
@@ -160,6 +170,77 @@ function viaCallback(call: (cb: SessionCallback) => Promise<void>): Promise<{ ar
 }
 
 describe('SessionState', () => {
+  describe('store keys', () => {
+    it('hands the store only the hashed ids, never an id a client holds, through create, change, touch, rotation and destroy', async () => {
+      const store = countingStore();
+      const state = fresh(store);
+      app(state).visits = 1;
+      await state.commit();
+      const first = state.id;
+      const later = await load(store, first, optionsWith({ touchAfter: 0 }));
+      app(later).userId = 'u1';
+      await app(later).rotateId();
+      await later.commit();
+      const second = later.id;
+      const reread = await load(store, second, optionsWith({ touchAfter: 0 }));
+      await reread.touch();
+      await reread.commit(Date.now() + 1);
+      await app(reread).destroy();
+
+      expect(store.ops()).toEqual(['create', 'rotate', 'touch', 'destroy']);
+      const seen = JSON.stringify(store.calls);
+      for (const id of [first, second]) {
+        expect(seen).not.toContain(id);
+        expect(seen).toContain(hashSessionId(id));
+      }
+      expect(
+        store.calls.flatMap((call) => ('id' in call ? [call.id] : call.op === 'rotate' ? [call.oldId, call.next.id] : [call.session.id])),
+      ).toEqual([
+        hashSessionId(first),
+        hashSessionId(first),
+        hashSessionId(first),
+        hashSessionId(second),
+        hashSessionId(second),
+        hashSessionId(second),
+        hashSessionId(second),
+      ]);
+    });
+  });
+
+  describe('a session sealed under an older encryption key', () => {
+    it('writes every field, the user and the client back under the first key on the request that reads it, changing nothing else', async () => {
+      const store = countingStore();
+      const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+      const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
+      const signIn = new SessionState(sealedAtRest(store, [oldKey], quiet), optionsWith({ recordClient: true }), null, Date.now(), {
+        client: { userAgent: 'phone' },
+      });
+      Object.assign(app(signIn), { userId: 'u1', cart: ['a'], theme: 'dark' });
+      await signIn.commit();
+      const id = signIn.id;
+
+      const rotating = sealedAtRest(store, [newKey, oldKey], quiet);
+      const read = await rotating.get(hashSessionId(id));
+      expect(read?.reseal).toBe(true);
+      const state = new SessionState(rotating, optionsWith(), { id, stored: read! }, Date.now());
+      expect(app(state).cart).toEqual(['a']);
+      expect(state.hasPendingWrite()).toBe(true);
+      store.forget();
+      await state.commit();
+
+      expect(store.ops()).toEqual(['commit']);
+      expect(Object.keys(store.commits()[0].set).sort()).toEqual(['cart', 'theme', 'userId']);
+      expect(state.hasPendingWrite()).toBe(false);
+      const after = sealedAtRest(store, [newKey], quiet);
+      expect(await after.get(hashSessionId(id))).toMatchObject({
+        data: { userId: 'u1', cart: ['a'], theme: 'dark' },
+        userId: 'u1',
+        client: { userAgent: 'phone' },
+      });
+      expect((await after.listByUser('u1')).map((session) => session.id)).toEqual([hashSessionId(id)]);
+    });
+  });
+
   describe('property-style data', () => {
     it('stores a field assigned like express-session (session.userId = ...)', async () => {
       const store = countingStore();
@@ -169,7 +250,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.ops()).toEqual(['create']);
-      expect((await store.get(state.id))?.data).toEqual({ userId: 'u1' });
+      expect((await stored(store, state.id))?.data).toEqual({ userId: 'u1' });
     });
 
     it('reads the fields of a loaded session as properties', async () => {
@@ -232,7 +313,7 @@ describe('SessionState', () => {
       expect(store.ops()).toEqual(['commit']);
       expect(store.commits()[0].set).toEqual({ b: 20, d: 4 });
       expect(store.commits()[0].unset).toEqual([]);
-      expect((await store.get(id))?.data).toEqual({ a: 1, b: 20, c: 3, d: 4 });
+      expect((await stored(store, id))?.data).toEqual({ a: 1, b: 20, c: 3, d: 4 });
     });
 
     it('sends a removed field as unset', async () => {
@@ -247,7 +328,7 @@ describe('SessionState', () => {
       expect(store.commits()).toHaveLength(1);
       expect(store.commits()[0].set).toEqual({});
       expect(store.commits()[0].unset).toEqual(['a']);
-      expect((await store.get(id))?.data).toEqual({ b: 2 });
+      expect((await stored(store, id))?.data).toEqual({ b: 2 });
     });
 
     it('treats assigning undefined as removing the field', async () => {
@@ -261,7 +342,7 @@ describe('SessionState', () => {
 
       expect(store.commits()[0].unset).toEqual(['a']);
       expect(Object.keys(app(state))).toEqual(['b']);
-      expect((await store.get(id))?.data).toEqual({ b: 2 });
+      expect((await stored(store, id))?.data).toEqual({ b: 2 });
     });
 
     it('sees a nested mutation (session.cart.items.push(3))', async () => {
@@ -275,7 +356,7 @@ describe('SessionState', () => {
 
       expect(store.commits()).toHaveLength(1);
       expect(store.commits()[0].set).toEqual({ cart: { items: [1, 2, 3] } });
-      expect((await store.get(id))?.data).toEqual({ cart: { items: [1, 2, 3] }, other: 'x' });
+      expect((await stored(store, id))?.data).toEqual({ cart: { items: [1, 2, 3] }, other: 'x' });
     });
 
     it('writes nothing for a request that only reads, when no touch is due', async () => {
@@ -332,7 +413,7 @@ describe('SessionState', () => {
       await first.commit();
       await second.commit();
 
-      expect((await store.get(id))?.data).toEqual({ a: 2, b: 2 });
+      expect((await stored(store, id))?.data).toEqual({ a: 2, b: 2 });
     });
   });
 
@@ -368,7 +449,7 @@ describe('SessionState', () => {
 
       expect(store.ops()).toEqual(['create']);
       expect(credentialDecision(state.committed, null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
-      expect((await store.get(state.id))?.data).toEqual({ visits: 1 });
+      expect((await stored(store, state.id))?.data).toEqual({ visits: 1 });
     });
 
     it('creates an empty session when saveUninitialized is true', async () => {
@@ -378,7 +459,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.ops()).toEqual(['create']);
-      expect((await store.get(state.id))?.data).toEqual({});
+      expect((await stored(store, state.id))?.data).toEqual({});
       expect(credentialDecision(state.committed, null, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: state.id }) });
     });
 
@@ -408,8 +489,8 @@ describe('SessionState', () => {
       expect(store.ops()).toEqual(['rotate']);
       const newId = app(state).id;
       expect(newId).not.toBe(oldId);
-      expect(await store.get(oldId)).toBeNull();
-      expect((await store.get(newId))?.data).toEqual({ cart: [1], userId: 'u1' });
+      expect(await stored(store, oldId)).toBeNull();
+      expect((await stored(store, newId))?.data).toEqual({ cart: [1], userId: 'u1' });
       expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
@@ -422,7 +503,7 @@ describe('SessionState', () => {
       app(state).userId = 'u1';
       await state.commit();
 
-      expect((await store.listByUser('u1')).map((s) => s.id)).toEqual([app(state).id]);
+      expect((await store.listByUser('u1')).map((s) => s.id)).toEqual([hashSessionId(app(state).id)]);
     });
 
     it('writes only what changed after the rotation on a later commit', async () => {
@@ -451,7 +532,7 @@ describe('SessionState', () => {
       await app(state).regenerate();
 
       expect(store.ops()).toEqual(['destroy']);
-      expect(await store.get(oldId)).toBeNull();
+      expect(await stored(store, oldId)).toBeNull();
       expect(Object.keys(app(state))).toEqual([]);
       expect(app(state).userId).toBeUndefined();
       expect(app(state).isNew).toBe(true);
@@ -469,8 +550,8 @@ describe('SessionState', () => {
 
       const newId = app(state).id;
       expect(newId).not.toBe(oldId);
-      expect(await store.get(oldId)).toBeNull();
-      expect((await store.get(newId))?.data).toEqual({ userId: 'u2' });
+      expect(await stored(store, oldId)).toBeNull();
+      expect((await stored(store, newId))?.data).toEqual({ userId: 'u2' });
       expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
@@ -486,8 +567,8 @@ describe('SessionState', () => {
       const newId = app(state).id;
       expect(store.ops()).toEqual(['rotate']);
       expect(newId).not.toBe(oldId);
-      expect(await store.get(oldId)).toBeNull();
-      expect((await store.get(newId))?.data).toEqual({ userId: 'u1', cart: [1] });
+      expect(await stored(store, oldId)).toBeNull();
+      expect((await stored(store, newId))?.data).toEqual({ userId: 'u1', cart: [1] });
     });
 
     it('hands out a new Session object; the one held before still shows the old data, as express-session does', async () => {
@@ -519,8 +600,8 @@ describe('SessionState', () => {
       app(state).userId = 'u2';
       await state.commit();
 
-      expect((await store.get(app(state).id))?.data).toEqual({ cart: [1], returnTo: '/checkout', userId: 'u2' });
-      expect(await store.get(oldId)).toBeNull();
+      expect((await stored(store, app(state).id))?.data).toEqual({ cart: [1], returnTo: '/checkout', userId: 'u2' });
+      expect(await stored(store, oldId)).toBeNull();
     });
 
     it('sends what is written through the object held before to the new session, which it then shows', async () => {
@@ -534,7 +615,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(held.userId).toBe('u2');
-      expect((await store.get(app(state).id))?.data).toEqual({ userId: 'u2' });
+      expect((await stored(store, app(state).id))?.data).toEqual({ userId: 'u2' });
       expect(app(state).userId).toBe('u2');
     });
   });
@@ -547,11 +628,11 @@ describe('SessionState', () => {
 
       await app(state).destroy();
 
-      expect(await store.get(id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
       expect(await store.listByUser('u1')).toEqual([]);
       expect(Object.keys(app(state))).toEqual([]);
       await state.commit();
-      expect(await store.get(id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
       expect(credentialDecision(state.committed, id, false)).toEqual({ action: 'clear' });
     });
 
@@ -566,8 +647,8 @@ describe('SessionState', () => {
 
       const newId = app(state).id;
       expect(newId).not.toBe(oldId);
-      expect(await store.get(oldId)).toBeNull();
-      expect((await store.get(newId))?.data).toEqual({ flash: 'signed out' });
+      expect(await stored(store, oldId)).toBeNull();
+      expect((await stored(store, newId))?.data).toEqual({ flash: 'signed out' });
       expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
   });
@@ -588,7 +669,7 @@ describe('SessionState', () => {
       store.forget();
       await state.commit();
       expect(store.writes()).toEqual([]);
-      expect((await store.get(id))?.data).toEqual({ a: 1, b: 2 });
+      expect((await stored(store, id))?.data).toEqual({ a: 1, b: 2 });
     });
 
     it('becomes a fresh session when another request destroyed it meanwhile', async () => {
@@ -602,9 +683,9 @@ describe('SessionState', () => {
       app(state).visits = 1;
       await state.commit();
 
-      expect(await store.get(id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
       expect(app(state).id).not.toBe(id);
-      expect((await store.get(app(state).id))?.data).toEqual({ visits: 1 });
+      expect((await stored(store, app(state).id))?.data).toEqual({ visits: 1 });
     });
   });
 
@@ -619,7 +700,7 @@ describe('SessionState', () => {
       await app(state).save();
 
       expect(store.ops()).toEqual(['commit']);
-      expect((await store.get(id))?.data).toEqual({ a: 2 });
+      expect((await stored(store, id))?.data).toEqual({ a: 2 });
 
       app(state).b = 3;
       await state.commit();
@@ -649,7 +730,7 @@ describe('SessionState', () => {
       await app(state).save();
 
       expect(store.ops()).toEqual(['create']);
-      expect(await store.get(app(state).id)).not.toBeNull();
+      expect(await stored(store, app(state).id)).not.toBeNull();
     });
   });
 
@@ -666,8 +747,8 @@ describe('SessionState', () => {
       await saving;
 
       const newId = app(state).id;
-      expect(await store.get(oldId)).toBeNull();
-      expect((await store.get(newId))?.data).toEqual({ cart: [1], userId: 'u1' });
+      expect(await stored(store, oldId)).toBeNull();
+      expect((await stored(store, newId))?.data).toEqual({ cart: [1], userId: 'u1' });
       expect(credentialDecision(state.committed, oldId, false)).toEqual({ action: 'set', subject: expect.objectContaining({ id: newId }) });
     });
 
@@ -711,9 +792,9 @@ describe('SessionState', () => {
       await state.commit(now);
       await state.commit(now);
 
-      expect(store.writes()).toEqual([{ op: 'touch', id, expiresAt: now + idle }]);
-      expect((await store.get(id))?.expiresAt).toBe(now + idle);
-      expect((await store.get(id))?.lastSeenAt).toBe(now);
+      expect(store.writes()).toEqual([{ op: 'touch', id: hashSessionId(id), expiresAt: now + idle }]);
+      expect((await stored(store, id))?.expiresAt).toBe(now + idle);
+      expect((await stored(store, id))?.lastSeenAt).toBe(now);
     });
 
     it('does not touch a session seen more recently than touchAfter', async () => {
@@ -754,7 +835,7 @@ describe('SessionState', () => {
       app(state).a = 1;
       await state.commit(now);
 
-      expect((await store.get(app(state).id))?.expiresAt).toBe(now + idle);
+      expect((await stored(store, app(state).id))?.expiresAt).toBe(now + idle);
     });
 
     it('caps expiresAt at createdAt + absoluteTimeout', async () => {
@@ -767,7 +848,7 @@ describe('SessionState', () => {
       app(state).a = 2;
       await state.commit(now);
 
-      expect((await store.get(id))?.expiresAt).toBe(createdAt + 12 * 60 * MINUTE);
+      expect((await stored(store, id))?.expiresAt).toBe(createdAt + 12 * 60 * MINUTE);
     });
 
     it('does not touch when the absolute deadline leaves nothing to extend', async () => {
@@ -794,7 +875,7 @@ describe('SessionState', () => {
       app(state).a = 2;
       await state.commit(now);
 
-      expect((await store.get(id))?.expiresAt).toBe(now + idle);
+      expect((await stored(store, id))?.expiresAt).toBe(now + idle);
     });
   });
 
@@ -809,7 +890,7 @@ describe('SessionState', () => {
       app(writer).cart = [1];
       await writer.commit();
 
-      expect(await store.get(id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
       expect(await store.listByUser('u1')).toEqual([]);
       expect(credentialDecision(writer.committed, id, false)).toEqual({ action: 'none' });
     });
@@ -825,8 +906,8 @@ describe('SessionState', () => {
       app(login).userId = 'u1';
       await login.commit();
 
-      expect(await store.get(id)).toBeNull();
-      expect(await store.get(app(login).id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
+      expect(await stored(store, app(login).id)).toBeNull();
       expect(await store.listByUser('u1')).toEqual([]);
       expect(credentialDecision(login.committed, id, false)).toEqual({ action: 'none' });
     });
@@ -841,7 +922,7 @@ describe('SessionState', () => {
       await app(reader).touch();
       await reader.commit();
 
-      expect(await store.get(id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
       expect(credentialDecision(reader.committed, id, false)).toEqual({ action: 'none' });
     });
   });
@@ -856,7 +937,7 @@ describe('SessionState', () => {
 
       expect(args).toEqual([]);
       await expect(returned).resolves.toBeUndefined();
-      expect((await store.get(app(state).id))?.data).toEqual({ userId: 'u1' });
+      expect((await stored(store, app(state).id))?.data).toEqual({ userId: 'u1' });
     });
 
     it('regenerate(cb) calls back with no error after the old session is gone', async () => {
@@ -867,7 +948,7 @@ describe('SessionState', () => {
       const { args } = await viaCallback((cb) => app(state).regenerate(cb));
 
       expect(args).toEqual([]);
-      expect(await store.get(id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
       expect(app(state).id).not.toBe(id);
     });
 
@@ -880,7 +961,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(args).toEqual([]);
-      expect((await store.get(app(state).id))?.data).toEqual({ cart: [1] });
+      expect((await stored(store, app(state).id))?.data).toEqual({ cart: [1] });
     });
 
     it('destroy(cb) calls back with no error after the session is gone', async () => {
@@ -891,7 +972,7 @@ describe('SessionState', () => {
       const { args } = await viaCallback((cb) => app(state).destroy(cb));
 
       expect(args).toEqual([]);
-      expect(await store.get(id)).toBeNull();
+      expect(await stored(store, id)).toBeNull();
     });
 
     describe('when the store fails', () => {
@@ -900,8 +981,9 @@ describe('SessionState', () => {
         stores.push(store);
         const now = Date.now();
         // Loaded as if the read had worked; the writes are what fail.
+        const id = generateSessionId();
         const loaded: StoredSession = {
-          id: generateSessionId(),
+          id: hashSessionId(id),
           data: { userId: 'u1' },
           createdAt: now,
           lastSeenAt: now,
@@ -909,7 +991,7 @@ describe('SessionState', () => {
           userId: 'u1',
         };
         // Bounded as the middleware hands it over: the bound is what tells a store failure (503) from a bug (500).
-        return { store, state: new SessionState(boundStoreCalls(store, 1_000), optionsWith(), loaded, now) };
+        return { store, state: new SessionState(boundStoreCalls(store, 1_000), optionsWith(), { id, stored: loaded }, now) };
       }
 
       it.each([
@@ -1014,7 +1096,7 @@ describe('SessionState', () => {
       session.visits = 1;
       await session.save();
 
-      expect((await store.get(session.id))?.data).toEqual({ visits: 1 });
+      expect((await stored(store, session.id))?.data).toEqual({ visits: 1 });
     });
   });
 
@@ -1025,7 +1107,7 @@ describe('SessionState', () => {
     ])('a stored %s key neither pollutes Object.prototype nor changes the session', async (key, json) => {
       const store = countingStore();
       const { id } = await seed(store, { ...JSON.parse(json), visits: 1 } as Record<string, unknown>);
-      expect(Object.keys((await store.get(id))!.data)).toContain(key);
+      expect(Object.keys((await stored(store, id))!.data)).toContain(key);
       const state = await load(store, id);
       const session = app(state);
 
@@ -1039,7 +1121,7 @@ describe('SessionState', () => {
       await state.commit();
       await app(state).rotateId();
       await state.commit();
-      const reread = await store.get(app(state).id);
+      const reread = await stored(store, app(state).id);
 
       expect(reread?.data.visits).toBe(2);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -1060,7 +1142,7 @@ describe('SessionState', () => {
       await expect(state.commit()).rejects.toThrow(SessionFieldNotJsonError);
       await expect(state.commit()).rejects.toThrow(/"big"/);
       expect(store.writes()).toEqual([]);
-      expect((await store.get(id))?.data).toEqual({ a: 1 });
+      expect((await stored(store, id))?.data).toEqual({ a: 1 });
     });
 
     it('creates nothing for a new session holding a cycle', async () => {
@@ -1087,7 +1169,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.commits()[0].userId).toBe('u1');
-      expect((await store.listByUser('u1')).map((s) => s.id)).toEqual([id]);
+      expect((await store.listByUser('u1')).map((s) => s.id)).toEqual([hashSessionId(id)]);
     });
 
     it('sends null when userKey is cleared', async () => {
@@ -1113,7 +1195,7 @@ describe('SessionState', () => {
       await state.commit();
 
       expect(store.commits()[0].userId).toBeUndefined();
-      expect((await store.listByUser('u1')).map((s) => s.id)).toEqual([id]);
+      expect((await store.listByUser('u1')).map((s) => s.id)).toEqual([hashSessionId(id)]);
     });
 
     it('does not file different users under one index entry when userKey holds objects', async () => {
@@ -1139,7 +1221,7 @@ describe('SessionState', () => {
       app(state).accountId = 42;
       await state.commit();
 
-      expect((await store.listByUser('42')).map((s) => s.id)).toEqual([app(state).id]);
+      expect((await store.listByUser('42')).map((s) => s.id)).toEqual([hashSessionId(app(state).id)]);
       expect(await store.listByUser('not-this')).toEqual([]);
     });
   });

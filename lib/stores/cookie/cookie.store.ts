@@ -91,6 +91,14 @@ export class CookieStore extends SessionStore {
     return true;
   }
 
+  /**
+   * A sealed session's id exists only inside its seal, which the client holds: there is no
+   * server-side copy to hide it from, so the id is its own key.
+   */
+  override keyOf(id: string): string {
+    return id;
+  }
+
   override get maxCredentialLength(): number {
     return MAX_CREDENTIAL_BYTES;
   }

@@ -6,7 +6,6 @@
 
 import type { LoggerService } from '@nestjs/common';
 import { mkdir, readFile } from 'node:fs/promises';
-import { hashSessionId } from '../../crypto/index.js';
 import { SessionMessages, SessionStoreUnavailableError } from '../../session.errors.js';
 import { parseSessionFile } from './file.codec.js';
 import type { SessionFileRecord } from './file.codec.js';
@@ -46,7 +45,7 @@ export class SessionFiles {
   }
 
   unreadable(id: string, problem: string): null {
-    this.options.logger().warn(SessionMessages.fileUnreadable(hashSessionId(id), problem));
+    this.options.logger().warn(SessionMessages.fileUnreadable(id, problem));
     return null;
   }
 
@@ -67,9 +66,7 @@ export class SessionFiles {
       throw this.failure(id, error);
     } finally {
       // The work is done (or failed on its own): a lock we cannot remove is left to go stale.
-      await lock
-        .release()
-        .catch((error: unknown) => this.options.logger().warn(SessionMessages.fileLockNotReleased(hashSessionId(id), describeSystemError(error))));
+      await lock.release().catch((error: unknown) => this.options.logger().warn(SessionMessages.fileLockNotReleased(id, describeSystemError(error))));
     }
   }
 
@@ -81,10 +78,10 @@ export class SessionFiles {
   private failure(id: string, error: unknown): unknown {
     const { kind, lockTimeout } = this.options;
     if (error instanceof LockTimeoutError) {
-      return new SessionStoreUnavailableError(kind, error, SessionMessages.fileLockTimeout(hashSessionId(id), lockTimeout));
+      return new SessionStoreUnavailableError(kind, error, SessionMessages.fileLockTimeout(id, lockTimeout));
     }
     if (errorCode(error) !== undefined) {
-      return new SessionStoreUnavailableError(kind, undefined, SessionMessages.fileSystemFailed(hashSessionId(id), describeSystemError(error)));
+      return new SessionStoreUnavailableError(kind, undefined, SessionMessages.fileSystemFailed(id, describeSystemError(error)));
     }
     return error;
   }

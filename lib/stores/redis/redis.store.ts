@@ -1,5 +1,4 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
-import { hashSessionId } from '../../crypto/index.js';
 import { SessionMessages } from '../../session.errors.js';
 import { parseClient } from '../toolkit/field-codec.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
@@ -281,7 +280,7 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   }
 
   private unreadable(id: string, problem: string): null {
-    this.logger.warn(`Session ${hashSessionId(id)} in Redis ${problem}; treating it as absent.`);
+    this.logger.warn(`Session ${id} in Redis ${problem}; treating it as absent.`);
     return null;
   }
 }
