@@ -4,7 +4,7 @@
 // Every resource registers an undo step in `cleanup`; run.js calls `cleanup.run()` in a finally
 // block and on SIGINT/SIGTERM. A detached watchdog process also gets the pids, dirs and database
 // name, and undoes them if this process dies without running its finally (SIGKILL, OOM).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -85,6 +85,51 @@ export class Cleanup {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU pinning
+
+/** The cores a process may run on, from /proc/<pid>/status (`Cpus_allowed_list`, e.g. "0-3,6"). */
+export function affinityOf(pid) {
+  try {
+    const list = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+    return list.split(',').flatMap((part) => {
+      const [from, to = from] = part.split('-').map(Number);
+      return Number.isInteger(from) ? Array.from({ length: to - from + 1 }, (_, i) => from + i) : [];
+    });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Which cores to pin to, or why not. Unpinned, the scheduler moves the server, autocannon and
+ * redis-server between the cores from one moment to the next, so a round measures where they
+ * happened to land as much as the server; pinned, the server under test has a core to itself and
+ * everything else the bench starts shares the other. `{ server, others }` or `{ off: reason }`.
+ */
+export function pinningPlan(wanted) {
+  if (!wanted) return { off: 'BENCH_PIN=0' };
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return { off: 'taskset (util-linux) not found' };
+  }
+  const cores = affinityOf(process.pid);
+  if (cores.length < 2) return { off: `only ${cores.length || 'an unknown number of'} core(s) available` };
+  return { server: cores[0], others: cores[1] };
+}
+
+/**
+ * Moves a running process and all its threads (`-a`: Node's V8 and libuv threads exist from its
+ * start, and `taskset -p` alone would move only the main thread) to one core.
+ */
+export function pinProcess(pid, core) {
+  execFileSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' });
+}
+
+/** `[command, args]` to spawn, started on `core` through taskset when a core is given. */
+const onCore = (core, command, args) => (core === undefined ? [command, args] : ['taskset', ['-c', String(core), command, ...args]]);
+
+// ---------------------------------------------------------------------------------------------
 // Temp dirs and ports
 
 export function tempDir(cleanup, label) {
@@ -115,14 +160,16 @@ export async function freePort() {
 // ---------------------------------------------------------------------------------------------
 // Throwaway redis-server
 
-/** Starts a redis-server on a free port in its own temp dir; resolves once it answers PING. */
-export async function startRedis(cleanup) {
+/**
+ * Starts a redis-server on a free port in its own temp dir (on `core` if given); resolves once it
+ * answers PING.
+ */
+export async function startRedis(cleanup, { core } = {}) {
   const dir = tempDir(cleanup, 'redis');
   const port = await freePort();
   const logFile = join(dir, 'redis.log');
   const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', logFile],
+    ...onCore(core, 'redis-server', ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', logFile]),
     { cwd: dir, stdio: 'ignore' },
   );
   let exited = false;
@@ -151,7 +198,7 @@ export async function startRedis(cleanup) {
   // The benchmark's own admin connection: INFO, MEMORY USAGE, MONITOR. Never the shared Redis.
   const admin = new Redis(port, HOST, { maxRetriesPerRequest: 1 });
   cleanup.add('close redis admin connection', () => admin.disconnect());
-  return { port, url, admin, dir };
+  return { port, url, admin, dir, pid: child.pid };
 }
 
 function tail(file) {
@@ -200,11 +247,12 @@ export async function createDatabase(cleanup, adminUrl) {
 const SERVER_SCRIPT = new URL('./server.js', import.meta.url);
 
 /**
- * Starts one NestJS server (benchmarks/server.js) in its own process; resolves with its port
- * once it listens. `spec` is passed as JSON in BENCH_SERVER_SPEC.
+ * Starts one NestJS server (benchmarks/server.js) in its own process, on `core` if given; resolves
+ * with its port once it listens. `spec` is passed as JSON in BENCH_SERVER_SPEC.
  */
-export async function startServer(cleanup, name, spec) {
-  const child = spawn(process.execPath, [SERVER_SCRIPT.pathname], {
+export async function startServer(cleanup, name, spec, { core } = {}) {
+  // taskset execs node in place: child.pid is the server's pid, and the IPC channel is inherited.
+  const child = spawn(...onCore(core, process.execPath, [SERVER_SCRIPT.pathname]), {
     env: { ...process.env, BENCH_SERVER_SPEC: JSON.stringify(spec), NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

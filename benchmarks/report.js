@@ -36,7 +36,8 @@ function target(name, actual, { atLeast, atMost, unit = times, why }) {
 const loads = (counts) => (counts.direct.hgetall ?? 0) + (counts.direct.get ?? 0);
 
 export function renderReport(d) {
-  const { config, knobs, servers, results, redis, heap, lostUpdates, machine, wallSeconds } = d;
+  const { config, knobs, servers, results, spreadSummary, pinning, redis, heap, lostUpdates, machine, wallSeconds } = d;
+  const pinned = pinning && !pinning.off;
   const byName = Object.fromEntries(servers.map((s) => [s.name, s]));
   const r = (name, workload) => results[name]?.[workload];
   const baseline = (workload) => r('baseline', workload)?.rps;
@@ -77,7 +78,7 @@ export function renderReport(d) {
       why:
         changeRt &&
         anchorRedis &&
-        `round trips per change: ours ${num(changeRt.roundTripsPerRequest)}, connect-redis ${num(anchorRedis.change.roundTripsPerRequest)}; Redis executes ${num(changeRt.commandsPerRequest)} commands per change for ours (Lua included) vs ${num(anchorRedis.change.commandsPerRequest)}, on the same 2 cores as both processes${r('ours-memory', 'change') ? `; ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'change', 'connect-redis'))}` : ''}`,
+        `round trips per change: ours ${num(changeRt.roundTripsPerRequest)}, connect-redis ${num(anchorRedis.change.roundTripsPerRequest)}; Redis executes ${num(changeRt.commandsPerRequest)} commands per change for ours (Lua included) vs ${num(anchorRedis.change.commandsPerRequest)}, ${pinned ? `Redis sharing the load generator's core` : `on the same ${machine.cpus.count} cores as both processes`}${r('ours-memory', 'change') ? `; ours-memory ÷ connect-redis: ${times(ratio('ours-memory', 'change', 'connect-redis'))}` : ''}`,
     }),
     target('Redis commands per read (INFO commandstats), ours', readRt?.commandsPerRequest, {
       atMost: 1,
@@ -175,7 +176,8 @@ ${table(['server', 'keys counted', 'bytes per key (average)', 'bytes per session
   }
 
   // ---- encryption at rest ---------------------------------------------------------------------
-  const encryptionSection = renderEncryption({ servers, byName, r, redis, heap, cores: machine.cpus.count });
+  // Pinned, the server has exactly one core: one request costs 1 ÷ req/s of it when it is saturated.
+  const encryptionSection = renderEncryption({ servers, byName, r, redis, heap, cores: pinned ? 1 : machine.cpus.count, pinned });
 
   // ---- heap -----------------------------------------------------------------------------------
   // The encrypted MemoryStore's heap is in the encryption section; this table stays as it was.
@@ -198,13 +200,24 @@ ${table(['server', 'keys counted', 'bytes per key (average)', 'bytes per session
   ]);
 
   const cpu = machine.cpus;
+  const pinLine = pinned
+    ? `Pinned with taskset (\`BENCH_PIN\`): the server under test on core ${pinning.server}; autocannon (in the parent process)${pinning.redis ? ', redis-server' : ''} and the bench's other processes on core ${pinning.others}${pinning.postgres ? '; PostgreSQL is a shared system service, its backends are not pinned and run on either core' : ''}.`
+    : `Not pinned (${pinning?.off ?? 'unknown'}): the scheduler places the servers, autocannon and the stores on any core.`;
+  const spreadLine = spreadSummary
+    ? `Spread of the rounds' req/s ((max − min) ÷ median) over all ${spreadSummary.count} server × workload measurements: median ${pct(spreadSummary.median)}, max ${pct(spreadSummary.max)} (${spreadSummary.widest}); differences smaller than that are noise.`
+    : '';
+  const sharing = pinned
+    ? `On this ${cpu.count}-core machine the server under test has core ${pinning.server} to itself while the load generator${pinning.redis ? ' and redis-server' : ''} share core ${pinning.others}${pinning.postgres ? ' (PostgreSQL is not pinned and runs where the scheduler puts it)' : ''}, so a Redis-backed server's store shares a core with the load generator rather than with the server`
+    : `On this ${cpu.count}-core machine the load generator, the server process and the store (Redis, PostgreSQL) compete for the same cores, so a store-backed server pays for its store's CPU as well as for its round trips; the baseline pays for neither`;
   return `# Benchmarks
 
 Produced by \`npm run bench\` (\`npm run build && node benchmarks/run.js\`) in ${Math.round(wallSeconds)} s.
 
 Machine: ${cpu.count} × ${cpu.model}, ${machine.memoryGiB} GiB RAM, ${machine.os}, Node ${machine.node}, redis-server ${machine.redis}, PostgreSQL ${machine.postgres}; ${machine.date}; load average before the run ${machine.loadBefore} (1 / 5 / 15 min).
 
-Settings: ${config.connections} connections, keep-alive, ${config.sessions} signed-in sessions per server (each request takes the next cookie round-robin), ${config.rounds} interleaved rounds × ${config.duration} s per server and workload (after a ${config.warmup} s warm-up each); req/s, p50 and p99 are the medians over the rounds. Every server is its own process (NestJS 12, @nestjs/platform-express, logger off); autocannon runs in the parent process.
+Settings: ${config.connections} connections, keep-alive, ${config.sessions} signed-in sessions per server (each request takes the next cookie round-robin), ${config.rounds} interleaved rounds × ${config.duration} s per server and workload (after a ${config.warmup} s warm-up each); req/s, p50 and p99 are the medians over the rounds. Every server is its own process (NestJS 12, @nestjs/platform-express, logger off); autocannon runs in the parent process. ${pinLine}
+
+${spreadLine}
 
 ## Targets (RedisStore unless stated)
 
@@ -248,7 +261,7 @@ ${encryptionSection}
 
 ## How to read it
 
-All servers are measured in the same run, interleaved: every round visits each server × workload once, in an order rotated from round to round (and reversed every other round), so a slow patch of the machine hits every case alike; the medians over rounds are what the tables show. Ratios matter more than absolute numbers, which depend on the machine and its load. On this ${cpu.count}-core machine the load generator, the server process and the store (Redis, PostgreSQL) compete for the same cores, so a store-backed server pays for its store's CPU as well as for its round trips; the baseline pays for neither. "× baseline" is the cost of sessions on the whole stack; "ours ÷ anchor" compares the two libraries on the same store, where above 1.00× ours is faster. A spread of several percent means differences of that size are noise. Redis command counts and memory are exact counts, not timings. The lost-update table shows correctness, not speed: express-session writes the whole session back at the end of every request, so concurrent requests to one session overwrite each other's fields; ours sends only the fields a request changed.
+All servers are measured in the same run, interleaved: every round visits each server × workload once, in an order rotated from round to round (and reversed every other round), so a slow patch of the machine hits every case alike; the medians over rounds are what the tables show. Ratios matter more than absolute numbers, which depend on the machine and its load. ${sharing}. "× baseline" is the cost of sessions on the whole stack; "ours ÷ anchor" compares the two libraries on the same store, where above 1.00× ours is faster. A spread of several percent means differences of that size are noise. Redis command counts and memory are exact counts, not timings. The lost-update table shows correctness, not speed: express-session writes the whole session back at the end of every request, so concurrent requests to one session overwrite each other's fields; ours sends only the fields a request changed.
 
 Knobs (environment variables, default in parentheses): ${Object.entries(knobs)
     .map(([name, [value, meaning]]) => `\`${name}\` (${value === '' ? 'empty' : `\`${value}\``}): ${meaning}`)
@@ -274,7 +287,7 @@ function memoryCells(stats) {
  * What `encryptionKeys` costs: each "-encrypted" server against its unencrypted twin, measured in
  * the same rounds; then what the sessions weigh at rest with and without keys.
  */
-function renderEncryption({ servers, byName, r, redis, heap, cores }) {
+function renderEncryption({ servers, byName, r, redis, heap, cores, pinned }) {
   const pairs = servers.filter((s) => s.encrypts && byName[s.encrypts]).map((s) => [byName[s.encrypts], s]);
   if (pairs.length === 0) return '_No encrypted server was part of this run._';
   const us = (seconds) => `${(seconds * 1e6).toFixed(1)} µs`;
@@ -342,7 +355,11 @@ Client commands (round trips) per request, from the Redis pass: ours-redis ${tri
 
   return `Each "-encrypted" server is its twin with \`encryptionKeys: [<one random key per run>]\` (every data field sealed with AES-256-GCM, the user id in the index key replaced by a deterministic token), measured in the same interleaved rounds, so the ratio comes from one run on one machine state.
 
-The extra CPU per request is computed two ways. **Estimated from throughput**: with the machine's ${cores} cores saturated, one request costs ${cores} ÷ (req/s) seconds of CPU, so the extra is ${cores} × (1 ÷ encrypted req/s − 1 ÷ unencrypted req/s); it charges the server for everything the machine did, so it overstates the server's own extra when the cores were not all busy (up to ${cores}× when the server's one thread was the bottleneck), and it inherits the rounds' noise (the spread in parentheses). **Measured in the server process**: user + system CPU time of the server process (all its threads, \`/proc/<pid>/stat\`, 10 ms ticks) over each measurement, divided by its requests; median over the rounds, unencrypted → encrypted (difference). The second is the server's own cost, whatever the load generator and the store did on the same cores. The no-credential rows are the control: without a cookie nothing is sealed or opened, so their differences show how much of either column is noise.
+The extra CPU per request is computed two ways. **Estimated from throughput**: ${
+    pinned
+      ? `the server is pinned to one core, so with that core saturated one request costs 1 ÷ (req/s) seconds of it, and the extra is 1 ÷ encrypted req/s − 1 ÷ unencrypted req/s; it overstates the server's own extra when its core was not always busy (waiting for the store or the load generator), and it inherits the rounds' noise (the spread in parentheses).`
+      : `with the machine's ${cores} cores saturated, one request costs ${cores} ÷ (req/s) seconds of CPU, so the extra is ${cores} × (1 ÷ encrypted req/s − 1 ÷ unencrypted req/s); it charges the server for everything the machine did, so it overstates the server's own extra when the cores were not all busy (up to ${cores}× when the server's one thread was the bottleneck), and it inherits the rounds' noise (the spread in parentheses).`
+  } **Measured in the server process**: user + system CPU time of the server process (all its threads, \`/proc/<pid>/stat\`, 10 ms ticks) over each measurement, divided by its requests; median over the rounds, unencrypted → encrypted (difference). The second is the server's own cost, whatever the load generator and the store did on the same cores. The no-credential rows are the control: without a cookie nothing is sealed or opened, so their differences show how much of either column is noise.
 
 ${table(['store', 'workload', 'unencrypted req/s (spread)', 'encrypted req/s (spread)', 'encrypted ÷ unencrypted', 'extra CPU / request, estimated from req/s', 'server CPU / request, measured'], rows)}
 

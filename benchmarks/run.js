@@ -5,6 +5,8 @@
 // Usage: npm run bench   (= npm run build && node benchmarks/run.js; knobs: see config below)
 //
 // Structure of one run (progress on stderr):
+//   0. CPU pinning (BENCH_PIN): this process, hence autocannon, on one core, and every server
+//      under test on another, so the rounds do not depend on where the scheduler put them;
 //   1. infrastructure: a throwaway redis-server, a fresh database on the local PostgreSQL, temp
 //      dirs for the file stores (infra.js), each undone in a finally, on SIGINT/SIGTERM, and by a
 //      watchdog process should this one be killed outright;
@@ -22,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import { Cleanup, cpuSeconds, createDatabase, log, startRedis, startServer, tempDir } from './infra.js';
+import { affinityOf, Cleanup, cpuSeconds, createDatabase, log, pinningPlan, pinProcess, startRedis, startServer, tempDir } from './infra.js';
 import { drive, request, signIn, WORKLOADS } from './load.js';
 import { countCommands, sessionMemory, usedMemory } from './redis-stats.js';
 import { renderReport } from './report.js';
@@ -40,6 +42,10 @@ export const KNOBS = {
   BENCH_HEAP_SESSIONS: [100_000, 'sessions in the MemoryStore heap measurement'],
   BENCH_LOST_REQUESTS: [100, 'concurrent requests per lost-update trial'],
   BENCH_LOST_TRIALS: [3, 'lost-update trials'],
+  BENCH_PIN: [
+    1,
+    'pin the server under test to one core and everything else the bench starts (autocannon, redis-server) to another with taskset; on when taskset and ≥ 2 cores are there; 0: off',
+  ],
   BENCH_SERVERS: ['', 'comma-separated subset of server names (baseline always runs); empty: all'],
   BENCH_PG_URL: ['postgres://postgres@127.0.0.1:5432/postgres', 'PostgreSQL server (admin URL) the throwaway database is created on'],
 };
@@ -55,6 +61,7 @@ const config = {
   heapSessions: Number(env('BENCH_HEAP_SESSIONS')),
   lostRequests: Number(env('BENCH_LOST_REQUESTS')),
   lostTrials: Number(env('BENCH_LOST_TRIALS')),
+  pin: String(env('BENCH_PIN')) !== '0',
   pgAdminUrl: env('BENCH_PG_URL'),
   only: String(env('BENCH_SERVERS'))
     .split(',')
@@ -111,6 +118,26 @@ function specOf(server, infra) {
   }
 }
 
+// Pinned before anything is spawned: the watchdog, redis-server and heap.js children inherit the
+// others' core from this process (redis-server is started through taskset all the same, so it
+// is on that core whatever this process's own affinity turns out to be).
+const pinning = pinningPlan(config.pin);
+if (!pinning.off) {
+  try {
+    pinProcess(process.pid, pinning.others);
+  } catch (error) {
+    pinning.off = `taskset failed: ${error.message}`;
+  }
+}
+log(
+  pinning.off
+    ? `not pinned: ${pinning.off}`
+    : `pinned: servers on core ${pinning.server}, this process (autocannon) and the rest on core ${pinning.others}`,
+);
+/** Where a spawned process goes: `{ core }` for startServer/startRedis, empty when not pinned. */
+const serverCore = pinning.off ? {} : { core: pinning.server };
+const othersCore = pinning.off ? {} : { core: pinning.others };
+
 const cleanup = new Cleanup();
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM']) {
@@ -141,9 +168,9 @@ async function main() {
   const infra = {};
   const machineInfo = { redis: '—', postgres: '—' };
   if (needs.has('redis')) {
-    infra.redis = await startRedis(cleanup);
+    infra.redis = await startRedis(cleanup, othersCore);
     machineInfo.redis = /redis_version:(\S+)/.exec(await infra.redis.admin.info('server'))?.[1];
-    log(`redis-server ${machineInfo.redis} on port ${infra.redis.port}`);
+    log(`redis-server ${machineInfo.redis} on port ${infra.redis.port}, cores ${affinityOf(infra.redis.pid).join(',') || '?'}`);
   }
   if (needs.has('postgres')) {
     try {
@@ -166,9 +193,10 @@ async function main() {
   // ---- 2. servers and their sessions --------------------------------------------------------
   const servers = [];
   for (const server of selected) {
-    const running = Object.assign(await startServer(cleanup, server.name, specOf(server, infra)), server);
+    const running = Object.assign(await startServer(cleanup, server.name, specOf(server, infra), serverCore), server);
     servers.push(running);
-    log(`started ${server.name} on port ${running.port}`);
+    // Read back from /proc rather than trusted: the report says where the server actually ran.
+    log(`started ${server.name} on port ${running.port}, pid ${running.child.pid}, cores ${affinityOf(running.child.pid).join(',') || '?'}`);
   }
   const cookies = {};
   for (const server of servers) {
@@ -262,6 +290,22 @@ async function main() {
     }
   }
 
+  // How steady the run was, over every server × workload: a reader sees at once whether the
+  // differences in the tables are bigger than the machine's own movement.
+  const spreads = Object.entries(results).flatMap(([name, byWorkload]) =>
+    Object.entries(byWorkload).map(([workload, m]) => ({ name, workload, spread: m.spread })),
+  );
+  const widest = spreads.reduce((a, b) => (b.spread > a.spread ? b : a));
+  const spreadSummary = {
+    count: spreads.length,
+    median: median(spreads.map((s) => s.spread)),
+    max: widest.spread,
+    widest: `${widest.name} ${widest.workload}`,
+  };
+  log(
+    `spread over ${spreadSummary.count} measurements: median ${(spreadSummary.median * 100).toFixed(1)} %, max ${(spreadSummary.max * 100).toFixed(1)} % (${spreadSummary.widest})`,
+  );
+
   // ---- 5. lost updates ----------------------------------------------------------------------
   const lostUpdates = [];
   for (const [name, label] of [
@@ -270,7 +314,7 @@ async function main() {
   ]) {
     const nodeA = servers.find((s) => s.name === name);
     if (!nodeA) continue;
-    const nodeB = await startServer(cleanup, `${name}-node-b`, specOf(nodeA, infra));
+    const nodeB = await startServer(cleanup, `${name}-node-b`, specOf(nodeA, infra), serverCore);
     try {
       const trials = [];
       for (let t = 0; t < config.lostTrials; t++) trials.push(await lostUpdateTrial(nodeA, nodeB, 900_000 + t));
@@ -294,6 +338,8 @@ async function main() {
     knobs: KNOBS,
     servers,
     results,
+    spreadSummary,
+    pinning: pinning.off ? pinning : { ...pinning, redis: Boolean(infra.redis), postgres: Boolean(infra.db) },
     redis,
     heap,
     lostUpdates,
