@@ -59,6 +59,8 @@ export class SessionState implements SessionObjectHost {
   private storedId: string | null;
   /** `store.keyOf(storedId)`, worked out once. */
   private storedKey: string | null;
+  /** The last key worked out for a new id (a session being created, or rotated to): hashed once. */
+  private newKey: { id: string; key: string } | null = null;
   /** The user the stored session belongs to: a write that names another one is a sign-in. */
   private storedUser: string | null;
   /** The client recorded with the stored session, carried over by a rotation. */
@@ -127,9 +129,12 @@ export class SessionState implements SessionObjectHost {
     return this.currentId;
   }
 
-  /** The key of {@link id} in the store: how logs and events name this session. */
+  /** The key of {@link id} in the store (the one it has after commit): how logs and events name this session. */
   get key(): string {
-    return this.storedId !== null && this.storedId === this.currentId ? (this.storedKey as string) : this.keyOf(this.id);
+    const id = this.id;
+    if (id === this.storedId && this.storedKey !== null) return this.storedKey;
+    if (this.newKey?.id !== id) this.newKey = { id, key: this.store.keyOf(id) };
+    return this.newKey.key;
   }
 
   get isNew(): boolean {
@@ -267,7 +272,7 @@ export class SessionState implements SessionObjectHost {
     const signIn = <T>(run: () => Promise<T>): Promise<T> =>
       admitSignIn(this.store, this.options, this.context.events, {
         user: user !== this.storedUser ? user : null,
-        own: [this.storedKey, this.currentId === this.storedId ? this.storedKey : this.keyOf(this.id)],
+        own: [this.storedKey, this.key],
         write: run,
       });
     const storedKey = this.storedKey as string;
@@ -367,11 +372,7 @@ export class SessionState implements SessionObjectHost {
   private record(now: number, expiresAt: number): StoredSession {
     const userId = this.userId();
     const client = userId === this.storedUser ? this.storedClient : this.clientFor(userId);
-    return { id: this.keyOf(this.id), data: this.liveData, createdAt: this.createdAt, lastSeenAt: now, expiresAt, userId, client };
-  }
-
-  private keyOf(id: string): string {
-    return this.store.keyOf(id);
+    return { id: this.key, data: this.liveData, createdAt: this.createdAt, lastSeenAt: now, expiresAt, userId, client };
   }
 
   /** The client to record for a session that now belongs to `user`: the requester's, if asked to. */
