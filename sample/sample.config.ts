@@ -15,7 +15,7 @@ const duration = (value: string | undefined): string | number | undefined =>
  * run as many nodes. Bad values are not checked here: SessionModule's validation names them.
  */
 export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
-  const secret = env.SESSION_SECRET?.split(',').map((s) => s.trim()) ?? [warnDevSecret()];
+  const secret = list(env.SESSION_SECRET) ?? [warnDevSecret()];
   const options: SessionModuleOptions = {
     secret: secret.length === 1 ? secret[0] : secret,
     store: storeFromEnv(env) as SessionModuleOptions['store'],

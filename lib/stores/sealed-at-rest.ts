@@ -4,7 +4,8 @@ import type { SealedPart } from '../crypto/at-rest-cipher.js';
 import { SessionMessages } from '../session.errors.js';
 import { assertUserIdKeepable, SessionStore } from './session-store.js';
 import type { ExpiryListener, SessionChange, SessionClient, SessionFields, SessionSummary, StoredSession } from './session-store.js';
-import { defineField, encodeFields } from './toolkit/field-codec.js';
+import { wrapStoreMethods } from './bounded-store.js';
+import { CLIENT_MEMBERS, defineField, encodeFields } from './toolkit/field-codec.js';
 
 /**
  * The module's store as the pipeline sees it, with what every server-side store keeps at rest
@@ -23,43 +24,34 @@ import { defineField, encodeFields } from './toolkit/field-codec.js';
  * older key reads with {@link StoredSession.reseal} set, so the request writes it back under the
  * first key.
  *
- * The view is a Proxy, like the metrics' and the bounds': to everything but the calls it changes,
- * it is the store itself (`instanceof`, `kind`, its own fields and methods).
+ * The view is the same Proxy as the metrics' and the bounds' (wrapStoreMethods()): to everything
+ * but the calls it changes, it is the store itself (`instanceof`, `kind`, its own fields and
+ * methods, called on the store).
  */
 export function sealedAtRest(store: SessionStore, keys: readonly Buffer[] | undefined, logger: LoggerService): SessionStore {
   const cipher = keys && keys.length > 0 ? new AtRestCipher(keys) : null;
   return viewOf(store, cipher ? new Sealing(store, cipher, logger) : new RefusingSealed(store, logger));
 }
 
+/** A call of the view, as wrapStoreMethods() hands it out. */
+type StoreCall = ReturnType<Parameters<typeof wrapStoreMethods>[1]>;
 /** The calls a view changes; every other member is the store's own, called on the store. */
 type Overrides = Partial<
   Pick<SessionStore, 'get' | 'create' | 'commit' | 'rotate' | 'listByUser' | 'destroyByUser' | 'withUserLock' | 'watchExpiry' | 'forRequest'>
 >;
 
 function viewOf(store: SessionStore, overrides: Overrides & { rewrap(store: SessionStore): SessionStore }): SessionStore {
-  const own = new Map<PropertyKey, unknown>();
+  const own = new Map<string, StoreCall>();
   for (const name of ['get', 'create', 'commit', 'rotate', 'listByUser', 'destroyByUser', 'withUserLock', 'watchExpiry'] as const) {
     const override = overrides[name];
-    if (override) own.set(name, override.bind(overrides));
+    if (override) own.set(name, override.bind(overrides) as StoreCall);
   }
   // A store with per-request views (a custom one) has each view sealed alike.
   own.set('forRequest', () => {
     const view = store.forRequest();
     return view && overrides.rewrap(view);
   });
-  const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
-  return new Proxy(store, {
-    get(target, property) {
-      if (own.has(property)) return own.get(property);
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function' || property === 'constructor') return value;
-      const known = bound.get(property);
-      if (known?.method === value) return known.bound;
-      const method = (value as (...args: unknown[]) => unknown).bind(target);
-      bound.set(property, { method: value, bound: method });
-      return method;
-    },
-  });
+  return wrapStoreMethods(store, (method, name) => own.get(name) ?? ((...args) => method.apply(store, args)));
 }
 
 /** Without keys: reads a session only when nothing in it is sealed. */
@@ -83,10 +75,8 @@ class RefusingSealed implements Overrides {
 
 function holdsSealedValues(session: StoredSession): boolean {
   for (const name of Object.keys(session.data)) if (AtRestCipher.isSealed(session.data[name])) return true;
-  return AtRestCipher.isSealed(session.client?.userAgent) || AtRestCipher.isSealed(session.client?.ip);
+  return CLIENT_MEMBERS.some((member) => AtRestCipher.isSealed(session.client?.[member]));
 }
-
-const CLIENT_MEMBERS = ['userAgent', 'ip'] as const;
 
 /** With keys: seals on the way in, opens on the way out. */
 class Sealing implements Overrides {

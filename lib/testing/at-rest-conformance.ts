@@ -134,7 +134,8 @@ export function describeAtRestCases({ framework, store, dump, lifetime, expiries
       const after = sealedAtRest(store(), [newKeyBytes], quiet);
       const userId = marker('user');
       const used = sessionFor(before, newId(), { cart: ['a'] }, userId);
-      const idle = sessionFor(before, newId(), { cart: ['b'] }, userId);
+      // Created first: once `used` is indexed under the new key, a listing must still put it first.
+      const idle = { ...sessionFor(before, newId(), { cart: ['b'] }, userId), createdAt: Date.now() - 1_000 };
       await before.create(used);
       await before.create(idle);
 
@@ -143,6 +144,8 @@ export function describeAtRestCases({ framework, store, dump, lifetime, expiries
       expect((await during.listByUser(userId)).map((summary) => summary.id).sort()).toEqual([used.id, idle.id].sort());
       // What the request pipeline writes back for a session read with `reseal`: everything.
       await during.commit(used.id, { set: read!.data, unset: [], userId, expiresAt: used.expiresAt, lastSeenAt: Date.now() });
+      // One listing across both keys' indexes, oldest first, as a listing always is.
+      expect((await during.listByUser(userId)).map((summary) => summary.id)).toEqual([idle.id, used.id]);
 
       const reread = await after.get(used.id);
       expect(reread).toMatchObject({ data: { cart: ['a'] }, userId });

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { idOf, keyOf } from '../fixtures/cookies.js';
 import { endpointList, RawClients, startSampleNode } from '../fixtures/redis-apps.js';
 import type { SampleNode } from '../fixtures/redis-apps.js';
-import { dumpDirectory, dumpPostgres, dumpRedis } from '../fixtures/store-dumps.js';
+import { dumpDirectory, dumpPostgres, dumpRedis, marker } from '../fixtures/store-dumps.js';
 import { signIn, withCookie } from '../fixtures/two-nodes.js';
 import { postgresForTests } from '../support/postgres-server.js';
 import type { RedisEndpoint } from '../support/redis-topology.js';
@@ -33,8 +33,6 @@ import { pollUntil } from '../support/waiting.js';
  */
 
 const newKey = (): string => randomBytes(32).toString('base64url');
-/** A value that cannot be in a store by chance: finding it there means it is there in the clear. */
-const marker = (what: string): string => `${what}-${randomBytes(8).toString('hex')}`;
 
 const raw = new RawClients();
 

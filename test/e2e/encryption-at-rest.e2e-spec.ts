@@ -4,7 +4,7 @@ import { MemoryStore, SessionConfigError, SessionService } from '../../lib/index
 import type { SessionEvent } from '../../lib/index.js';
 import { closeAll, cookieHeader, createFixtureApp, dataOf, idOf, keyOf, requireSid } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
-import { dumpMemoryStore } from '../fixtures/store-dumps.js';
+import { dumpMemoryStore, marker } from '../fixtures/store-dumps.js';
 import { pollUntil } from '../support/waiting.js';
 
 /**
@@ -14,8 +14,6 @@ import { pollUntil } from '../support/waiting.js';
  */
 
 const newKey = (): string => randomBytes(32).toString('base64url');
-/** A value that cannot be in a store by chance: finding it there means it is there in the clear. */
-const marker = (what: string): string => `${what}-${randomBytes(8).toString('hex')}`;
 
 const apps: FixtureApp[] = [];
 afterEach(() => closeAll(apps));

@@ -42,6 +42,9 @@ export function applyChange(fields: Map<string, string>, unset: readonly string[
   }
 }
 
+/** The members of a client record, in the order stores keep them. */
+export const CLIENT_MEMBERS = ['userAgent', 'ip'] as const;
+
 /** A client record as stored: only the members a record has. */
 export function clientRecord(client: SessionClient): SessionClient {
   return { userAgent: client.userAgent, ip: client.ip };
@@ -60,7 +63,7 @@ export function readClient(value: unknown): SessionClient | null | undefined {
   if (value === undefined || value === null) return null;
   if (!isPlainObject(value)) return undefined;
   const client: SessionClient = {};
-  for (const field of ['userAgent', 'ip'] as const) {
+  for (const field of CLIENT_MEMBERS) {
     const text: unknown = value[field];
     if (text === undefined) continue;
     if (typeof text !== 'string') return undefined;
