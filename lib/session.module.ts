@@ -2,7 +2,7 @@ import { Inject, Module } from '@nestjs/common';
 import type { MiddlewareConsumer, NestModule, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { SESSION_METRICS, SESSION_OPTIONS } from './session.constants.js';
-import { SessionCredentials, SessionMiddleware, exposeSessionOnPlatform } from './pipeline/index.js';
+import { SessionCredentials, SessionMiddleware, exposeSessionOnPlatform, mountOnPlatform } from './pipeline/index.js';
 import { SessionEvents } from './session.events.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionHealthIndicator } from './session.health.js';
@@ -72,12 +72,14 @@ export class SessionModule extends SessionConfigurableModule implements NestModu
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     @Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions,
+    private readonly middleware: SessionMiddleware,
   ) {
     super();
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(SessionMiddleware).forRoutes('*');
+    // Every request, as early as the platform allows: on Express straight on the application.
+    if (!mountOnPlatform(this.adapterHost.httpAdapter, this.middleware)) consumer.apply(SessionMiddleware).forRoutes('*');
   }
 
   onModuleInit(): void {

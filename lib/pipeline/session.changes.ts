@@ -1,5 +1,5 @@
 import { SessionFieldNotJsonError } from '../session.errors.js';
-import { defineField } from '../stores/index.js';
+import { defineField, withKnownJson } from '../stores/index.js';
 import type { SessionFields } from '../stores/session-store.js';
 
 /** A commit's delta: fields set and removed, each touched field's JSON now, and how many set fields are new. */
@@ -69,7 +69,8 @@ export class ChangeTracker {
       else defineField(set, field, value);
       if (original === undefined && json !== undefined) added += 1;
     }
-    return { set, unset, current, added };
+    // The store writes `set` with the JSON made here (encodeFields), not serialized again.
+    return { set: withKnownJson(set, current), unset, current, added };
   }
 
   /** A write succeeded: later diffs start from what it wrote. */

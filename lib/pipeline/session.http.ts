@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { ExecutionContext } from '@nestjs/common';
+import type { ExecutionContext, NestMiddleware } from '@nestjs/common';
 import { SessionMessages } from '../session.errors.js';
 import type { SessionObject } from './session.state.js';
 
@@ -110,6 +110,30 @@ export interface ResponseHooks {
 
 type ResponseMethod = 'writeHead' | 'write' | 'end';
 type AnyMethod = (...args: unknown[]) => unknown;
+type ResponseMethods = Record<ResponseMethod, AnyMethod>;
+
+/*
+ * Where a request's session and its response hold live. On Express, each application has its
+ * own request and response prototypes (`app.request`, `app.response`), so `req.session` and the
+ * response methods are installed there once, and a request only fills two slots: no property is
+ * defined and no method replaced per request, and every request and response keeps one shape
+ * (Node's HTTP code runs measurably slower on responses whose methods were replaced one by one).
+ * Elsewhere (Fastify's raw Node objects, whose prototypes every server in the process shares),
+ * each request gets its own property and its response its own methods.
+ */
+const SESSION = Symbol('nestjs-session-sync.session');
+const HOLD = Symbol('nestjs-session-sync.hold');
+/** On a request prototype prepared by {@link mountOnPlatform}: `req.session` reads {@link SESSION}. */
+const PREPARED = Symbol('nestjs-session-sync.prepared');
+/** On a response prototype prepared by {@link mountOnPlatform}: the response methods it inherited. */
+const INHERITED = Symbol('nestjs-session-sync.inherited');
+
+interface SessionSlots {
+  [SESSION]?: () => SessionObject;
+  [PREPARED]?: true;
+  [HOLD]?: ResponseHold;
+  [INHERITED]?: ResponseMethods;
+}
 
 /**
  * Holds the response until `beforeHeaders` resolves, so that the commit is acknowledged before
@@ -120,91 +144,115 @@ type AnyMethod = (...args: unknown[]) => unknown;
  * filling memory.
  */
 export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
-  const original: Record<ResponseMethod, AnyMethod> = {
-    writeHead: res.writeHead as AnyMethod,
-    write: res.write as AnyMethod,
-    end: res.end as AnyMethod,
-  };
-  const held: Array<{ method: ResponseMethod; args: unknown[] }> = [];
+  const slots = res as ServerResponse & SessionSlots;
+  const inherited = slots[INHERITED];
+  if (inherited) {
+    slots[HOLD] = new ResponseHold(res, hooks, inherited);
+    return;
+  }
+  const original: ResponseMethods = { writeHead: res.writeHead as AnyMethod, write: res.write as AnyMethod, end: res.end as AnyMethod };
+  const hold = new ResponseHold(res, hooks, original);
+  res.writeHead = ((...args: unknown[]) => hold.writeHead(args)) as typeof res.writeHead;
+  res.write = ((...args: unknown[]) => hold.write(args)) as typeof res.write;
+  res.end = ((...args: unknown[]) => hold.end(args)) as typeof res.end;
+}
+
+/** One response's hold: what {@link hookResponse} puts between the application and `original`. */
+class ResponseHold {
+  private held: Array<{ method: ResponseMethod; args: unknown[] }> = [];
   // A session first read after the headers left (a streamed body) can only commit at the end.
-  let phase: 'open' | 'holding' | 'released' | 'failed' = res.headersSent ? 'released' : 'open';
-  let heldWrite = false;
-  let ended = false;
+  private phase: 'open' | 'holding' | 'released' | 'failed';
+  private heldWrite = false;
+  private ended = false;
 
-  const call = (method: ResponseMethod, args: unknown[]): unknown => original[method].apply(res, args);
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly hooks: ResponseHooks,
+    private readonly original: ResponseMethods,
+  ) {
+    this.phase = res.headersSent ? 'released' : 'open';
+  }
 
-  const release = (): void => {
-    phase = 'released';
-    for (const { method, args } of held.splice(0)) {
-      if (method === 'end') ended = true;
-      call(method, args);
+  writeHead(args: unknown[]): unknown {
+    if (this.passIfIdle()) return this.call('writeHead', args);
+    // Failed: only the error answer's own headers (from Node's end()) go out, once.
+    if (this.phase === 'failed') return this.res.headersSent ? this.res : this.call('writeHead', args);
+    this.hold('writeHead', foldHeadersOf(this.res, args));
+    return this.res;
+  }
+
+  write(args: unknown[]): unknown {
+    if (this.passIfIdle()) return this.call('write', args);
+    // After a failure the error answer is already sent: the rest of a streamed body is dropped.
+    if (this.phase === 'failed') return true;
+    this.hold('write', args);
+    this.heldWrite = true;
+    return false;
+  }
+
+  end(args: unknown[]): unknown {
+    if (this.phase === 'failed') return this.res;
+    if (this.phase === 'open' && this.hooks.idle()) {
+      this.phase = 'released';
+      this.ended = true;
+      return this.call('end', args);
     }
-    if (heldWrite && !ended) res.emit('drain');
-  };
+    if (this.phase !== 'released') {
+      this.hold('end', args);
+      return this.res;
+    }
+    if (this.ended) return this.call('end', args);
+    this.ended = true;
+    // The headers left with the first chunk of a streamed body: commit what changed since.
+    this.hooks.beforeEnd().then(
+      () => this.call('end', args),
+      (error: unknown) => this.res.destroy(error instanceof Error ? error : undefined),
+    );
+    return this.res;
+  }
 
-  const fail = (error: unknown): void => {
-    phase = 'failed';
-    held.length = 0;
-    const { status, body } = hooks.onError(error);
+  private call(method: ResponseMethod, args: unknown[]): unknown {
+    return this.original[method].apply(this.res, args);
+  }
+
+  /** Nothing to wait for: the response goes out as it is, and only a later change waits for its end. */
+  private passIfIdle(): boolean {
+    if (this.phase === 'open' && this.hooks.idle()) this.phase = 'released';
+    return this.phase === 'released';
+  }
+
+  private hold(method: ResponseMethod, args: unknown[]): void {
+    this.held.push({ method, args });
+    if (this.phase !== 'open') return;
+    this.phase = 'holding';
+    this.hooks.beforeHeaders().then(
+      () => this.release(),
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  private release(): void {
+    this.phase = 'released';
+    for (const { method, args } of this.held.splice(0)) {
+      if (method === 'end') this.ended = true;
+      this.call(method, args);
+    }
+    if (this.heldWrite && !this.ended) this.res.emit('drain');
+  }
+
+  private fail(error: unknown): void {
+    const { res } = this;
+    this.phase = 'failed';
+    this.held.length = 0;
+    const { status, body } = this.hooks.onError(error);
     const payload = JSON.stringify(body);
     for (const name of res.getHeaderNames()) if (name !== 'set-cookie') res.removeHeader(name);
     res.statusCode = status;
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Content-Length', Buffer.byteLength(payload));
     res.setHeader('Cache-Control', 'no-store');
-    call('end', [payload]);
-  };
-
-  const hold = (method: ResponseMethod, args: unknown[]): void => {
-    held.push({ method, args });
-    if (phase !== 'open') return;
-    phase = 'holding';
-    hooks.beforeHeaders().then(release, fail);
-  };
-
-  /** Nothing to wait for: the response goes out as it is, and only a later change waits for its end. */
-  const passIfIdle = (): boolean => {
-    if (phase === 'open' && hooks.idle()) phase = 'released';
-    return phase === 'released';
-  };
-
-  res.writeHead = function (...args: unknown[]) {
-    if (passIfIdle()) return call('writeHead', args);
-    // Failed: only the error answer's own headers (from Node's end()) go out, once.
-    if (phase === 'failed') return res.headersSent ? res : call('writeHead', args);
-    hold('writeHead', foldHeadersOf(res, args));
-    return res;
-  } as typeof res.writeHead;
-
-  res.write = function (...args: unknown[]) {
-    if (passIfIdle()) return call('write', args);
-    // After a failure the error answer is already sent: the rest of a streamed body is dropped.
-    if (phase === 'failed') return true;
-    hold('write', args);
-    heldWrite = true;
-    return false;
-  } as typeof res.write;
-
-  res.end = function (...args: unknown[]) {
-    if (phase === 'failed') return res;
-    if (phase === 'open' && hooks.idle()) {
-      phase = 'released';
-      ended = true;
-      return call('end', args);
-    }
-    if (phase !== 'released') {
-      hold('end', args);
-      return res;
-    }
-    if (ended) return call('end', args);
-    ended = true;
-    // The headers left with the first chunk of a streamed body: commit what changed since.
-    hooks.beforeEnd().then(
-      () => call('end', args),
-      (error: unknown) => res.destroy(error instanceof Error ? error : undefined),
-    );
-    return res;
-  } as typeof res.end;
+    this.call('end', [payload]);
+  }
 }
 
 /**
@@ -212,7 +260,61 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
  * the given error: routes that never look at the session keep working through an outage.
  */
 export function exposeSession(req: SessionRequest, session: () => SessionObject): void {
-  Object.defineProperty(req, 'session', { configurable: true, enumerable: true, get: session });
+  const slots = req as SessionRequest & SessionSlots;
+  if (slots[PREPARED]) slots[SESSION] = session;
+  else Object.defineProperty(req, 'session', { configurable: true, enumerable: true, get: session });
+}
+
+/** The part of an Express application {@link mountOnPlatform} uses. */
+interface ExpressApplication {
+  request: object;
+  response: object;
+  use(handler: (req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void) => void): unknown;
+}
+
+/**
+ * Runs `middleware` for every request of an Express application, as `app.use(session())` does,
+ * and gives the application's request and response prototypes `req.session` and the response
+ * hold (see {@link SESSION}). Nest's own middleware layer (`forRoutes('*')`) would add its route
+ * matching and wrappers to every request, for a middleware that applies to all of them anyway.
+ * Returns false on another platform: the module then registers the middleware through Nest.
+ */
+export function mountOnPlatform(adapter: PlatformAdapter | undefined, middleware: NestMiddleware<SessionRequest, ServerResponse>): boolean {
+  if (adapter?.getType() !== 'express') return false;
+  const app = adapter.getInstance() as ExpressApplication;
+  const request = app.request as SessionSlots;
+  const response = app.response as ServerResponse & SessionSlots;
+  if (!response[INHERITED]) {
+    const inherited: ResponseMethods = {
+      writeHead: response.writeHead as AnyMethod,
+      write: response.write as AnyMethod,
+      end: response.end as AnyMethod,
+    };
+    Object.defineProperty(response, INHERITED, { value: inherited });
+    for (const method of ['writeHead', 'write', 'end'] as const) {
+      Object.defineProperty(response, method, {
+        configurable: true,
+        writable: true,
+        value(this: ServerResponse & SessionSlots, ...args: unknown[]) {
+          const hold = this[HOLD];
+          return hold ? hold[method](args) : inherited[method].apply(this, args);
+        },
+      });
+    }
+    Object.defineProperty(request, PREPARED, { value: true });
+    Object.defineProperty(request, 'session', {
+      configurable: true,
+      get(this: SessionSlots) {
+        return this[SESSION]?.();
+      },
+    });
+  }
+  app.use((req, res, next) => {
+    const pending = middleware.use(req, res, next) as Promise<void> | undefined;
+    // What Nest's layer would do with a failure the pipeline did not answer itself (a bug): pass it on.
+    pending?.catch(next);
+  });
+  return true;
 }
 
 /** What this file needs of Nest's HTTP adapter (`HttpAdapterHost.httpAdapter`). */

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { LoggerService, NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { SessionCredentials } from './session.credentials.js';
-import type { OpenedCredential, RequestCredential } from './session.credentials.js';
+import type { CredentialChannel, OpenedCredential, PresentedCredential, RequestCredential } from './session.credentials.js';
 import { InjectSessionOptions } from '../session.constants.js';
 import { hasTimedOut, shouldForbidCaching } from './session.decisions.js';
 import type { CommittedSession } from './session.decisions.js';
@@ -57,53 +57,70 @@ export class SessionMiddleware implements NestMiddleware {
     this.store = storeFailuresAsUnavailable(store);
   }
 
-  async use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> {
+  use(req: SessionRequest, res: ServerResponse, next: (error?: unknown) => void): Promise<void> | void {
+    // 1. Resolve the credential. None: an anonymous session, with no store access and, until
+    // the application reads `req.session`, no session state either (see exposeAnonymous).
+    const presented = this.credentials.read(req);
+    if (!presented) {
+      this.exposeAnonymous(req, res, null, undefined);
+      return next();
+    }
+    return this.resolve(req, res, presented, next);
+  }
+
+  /**
+   * Opens the credential and loads its session. One that does not verify: an anonymous session,
+   * with no store access. A store that does not answer fails only the code that reads the session.
+   */
+  private async resolve(req: SessionRequest, res: ServerResponse, presented: PresentedCredential, next: (error?: unknown) => void): Promise<void> {
     // The store this request talks to: the shared one, or (the cookie store) a view of this client's own.
     const store = this.configured.forRequest() ?? this.store;
     const now = Date.now();
-
-    // 1. Resolve the credential and load its session. No credential, or one that does not
-    // verify: an anonymous session, with no store access. A store that does not answer fails
-    // only the code that reads the session.
     let opened: OpenedCredential | null = null;
     let loaded: LoadedSession | null = null;
     let budget: StoreBudget | undefined;
-    const presented = this.credentials.read(req);
-    if (presented) {
-      try {
-        opened = await this.credentials.open(presented, store);
-        if (opened) {
-          // The load draws on the request's store time; the commit gets what is left.
-          budget = new StoreBudget(store.kind, this.options.storeTimeout);
-          const id = opened.id;
-          loaded = await budget.spend('get', () => this.load(store, id, now));
-        }
-      } catch (error) {
-        this.logger.warn(`Could not load session ${opened ? store.keyOf(opened.id) : ''}: ${String(error)}`);
-        const answer = toHttpException(error);
-        exposeSession(req, () => {
-          throw answer;
-        });
-        return next();
+    try {
+      opened = await this.credentials.open(presented, store);
+      if (opened) {
+        // The load draws on the request's store time; the commit gets what is left.
+        budget = new StoreBudget(store.kind, this.options.storeTimeout);
+        const id = opened.id;
+        loaded = await budget.spend('get', () => this.load(store, id, now));
       }
-    }
-    // The channel counts even when its credential opened to nothing: the answer goes back on it.
-    const channel = presented?.channel ?? null;
-    // 2. Expose the session; steps 4 and 5 run in the response hook that begin() sets.
-    if (!loaded) {
-      // No session to load: none is made until the application reads `req.session`, so a
-      // request that never does costs no session state and no response hold at all.
-      let state: SessionState | undefined;
-      exposeSession(req, () => (state ??= this.begin(req, res, store, null, { channel, opened: null }, now, budget)).proxy);
+    } catch (error) {
+      this.logger.warn(`Could not load session ${opened ? store.keyOf(opened.id) : ''}: ${String(error)}`);
+      const answer = toHttpException(error);
+      exposeSession(req, () => {
+        throw answer;
+      });
       return next();
     }
+    // The channel counts even when its credential opened to nothing: the answer goes back on it.
+    if (!loaded) {
+      this.exposeAnonymous(req, res, presented.channel, budget);
+      return next();
+    }
+    // 2. Expose the session; steps 4 and 5 run in the response hook that begin() sets.
     // Set before the handler runs, so it holds whether or not the handler reads the session.
     if (shouldForbidCaching(loaded.stored, this.options)) res.setHeader('Cache-Control', 'no-store');
-    const state = this.begin(req, res, store, loaded, { channel, opened }, now, budget);
+    const state = this.begin(req, res, store, loaded, { channel: presented.channel, opened }, now, budget);
     // Made with a secret being retired: the commit touches the session, and the response hands
     // out its credential again, under the newest secret.
     if (opened?.stale) await state.touch();
     next();
+  }
+
+  /**
+   * No session to load: none is made until the application reads `req.session`, so a request
+   * that never does costs no session state and no response hold at all.
+   */
+  private exposeAnonymous(req: SessionRequest, res: ServerResponse, channel: CredentialChannel | null, budget: StoreBudget | undefined): void {
+    const now = Date.now();
+    let state: SessionState | undefined;
+    exposeSession(req, () => {
+      state ??= this.begin(req, res, this.configured.forRequest() ?? this.store, null, { channel, opened: null }, now, budget);
+      return state.proxy;
+    });
   }
 
   /**

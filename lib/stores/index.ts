@@ -33,7 +33,7 @@ export { STORE_TYPES, CookieStoreConfig, FileStoreConfig, MemoryStoreConfig, Pos
 export type { RedisEndpoint, StoreConfig, StoreType } from './store-config.js';
 export { sealedAtRest } from './sealed-at-rest.js';
 // What the request pipeline shares with the stores (internal: lib/index.ts does not export them).
-export { defineField } from './toolkit/field-codec.js';
+export { defineField, withKnownJson } from './toolkit/field-codec.js';
 export { withinTime } from './toolkit/store-runtime.js';
 
 /**

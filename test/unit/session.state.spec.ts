@@ -316,6 +316,25 @@ describe('SessionState', () => {
       expect((await stored(store, id))?.data).toEqual({ a: 1, b: 20, c: 3, d: 4 });
     });
 
+    it('serializes a changed field once: the store writes the JSON the change was found with', async () => {
+      const store = countingStore();
+      const { id } = await seed(store, { a: 1 });
+      const state = await load(store, id);
+      let serialized = 0;
+      const value = {
+        toJSON() {
+          serialized += 1;
+          return 'as JSON';
+        },
+      };
+
+      app(state).b = value;
+      await state.commit();
+
+      expect(serialized).toBe(1);
+      expect((await stored(store, id))?.data).toEqual({ a: 1, b: 'as JSON' });
+    });
+
     it('sends a removed field as unset', async () => {
       const store = countingStore();
       const { id } = await seed(store, { a: 1, b: 2 });

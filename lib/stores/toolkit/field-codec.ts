@@ -12,9 +12,24 @@ import type { SessionClient, SessionFields } from '../session-store.js';
 /** One data field as JSON text, or with undefined for a field whose value removes it. */
 export type EncodedField = [name: string, json: string | undefined];
 
+/**
+ * JSON the pipeline already made of a fields object's values: the change tracker serializes
+ * each changed field to find out that it changed, and hands the delta on with that text, so
+ * the store writing it does not serialize the same values again.
+ */
+const knownJson = new WeakMap<SessionFields, ReadonlyMap<string, string | undefined>>();
+
+/** Marks `fields` as holding values whose JSON is `json` (by name): {@link encodeFields} reuses it. */
+export function withKnownJson(fields: SessionFields, json: ReadonlyMap<string, string | undefined>): SessionFields {
+  knownJson.set(fields, json);
+  return fields;
+}
+
 /** Each field's JSON, or undefined for a field whose value removes it. */
 export function encodeFields(fields: SessionFields): EncodedField[] {
+  const known = knownJson.get(fields);
   return Object.keys(fields).map((name) => {
+    if (known?.has(name)) return [name, known.get(name)];
     try {
       return [name, JSON.stringify(fields[name])];
     } catch {
