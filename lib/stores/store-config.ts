@@ -193,6 +193,17 @@ export class PostgresStoreConfig {
   @Rule('isBoolean', (v) => typeof v === 'boolean', (v) => SessionMessages.boolean(PATH, v))
   createTable?: boolean;
 
+  /**
+   * Send the statements every request makes (read, write, touch, rotate, destroy) as named
+   * prepared statements, which PostgreSQL parses and plans once per connection instead of on
+   * every call. Turn it off behind a connection pooler that cannot keep prepared statements
+   * across transactions (PgBouncer in transaction mode before 1.21, or without
+   * `max_prepared_statements`). @default true
+   */
+  @IsOptional()
+  @Rule('isBoolean', (v) => typeof v === 'boolean', (v) => SessionMessages.boolean(PATH, v))
+  preparedStatements?: boolean;
+
   /** How often expired rows are deleted (ms). @default 60000 */
   @IsOptional()
   @IsSweepInterval()

@@ -296,6 +296,71 @@ describe('PostgresStore commits', () => {
   });
 });
 
+describe('PostgresStore prepared statements', () => {
+  const table = 'prepared_sessions';
+
+  beforeAll(async () => {
+    await openStore(table);
+  });
+
+  /** The prepared statements of the pool's one connection, as PostgreSQL lists them. */
+  async function preparedOn(pool: pg.Pool): Promise<string[]> {
+    const { rows } = await pool.query<{ name: string }>(`SELECT name FROM pg_prepared_statements ORDER BY name`);
+    return rows.map((row) => row.name);
+  }
+
+  /** A session through every per-request statement: create, read, commit, rotate, destroy. */
+  async function lifecycle(store: PostgresStore): Promise<void> {
+    const session = newSession({ userId: newUserId() });
+    await store.create(session);
+    await expect(store.commit(session.id, change({ added: 1 }))).resolves.toBe(true);
+    const next = newSession({ ...session, id: newId(), data: { base: true, added: 1 } });
+    await expect(store.rotate(session.id, next)).resolves.toBe(true);
+    await expect(store.get(next.id)).resolves.toMatchObject({ data: { base: true, added: 1 }, userId: session.userId });
+    await store.destroy(next.id);
+    await expect(store.get(next.id)).resolves.toBeNull();
+  }
+
+  it('prepares each per-request statement once per connection, under names of its own table', async () => {
+    const pool = newPool(1);
+    const store = await openStore(table, { pool, createTable: false });
+
+    await lifecycle(store);
+    await lifecycle(store);
+
+    const names = await preparedOn(pool);
+    expect(names).toHaveLength(5);
+    expect(new Set(names.map((name) => name.replace(/_[a-z]+$/, ''))).size).toBe(1);
+    expect(names.map((name) => name.replace(/^.*_/, ''))).toEqual(['commit', 'create', 'destroy', 'get', 'rotate']);
+  });
+
+  it('keeps two tables on one pool apart: each store its own statements', async () => {
+    const pool = newPool(1);
+    const other = 'prepared_sessions_other';
+    await openStore(other);
+    const [first, second] = [await openStore(table, { pool, createTable: false }), await openStore(other, { pool, createTable: false })];
+    const session = newSession({ data: { on: 'first' } });
+    await first.create(session);
+
+    await expect(second.get(session.id)).resolves.toBeNull();
+    await expect(first.get(session.id)).resolves.toMatchObject({ data: { on: 'first' } });
+    expect(new Set((await preparedOn(pool)).map((name) => name.replace(/_[a-z]+$/, ''))).size).toBe(2);
+  });
+
+  it('sends them unnamed with preparedStatements: false (for poolers that cannot keep them), and works the same', async () => {
+    const pool = newPool(1);
+    const store = await openStore(table, { pool, createTable: false, preparedStatements: false });
+
+    await lifecycle(store);
+
+    expect(await preparedOn(pool)).toEqual([]);
+  });
+
+  it('refuses a preparedStatements that is not a boolean, naming the option', async () => {
+    await expect(openStore(table, { preparedStatements: 'yes' as unknown as boolean })).rejects.toThrow(/preparedStatements/);
+  });
+});
+
 describe('PostgresStore per-user index', () => {
   const table = 'user_index_sessions';
 

@@ -1,5 +1,6 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
-import type { Pool } from 'pg';
+import { createHash } from 'node:crypto';
+import type { Pool, QueryResult } from 'pg';
 import { SessionStoreUnavailableError } from '../../session.errors.js';
 import { clientMember, readClient } from '../toolkit/field-codec.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
@@ -27,6 +28,8 @@ export interface PostgresStoreOptions {
    * and for the lock connection to answer (ms). @default 2000
    */
   lockTimeout?: number;
+  /** Per-request statements as named prepared statements (see PostgresStoreConfig). @default true */
+  preparedStatements?: boolean;
 }
 
 /** Rows deleted per sweeper statement: small, so no statement holds many row locks for long. */
@@ -61,6 +64,8 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   private readonly pool: Pool;
   private readonly table: string;
   private readonly ownsPool: boolean;
+  /** The prefix of this store's prepared statement names; null: statements are sent unnamed. */
+  private readonly statementPrefix: string | null;
   private readonly timer: NodeJS.Timeout;
   private readonly userLocks: AdvisoryUserLocks;
   /** Set once the table is known to exist: until then the sweeper's timer does not sweep. */
@@ -69,10 +74,12 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
 
   constructor(options: PostgresStoreOptions) {
     super();
-    const { pool, table, sweepInterval, lockTimeout } = options;
-    checkStoreOptions({ type: 'postgres', pool, table, sweepInterval, lockTimeout });
+    const { pool, table, sweepInterval, lockTimeout, preparedStatements } = options;
+    checkStoreOptions({ type: 'postgres', pool, table, sweepInterval, lockTimeout, preparedStatements });
     this.pool = options.pool as Pool;
     this.table = quoteTable(options.table ?? 'sessions');
+    // One name per statement and table: two stores on one pool may use different tables.
+    this.statementPrefix = preparedStatements === false ? null : `nss_${createHash('sha256').update(this.table).digest('hex').slice(0, 12)}_`;
     this.ownsPool = options.ownsPool ?? false;
     this.userLocks = new AdvisoryUserLocks({
       open: (timeout) => lockConnectionOf(this.pool, timeout),
@@ -98,8 +105,15 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
     checkStoreOptions(config);
     const table = config.table ?? 'sessions';
     const created = config.pool ? undefined : await createPool(config);
-    const { sweepInterval, lockTimeout } = config;
-    const store = new PostgresStore({ pool: created ?? config.pool!, table, sweepInterval, lockTimeout, ownsPool: created !== undefined });
+    const { sweepInterval, lockTimeout, preparedStatements } = config;
+    const store = new PostgresStore({
+      pool: created ?? config.pool!,
+      table,
+      sweepInterval,
+      lockTimeout,
+      preparedStatements,
+      ownsPool: created !== undefined,
+    });
     created?.on('error', (error) => store.warnings.warn(error));
     try {
       await (config.createTable ? createTable(store.pool, table) : checkTable(store.pool, table));
@@ -112,9 +126,11 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   async get(id: string): Promise<StoredSession | null> {
-    const { rows } = await this.pool.query(`SELECT data, user_id, client, ${SELECT_TIMES} FROM ${this.table} WHERE id = $1 AND expires_at > now()`, [
-      id,
-    ]);
+    const { rows } = await this.statement(
+      'get',
+      `SELECT data, user_id, client, ${SELECT_TIMES} FROM ${this.table} WHERE id = $1 AND expires_at > now()`,
+      [id],
+    );
     if (rows.length === 0) return null;
     const [row] = rows;
     const data = rowFields(row.data);
@@ -124,7 +140,8 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
 
   async create(session: StoredSession): Promise<void> {
     assertUserIdKeepable(session.userId);
-    await this.pool.query(
+    await this.statement(
+      'create',
       `INSERT INTO ${this.table} (id, data, user_id, created_at, last_seen_at, expires_at, client)
        VALUES ($1, $2::jsonb, $3, to_timestamp($4 / 1000.0), to_timestamp($5 / 1000.0), to_timestamp($6 / 1000.0), $7::jsonb)
        ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, created_at = EXCLUDED.created_at,
@@ -145,7 +162,8 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
     assertUserIdKeepable(change.userId);
     const { json, removed } = jsonObject(change.set);
     // userId and client: a flag says whether to write the value (set, or null to clear) or keep the column.
-    const result = await this.pool.query(
+    const result = await this.statement(
+      'commit',
       `UPDATE ${this.table}
        SET data = (data - $2::text[]) || $3::jsonb,
            last_seen_at = to_timestamp($4 / 1000.0), expires_at = to_timestamp($5 / 1000.0),
@@ -170,7 +188,8 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
     assertUserIdKeepable(next.userId);
     // One statement: the new row exists only if the old one was live and is now deleted.
-    const result = await this.pool.query(
+    const result = await this.statement(
+      'rotate',
       `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires_at > now() RETURNING id)
        INSERT INTO ${this.table} (id, data, user_id, created_at, last_seen_at, expires_at, client)
        SELECT $2, $3::jsonb, $4, to_timestamp($5 / 1000.0), to_timestamp($6 / 1000.0), to_timestamp($7 / 1000.0), $8::jsonb
@@ -181,7 +200,7 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
   }
 
   async destroy(id: string): Promise<void> {
-    await this.pool.query(`DELETE FROM ${this.table} WHERE id = $1`, [id]);
+    await this.statement('destroy', `DELETE FROM ${this.table} WHERE id = $1`, [id]);
   }
 
   async listByUser(userId: string): Promise<SessionSummary[]> {
@@ -223,6 +242,11 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
    */
   protected override lockUserAcrossNodes<T>(userId: string, critical: () => Promise<T>): Promise<T> {
     return this.userLocks.run(userId, critical);
+  }
+
+  /** One of the statements every request makes: named, so prepared once per connection, unless turned off. */
+  private statement(name: string, text: string, values: unknown[]): Promise<QueryResult<any>> {
+    return this.statementPrefix === null ? this.pool.query(text, values) : this.pool.query({ name: this.statementPrefix + name, text, values });
   }
 
   async ping(): Promise<void> {
