@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { SessionStoreUnavailableError } from '../../lib/session.errors.js';
 import { RedisStore } from '../../lib/stores/redis/index.js';
+import { timesField } from '../../lib/stores/redis/redis.codec.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startRedisServer, startSentinelTopology, type RedisEndpoint, type RedisServer, type SentinelTopology } from '../support/redis-topology.js';
@@ -100,7 +101,7 @@ describe('RedisStore with strong consistency behind Sentinel', () => {
     const store = await openStore(sentinelConfig('strong'));
     const session = newSession({ data: { version: 1 } });
     await store.create(session);
-    expect(await replica.hget(sessionKey(session.id), 'd:version')).toBe('1');
+    expect(await replica.hget(sessionKey(session.id), 'version')).toBe('1');
 
     await pauseReplicaWrites();
     try {
@@ -109,7 +110,7 @@ describe('RedisStore with strong consistency behind Sentinel', () => {
       );
 
       // Read straight from the replica server, at once: the write is already there.
-      expect(await replica.hget(sessionKey(session.id), 'd:version')).toBe('2');
+      expect(await replica.hget(sessionKey(session.id), 'version')).toBe('2');
     } finally {
       await unpauseReplica();
     }
@@ -123,7 +124,7 @@ describe('RedisStore with strong consistency behind Sentinel', () => {
     try {
       await store.create(session);
 
-      expect(await replica.hget(sessionKey(session.id), 'd:fresh')).toBe('true');
+      expect(await replica.hget(sessionKey(session.id), 'fresh')).toBe('true');
     } finally {
       await unpauseReplica();
     }
@@ -140,8 +141,8 @@ describe('RedisStore with strong consistency behind Sentinel', () => {
       await store.commit(session.id, { set: { version: 2 }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
 
       // The control for the cases above: the pause does hold the replica back.
-      expect(await replica.hget(sessionKey(session.id), 'd:version')).toBe('1');
-      expect(await master.hget(sessionKey(session.id), 'd:version')).toBe('2');
+      expect(await replica.hget(sessionKey(session.id), 'version')).toBe('1');
+      expect(await master.hget(sessionKey(session.id), 'version')).toBe('2');
     } finally {
       await unpauseReplica();
     }
@@ -242,10 +243,8 @@ describe('RedisStore with strong consistency on a server without a replica', () 
     const session = newSession();
     const raw = rawClient(server);
     await raw.hset(sessionKey(session.id), {
-      '~c': String(session.createdAt),
-      '~s': String(session.lastSeenAt),
-      '~e': String(session.expiresAt),
-      'd:version': '1',
+      '': timesField(session.createdAt, session.lastSeenAt, session.expiresAt),
+      version: '1',
     });
 
     await expect(store.get(session.id)).resolves.toMatchObject({ data: { version: 1 } });

@@ -210,7 +210,8 @@ function describeExpiryReporting(harness: () => Harness): void {
     const [id] = await h.topology.ids(1);
     const userId = newUserId();
 
-    await h.nodes[0].store.create(newSession({ id, userId }));
+    // Signed in as the pipeline writes it: the user's data field refers to the user.
+    await h.nodes[0].store.create(newSession({ id, userId, data: { userId, n: 1 } }));
     await h.waitForReports([id]);
     await h.settle([id]);
 

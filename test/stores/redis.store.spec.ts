@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { MAX_SESSION_FIELDS } from '../../lib/session.constants.js';
 import { SessionFieldNotJsonError } from '../../lib/session.errors.js';
 import { RedisStore } from '../../lib/stores/redis/index.js';
+import { timesField } from '../../lib/stores/redis/redis.codec.js';
 import type { StoredSession } from '../../lib/stores/session-store.js';
 import type { RedisStoreConfig } from '../../lib/stores/store-config.js';
 import { startRedisServer, type RedisServer } from '../support/redis-topology.js';
@@ -164,12 +165,12 @@ describe('RedisStore', () => {
       await server?.stop();
     });
 
-    it('keeps one hash per session at <prefix>{<id>}, with ~c ~s ~e ~u and one JSON field d:<name> per data field, and no other key of its own', async () => {
+    it("keeps one hash per session at <prefix>{<id>}: its times in '', ~u, and one JSON field per data field under its name, and no other key of its own", async () => {
       const userId = newUserId();
       const session = newSession({
         userId,
         createdAt: Date.now() - 5_000,
-        data: { cart: ['a', { qty: 2 }], n: 1, name: 'Ada — 🎉', off: false, none: null },
+        data: { cart: ['a', { qty: 2 }], n: 1, name: 'Ada — 🎉', off: false, none: null, '~u': 'mine', '': 'empty' },
       });
 
       await store.create(session);
@@ -177,16 +178,74 @@ describe('RedisStore', () => {
       expect(await probe.keys(`*${session.id}*`)).toEqual([sessionKey(session.id)]);
       expect(await probe.type(sessionKey(session.id))).toBe('hash');
       expect(await probe.hgetall(sessionKey(session.id))).toEqual({
-        '~c': String(session.createdAt),
-        '~s': String(session.lastSeenAt),
-        '~e': String(session.expiresAt),
+        '': timesField(session.createdAt, session.lastSeenAt, session.expiresAt),
         '~u': userId,
-        'd:cart': '["a",{"qty":2}]',
-        'd:n': '1',
-        'd:name': '"Ada — 🎉"',
-        'd:off': 'false',
-        'd:none': 'null',
+        cart: '["a",{"qty":2}]',
+        n: '1',
+        name: '"Ada — 🎉"',
+        off: 'false',
+        none: 'null',
+        // Names metadata could take get a `~` in front.
+        '~~u': '"mine"',
+        '~': '"empty"',
       });
+      await expect(store.get(session.id)).resolves.toEqual(session);
+    });
+
+    it('writes the times as base 62 creation time, then signed differences, and reads back any times, negative differences included', async () => {
+      expect(timesField(62, 62, 62 + 63)).toBe('10+0+11');
+      const cases = [
+        { createdAt: Date.now(), lastSeenAt: Date.now() + 61, expiresAt: Date.now() + HOUR },
+        { createdAt: Date.now(), lastSeenAt: Date.now() - 1_000, expiresAt: Date.now() - 500 + HOUR },
+        { createdAt: 0, lastSeenAt: 0, expiresAt: Number.MAX_SAFE_INTEGER },
+      ];
+      for (const times of cases) {
+        const session = newSession(times);
+        await store.create(session);
+        await expect(store.get(session.id)).resolves.toMatchObject(times);
+      }
+    });
+
+    it("keeps a data field that holds the user's id as a reference to ~u, and reads it back as the id", async () => {
+      const userId = newUserId();
+      const session = newSession({ userId, data: { userId, alias: userId, visits: 0, other: `${userId}!` } });
+
+      await store.create(session);
+
+      const hash = await probe.hgetall(sessionKey(session.id));
+      expect(hash).toMatchObject({ '~u': userId, userId: '', alias: '', visits: '0', other: JSON.stringify(`${userId}!`) });
+      await expect(store.get(session.id)).resolves.toMatchObject({ userId, data: { userId, alias: userId, visits: 0, other: `${userId}!` } });
+    });
+
+    it('gives the fields that referred to the old user its JSON back when a commit changes or clears the user', async () => {
+      const alice = `${newUserId()}/"é"`;
+      const bob = newUserId();
+      const session = newSession({ userId: alice, data: { userId: alice, previous: alice } });
+      await store.create(session);
+
+      await store.commit(session.id, { set: { userId: bob }, unset: [], userId: bob, expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+
+      expect(await probe.hgetall(sessionKey(session.id))).toMatchObject({ '~u': bob, userId: '' });
+      expect(JSON.parse((await probe.hget(sessionKey(session.id), 'previous'))!)).toBe(alice);
+      await expect(store.get(session.id)).resolves.toMatchObject({ userId: bob, data: { userId: bob, previous: alice } });
+
+      await store.commit(session.id, { set: {}, unset: ['userId'], userId: null, expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+
+      expect(await probe.hexists(sessionKey(session.id), '~u')).toBe(0);
+      const read = await store.get(session.id);
+      expect(read).toMatchObject({ userId: null });
+      expect(read!.data).toEqual({ previous: alice });
+    });
+
+    it('keeps the references when a commit names the same user again', async () => {
+      const userId = newUserId();
+      const session = newSession({ userId, data: { userId, alias: userId } });
+      await store.create(session);
+
+      await store.commit(session.id, { set: { visits: 1 }, unset: [], userId, expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+
+      expect(await probe.hgetall(sessionKey(session.id))).toMatchObject({ userId: '', alias: '', visits: '1' });
+      await expect(store.get(session.id)).resolves.toMatchObject({ data: { userId, alias: userId, visits: 1 } });
     });
 
     it('stores no ~u field for a session without a user', async () => {
@@ -252,7 +311,7 @@ describe('RedisStore', () => {
       await store.commit(session.id, { set: {}, unset: [], expiresAt: later, lastSeenAt: Date.now() });
 
       expect(await probe.pexpiretime(sessionKey(session.id))).toBe(later);
-      expect(await probe.hget(sessionKey(session.id), '~e')).toBe(String(later));
+      await expect(store.get(session.id)).resolves.toMatchObject({ expiresAt: later });
     });
 
     it('changes only the named fields on a delta commit: every other raw value stays byte-identical', async () => {
@@ -266,12 +325,11 @@ describe('RedisStore', () => {
       await store.commit(session.id, { set: { a: 2, added: true }, unset: ['c'], expiresAt, lastSeenAt });
 
       const after = await probe.hgetallBuffer(sessionKey(session.id));
-      expect(Object.keys(after).sort()).toEqual(['d:a', 'd:added', 'd:b', 'd:text', '~c', '~e', '~s', '~u']);
-      expect(after['d:a'].toString()).toBe('2');
-      expect(after['d:added'].toString()).toBe('true');
-      expect(after['~s'].toString()).toBe(String(lastSeenAt));
-      expect(after['~e'].toString()).toBe(String(expiresAt));
-      for (const untouched of ['d:b', 'd:text', '~c', '~u']) {
+      expect(Object.keys(after).sort()).toEqual(['', 'a', 'added', 'b', 'text', '~u']);
+      expect(after.a.toString()).toBe('2');
+      expect(after.added.toString()).toBe('true');
+      expect(after[''].toString()).toBe(timesField(session.createdAt, lastSeenAt, expiresAt));
+      for (const untouched of ['b', 'text', '~u']) {
         expect(Buffer.compare(after[untouched], before[untouched])).toBe(0);
       }
     });
@@ -280,12 +338,12 @@ describe('RedisStore', () => {
       const session = newSession({ data: { mine: 1, theirs: 'original' } });
       await store.create(session);
       // Another node's write, straight into the hash.
-      await probe.hset(sessionKey(session.id), 'd:theirs', '{"changedBy":"another node"}');
+      await probe.hset(sessionKey(session.id), 'theirs', '{"changedBy":"another node"}');
 
       await store.commit(session.id, { set: { mine: 2 }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
 
-      expect(await probe.hget(sessionKey(session.id), 'd:theirs')).toBe('{"changedBy":"another node"}');
-      expect(await probe.hget(sessionKey(session.id), 'd:mine')).toBe('2');
+      expect(await probe.hget(sessionKey(session.id), 'theirs')).toBe('{"changedBy":"another node"}');
+      expect(await probe.hget(sessionKey(session.id), 'mine')).toBe('2');
     });
 
     it('leaves no key under the old id after a rotation', async () => {
@@ -299,7 +357,7 @@ describe('RedisStore', () => {
       expect(await probe.exists(sessionKey(old.id))).toBe(0);
       expect(await probe.keys(`*${old.id}*`)).toEqual([]);
       expect(await probe.type(sessionKey(next.id))).toBe('hash');
-      expect(await probe.hget(sessionKey(next.id), 'd:cart')).toBe('["a"]');
+      expect(await probe.hget(sessionKey(next.id), 'cart')).toBe('["a"]');
       expect(await probe.keys(`*${next.id}*`)).toEqual([sessionKey(next.id)]);
     });
 
@@ -336,7 +394,7 @@ describe('RedisStore', () => {
       await store.commit(session.id, { set: { gone: undefined, kept: 2 }, unset: [], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
 
       await expect(store.get(session.id)).resolves.toMatchObject({ data: { kept: 2 } });
-      expect(await probe.hexists(sessionKey(session.id), 'd:gone')).toBe(0);
+      expect(await probe.hexists(sessionKey(session.id), 'gone')).toBe(0);
     });
 
     it('rejects a committed value JSON cannot carry with SessionFieldNotJsonError naming the field, and writes nothing', async () => {
@@ -378,7 +436,8 @@ describe('RedisStore', () => {
       const next = newSession({ data: fields });
       await expect(store.rotate(session.id, next)).resolves.toBe(true);
       expect((await store.get(next.id))?.data).toEqual(fields);
-      expect(await probe.hlen(sessionKey(next.id))).toBe(5_000 + 3);
+      // The data fields and the times.
+      expect(await probe.hlen(sessionKey(next.id))).toBe(5_000 + 1);
     });
 
     it('keeps sessions and user indexes under a custom prefix, apart from the default one', async () => {
@@ -439,7 +498,7 @@ describe('RedisStore', () => {
       expect(sent[0]).toContain(sessionKey(session.id));
       expect(stats.evalsha).toBe(1);
       expect(stats.eval).toBeUndefined();
-      expect(await probe.hget(sessionKey(session.id), 'd:visits')).toBe('2');
+      expect(await probe.hget(sessionKey(session.id), 'visits')).toBe('2');
     });
 
     it(`writes a session of MAX_SESSION_FIELDS (${MAX_SESSION_FIELDS}) fields with one command per call: its creation, a commit setting every field, one removing every field`, async () => {
@@ -453,12 +512,13 @@ describe('RedisStore', () => {
         await measure(probe, () => store.create(full)),
         await measure(probe, () => store.commit(filled.id, { ...change, set: fields, unset: [] })),
       ];
-      expect(await probe.hlen(sessionKey(filled.id))).toBe(MAX_SESSION_FIELDS + 3);
+      expect(await probe.hlen(sessionKey(filled.id))).toBe(MAX_SESSION_FIELDS + 1);
       calls.push(await measure(probe, () => store.commit(filled.id, { ...change, set: {}, unset: Object.keys(fields) })));
 
       for (const { sent } of calls) expect(sent.map(([command]) => command)).toEqual(['EVALSHA']);
-      expect(await probe.hlen(sessionKey(full.id))).toBe(MAX_SESSION_FIELDS + 3);
-      expect(await probe.hlen(sessionKey(filled.id))).toBe(3);
+      // The data fields and the times.
+      expect(await probe.hlen(sessionKey(full.id))).toBe(MAX_SESSION_FIELDS + 1);
+      expect(await probe.hlen(sessionKey(filled.id))).toBe(1);
     });
 
     it('sends nothing for a user id it refuses (an unpaired surrogate would reach Redis as U+FFFD, another user id)', async () => {
@@ -486,7 +546,7 @@ describe('RedisStore', () => {
       const { sent, stats } = await measure(probe, () => store.touch(session.id, expiresAt, Date.now()));
 
       expect(sent.map(([command]) => command)).toEqual(['EVALSHA']);
-      expect(sent[0].filter((arg) => arg.startsWith('d:'))).toEqual([]);
+      expect(sent[0]).not.toContain('visits');
       expect(stats.evalsha).toBe(1);
       expect(await probe.pexpiretime(sessionKey(session.id))).toBe(expiresAt);
     });
@@ -502,10 +562,10 @@ describe('RedisStore', () => {
 
       expect(sent).toHaveLength(1);
       const args = sent[0];
-      expect(args).toEqual(expect.arrayContaining(['d:small', '2']));
-      expect(args.filter((arg) => arg.startsWith('d:'))).toEqual(['d:small']);
+      expect(args).toEqual(expect.arrayContaining(['small', '2']));
+      expect(args).not.toContain('blob');
       expect(inputBytes).toBeLessThan(10_000);
-      expect((await probe.hget(sessionKey(session.id), 'd:blob'))?.length).toBe(blob.length + 2);
+      expect((await probe.hget(sessionKey(session.id), 'blob'))?.length).toBe(blob.length + 2);
     });
   });
 
@@ -527,7 +587,7 @@ describe('RedisStore', () => {
 
     const metadata = (): Record<string, string> => {
       const now = Date.now();
-      return { '~c': String(now), '~s': String(now), '~e': String(now + HOUR) };
+      return { '': timesField(now, now, now + HOUR) };
     };
 
     async function seedHash(id: string, fields: Record<string, string>): Promise<void> {
@@ -546,18 +606,19 @@ describe('RedisStore', () => {
     });
 
     it.each([
-      ['garbage JSON in a data field', { 'd:ok': '1', 'd:bad': '{not json' }],
-      ['no metadata at all', { '~c': undefined, '~s': undefined, '~e': undefined, 'd:a': '1' }],
-      ['no expiry field', { '~e': undefined }],
-      ['a non-numeric creation time', { '~c': 'yesterday' }],
-      ['a non-numeric expiry', { '~e': 'never' }],
-      ['an empty last-seen time', { '~s': '' }],
+      ['garbage JSON in a data field', { ok: '1', bad: '{not json' }],
+      ['no times field', { '': undefined, a: '1' }],
+      ['times in the old layout', { '': undefined, '~c': String(Date.now()), '~s': String(Date.now()), '~e': String(Date.now() + HOUR) }],
+      ['a times field missing its expiry', { '': timesField(Date.now(), Date.now(), Date.now() + HOUR).replace(/[+-][^+-]*$/, '') }],
+      ['a times field that is not base 62', { '': 'yesterday+0+0' }],
+      ['an empty times field', { '': '' }],
+      ['a reference to the user without a user', { userId: '' }],
       ['a client record that is not JSON', { '~k': '{"ip":' }],
       ['a client record that is not an object', { '~k': '"Mozilla/5.0"' }],
       ['a client record whose ip is not a string', { '~k': '{"ip":127}' }],
     ])('reads a hash with %s as no session, and neither deletes nor changes it', async (_what, overrides) => {
       const id = newId();
-      const fields: Record<string, string> = { ...metadata(), 'd:visits': '1' };
+      const fields: Record<string, string> = { ...metadata(), visits: '1' };
       for (const [field, value] of Object.entries(overrides)) {
         if (value === undefined) delete fields[field];
         else fields[field] = value;
@@ -570,16 +631,17 @@ describe('RedisStore', () => {
       expect(await probe.pttl(sessionKey(id))).toBeGreaterThan(0);
     });
 
-    it('never returns a session whose ~e has passed, even if its key has no TTL', async () => {
+    it('never returns a session whose expiry has passed, even if its key has no TTL', async () => {
       const id = newId();
-      await probe.hset(sessionKey(id), { ...metadata(), '~e': String(Date.now() - 1_000), 'd:secret': '"x"' });
+      const now = Date.now();
+      await probe.hset(sessionKey(id), { '': timesField(now - HOUR, now - HOUR, now - 1_000), secret: '"x"' });
 
       await expect(store.get(id)).resolves.toBeNull();
     });
 
-    it('reads a field named d:__proto__ as plain data, polluting no prototype, and leaves the hash as it was', async () => {
+    it('reads a field named __proto__ as plain data, polluting no prototype, and leaves the hash as it was', async () => {
       const id = newId();
-      const fields = { ...metadata(), 'd:__proto__': '{"polluted":1}', 'd:plain': '"x"' };
+      const fields = { ...metadata(), ['__proto__']: '{"polluted":1}', plain: '"x"' };
       await seedHash(id, fields);
 
       const session = await store.get(id);

@@ -3,9 +3,18 @@
  * Cluster, on the node of that tag's slot) and is atomic there: "write only if the session still
  * exists" is one step, never check-then-write.
  *
- * A session is one hash: metadata fields `~c` (created), `~s` (last seen), `~e` (expires at),
- * `~u` (user), `~k` (the client record, JSON; only when one was recorded), and one `d:<name>`
- * field per data field, holding its JSON. Expiry is the key's TTL.
+ * A session is one hash, kept small enough for Redis to store it as a listpack of a few dozen
+ * bytes: metadata under names no data field takes, `''` (the times), `~u` (the user) and `~k`
+ * (the client record, JSON; only when one was recorded), then one field per data field under its
+ * own name (a `~` in front of a name that is empty or starts with `~`), holding its JSON. Expiry
+ * is the key's TTL.
+ *
+ * The times are one field, `<created><±last seen − created><±expires − last seen>` in base 62:
+ * three fields of 13-digit numbers cost three times as much, and an entry's name and header cost
+ * as much as a short value. A data field whose JSON is the user id's (the `userKey` field, in the
+ * clear) holds `''` instead: the user is in `~u` already. Sealed at rest, the two differ (a
+ * token, a sealed text) and both are kept. When the user changes, the fields that stood for the
+ * old one get its JSON back first.
  *
  * With `expiryEvents` on, beside it in the same slot lives its expiry marker `<session key>:x`:
  * a string holding the session's user ('' for none) that outlives the session by a grace period.
@@ -33,29 +42,73 @@ end
 `;
 
 /**
- * Applies a delta to an existing session. Returns false (nil) when the session is gone, which
- * writes nothing; otherwise the session's user ('' for none), so the caller can keep that user's
- * index alive as long as the session.
+ * The times field as the codec writes it (redis.codec.ts, timesField), from the stored creation
+ * time: Lua numbers are doubles, exact for millisecond timestamps.
+ */
+const TIMES = `
+local DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+local function base62(n)
+  local text = ''
+  repeat
+    local digit = n % 62
+    text = string.sub(DIGITS, digit + 1, digit + 1) .. text
+    n = (n - digit) / 62
+  until n == 0
+  return text
+end
+local function signed(n)
+  if n < 0 then return '-' .. base62(-n) end
+  return '+' .. base62(n)
+end
+-- The creation time a times field starts with, as text and as a number; nil if it is not one.
+local function created_of(times)
+  local sign, digits = string.match(times, '^(%-?)(%w+)[%+%-]')
+  if not digits then return nil end
+  local n = 0
+  for i = 1, #digits do n = n * 62 + string.find(DIGITS, string.sub(digits, i, i), 1, true) - 1 end
+  return sign .. digits, (sign == '-' and -n or n)
+end
+`;
+
+/**
+ * Applies a delta to an existing session. Returns false (nil) when the session is gone (or holds
+ * no times of ours), which writes nothing; otherwise the session's user ('' for none), so the
+ * caller can keep that user's index alive as long as the session.
  *
  * KEYS[1] session · KEYS[2] expiry marker (optional) · ARGV[1] expires at (ms epoch) · ARGV[2] last seen ·
  * ARGV[3] marker expires at · ARGV[4] user mode ('k' keep, 's' set, 'c' clear) · ARGV[5] user ·
  * ARGV[6] n pairs · then n field/value pairs to set (data fields, and `~k` when the client record
  * changes), then the fields to remove.
  */
-export const COMMIT_SCRIPT = `${IN_CHUNKS}
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+export const COMMIT_SCRIPT = `${IN_CHUNKS}${TIMES}
+local meta = redis.call('HMGET', KEYS[1], '', '~u')
+if not meta[1] then return false end
+local created_text, created = created_of(meta[1])
+if not created then return false end
+local old_user = meta[2]
+if old_user and (ARGV[4] == 'c' or (ARGV[4] == 's' and ARGV[5] ~= old_user)) then
+  -- Fields that stood for the old user stop naming it: they get its JSON back.
+  local hash = redis.call('HGETALL', KEYS[1])
+  local json = cjson.encode(old_user)
+  for i = 1, #hash, 2 do
+    local field = hash[i]
+    local data = string.sub(field, 1, 1) ~= '~' or field == '~' or string.sub(field, 1, 2) == '~~'
+    if hash[i + 1] == '' and field ~= '' and data then redis.call('HSET', KEYS[1], field, json) end
+  end
+end
 local pairs = tonumber(ARGV[6])
 local first_unset = 7 + 2 * pairs
--- One HSET (per chunk) for the metadata, the user (when it changes) and the changed fields.
-local fields = {'~s', ARGV[2], '~e', ARGV[1]}
-if ARGV[4] == 's' then fields[5] = '~u'; fields[6] = ARGV[5] end
+local last_seen = tonumber(ARGV[2])
+-- One HSET (per chunk) for the times, the user (when it changes) and the changed fields.
+local fields = {'', created_text .. signed(last_seen - created) .. signed(tonumber(ARGV[1]) - last_seen)}
+if ARGV[4] == 's' then fields[3] = '~u'; fields[4] = ARGV[5] end
 for i = 7, first_unset - 1 do fields[#fields + 1] = ARGV[i] end
 in_chunks('HSET', KEYS[1], fields, 1, #fields)
 in_chunks('HDEL', KEYS[1], ARGV, first_unset, #ARGV)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 local user
 if ARGV[4] == 'k' then
-  user = redis.call('HGET', KEYS[1], '~u') or ''
+  user = old_user or ''
   -- The marker already names this user: only its lifetime moves.
   if KEYS[2] then redis.call('PEXPIREAT', KEYS[2], ARGV[3]) end
 else

@@ -10,7 +10,7 @@ import { StoreWarnings } from '../toolkit/store-runtime.js';
 import type { RedisClient } from '../driver-types.js';
 import { closeClient, createClient, loadIoredis, reportErrors } from './redis.client.js';
 import type { IoredisClient } from './redis.client.js';
-import { commitArgs, createArgs, hashFields, META, parseSession } from './redis.codec.js';
+import { commitArgs, createArgs, hashFields, parseSession, parseSummary, SUMMARY_FIELDS } from './redis.codec.js';
 import { defineScripts } from './redis.commands.js';
 import type { ScriptedClient, SessionScript } from './redis.commands.js';
 import { RedisExpiryWatch } from './redis.expiry.js';
@@ -35,7 +35,7 @@ export interface RedisStoreOptions {
   ownsClient?: boolean;
   /**
    * Report expired sessions (`SessionService.on('expired')`): every session gets a small marker
-   * key beside it (about 140 bytes; see redis.scripts.ts). Set it on every node sharing the
+   * key beside it (about 136 bytes; see redis.scripts.ts). Set it on every node sharing the
    * Redis, since a session written by a node without it cannot be reported.
    * @default false
    */
@@ -187,23 +187,20 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
   async listByUser(userId: string): Promise<SessionSummary[]> {
     assertUserIdKeepable(userId);
     const ids = await this.client.zrange(this.keys.index(userId), '0', '-1');
-    const rows = await Promise.all(
-      ids.map((id) => this.client.hmget(this.keys.session(id), META.created, META.lastSeen, META.expires, META.user, META.client)),
-    );
+    const rows = await Promise.all(ids.map((id) => this.client.hmget(this.keys.session(id), ...SUMMARY_FIELDS)));
     const now = Date.now();
     const live: SessionSummary[] = [];
     const dead: string[] = [];
     ids.forEach((id, i) => {
-      const [created, lastSeen, expires, user, clientJson] = rows[i];
-      const expiresAt = Number(expires);
-      if (user !== userId || !(expiresAt > now)) {
+      const row = parseSummary(rows[i]);
+      if (row?.userId !== userId || !(row.expiresAt > now)) {
         dead.push(id);
         return;
       }
-      const client = parseClient(clientJson);
+      const client = parseClient(row.clientJson);
       // Listed only if get() would return it too; left in the index, as revoking must still find it.
       if (client === undefined) this.unreadable(id, 'holds a client record that is not ours');
-      else live.push({ id, createdAt: Number(created), lastSeenAt: Number(lastSeen), expiresAt, ...(client && { client }) });
+      else live.push({ id, createdAt: row.createdAt, lastSeenAt: row.lastSeenAt, expiresAt: row.expiresAt, ...(client && { client }) });
     });
     if (dead.length) await this.client.zrem(this.keys.index(userId), ...dead);
     return live.sort((a, b) => a.createdAt - b.createdAt);
