@@ -36,7 +36,7 @@ export function storeFailuresAsUnavailable(store: SessionStore): SessionStore {
     const failed = failureOf(store, operation);
     return (...args) => {
       const result = method.apply(store, args);
-      return isPromiseLike(result) ? Promise.resolve(result).catch(failed) : result;
+      return isPromiseLike(result) ? result.then(undefined, failed) : result;
     };
   });
 }
@@ -68,15 +68,21 @@ export class StoreBudget {
   }
 
   /** Runs `work` (store calls) within what is left of the budget, and draws the time it took. */
-  async spend<T>(operation: string, work: () => Promise<T>): Promise<T> {
+  spend<T>(operation: string, work: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    try {
-      // Even with nothing left, work that needs no store round trip (a commit with nothing to
-      // write) settles before a zero timer fires; anything that waits on the store does not.
-      return await withinTime(work(), Math.max(this.leftMs, 0), () => this.exhausted(operation));
-    } finally {
+    const draw = (): void => {
       this.leftMs -= performance.now() - started;
+    };
+    let call: Promise<T>;
+    try {
+      call = work();
+    } catch (error) {
+      draw();
+      return Promise.reject(error);
     }
+    // Even with nothing left, work that needs no store round trip (a commit with nothing to
+    // write) settles before a zero timer fires; anything that waits on the store does not.
+    return withinTime(call, Math.max(this.leftMs, 0), () => this.exhausted(operation), draw);
   }
 
   private exhausted(operation: string): Error {

@@ -28,18 +28,26 @@ export function startSweeper(sweep: () => unknown, interval: number, onError: (e
   return timer;
 }
 
-/** `call`'s outcome, or a rejection with `timeoutError()` once `ms` have passed. */
-export function withinTime<T>(call: PromiseLike<T>, ms: number, timeoutError: () => Error): Promise<T> {
+/**
+ * `call`'s outcome, or a rejection with `timeoutError()` once `ms` have passed. `settled` runs
+ * once, when either happens.
+ */
+export function withinTime<T>(call: PromiseLike<T>, ms: number, timeoutError: () => Error, settled?: () => void): Promise<T> {
   // One promise and one timer: this wraps every store call of every request.
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(timeoutError()), ms);
+    const timer = setTimeout(() => {
+      settled?.();
+      reject(timeoutError());
+    }, ms);
     call.then(
       (value) => {
         clearTimeout(timer);
+        settled?.();
         resolve(value);
       },
       (error: unknown) => {
         clearTimeout(timer);
+        settled?.();
         reject(error);
       },
     );
