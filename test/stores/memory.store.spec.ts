@@ -116,6 +116,52 @@ describe('MemoryStore', () => {
     });
   });
 
+  describe('per-user index', () => {
+    const idsOf = async (store: MemoryStore, userId: string) => (await store.listByUser(userId)).map((s) => s.id).sort();
+
+    it('follows a user from one session to several and back to one, and forgets the user after the last', async () => {
+      const store = open();
+      const [first, second, third] = [newSession({ userId: 'u1' }), newSession({ userId: 'u1' }), newSession({ userId: 'u1' })];
+
+      await store.create(first);
+      await store.create(first);
+      expect(await idsOf(store, 'u1')).toEqual([first.id]);
+      await store.create(second);
+      expect(await idsOf(store, 'u1')).toEqual([first.id, second.id].sort());
+      await store.destroy(first.id);
+      expect(await idsOf(store, 'u1')).toEqual([second.id]);
+      await store.create(third);
+      expect(await idsOf(store, 'u1')).toEqual([second.id, third.id].sort());
+
+      await expect(store.destroyByUser('u1', third.id)).resolves.toEqual([second.id]);
+      expect(await idsOf(store, 'u1')).toEqual([third.id]);
+      await store.commit(third.id, { set: {}, unset: [], expiresAt: third.expiresAt, lastSeenAt: Date.now(), userId: 'u2' });
+      expect(await idsOf(store, 'u1')).toEqual([]);
+      expect(await idsOf(store, 'u2')).toEqual([third.id]);
+      await store.destroy(third.id);
+
+      expect(await idsOf(store, 'u2')).toEqual([]);
+      expect(store.heldBytes).toBe(0);
+    });
+
+    it('keeps apart two users who share a session id in turn, and moves a session between users by rotation', async () => {
+      const store = open();
+      const shared = newSession({ userId: 'u1' });
+      const other = newSession({ userId: 'u1' });
+      await store.create(shared);
+      await store.create(other);
+
+      await store.create({ ...shared, userId: 'u2' });
+      const rotated = newSession({ userId: 'u2' });
+      await store.rotate(other.id, rotated);
+
+      expect(await idsOf(store, 'u1')).toEqual([]);
+      expect(await idsOf(store, 'u2')).toEqual([shared.id, rotated.id].sort());
+      await expect(store.destroyByUser('u2')).resolves.toEqual(expect.arrayContaining([shared.id, rotated.id]));
+      expect(store.size).toBe(0);
+    });
+  });
+
   describe('maxSessions', () => {
     it('evicts the least recently used session: reading the first makes the second the oldest', async () => {
       const store = open({ maxSessions: 2 });
@@ -420,6 +466,60 @@ describe('MemoryStore', () => {
       await expect(commit).rejects.toBeInstanceOf(SessionFieldNotJsonError);
       await expect(commit).rejects.toMatchObject({ field: 'big' });
       await expect(store.get(session.id)).resolves.toMatchObject({ data: { visits: 1 }, expiresAt: session.expiresAt });
+    });
+
+    it('keeps what it holds when a caller changes a session it read, at the top or deeper down', async () => {
+      const store = open();
+      const session = newSession({ data: { profile: { name: 'Ada', roles: ['admin'] }, visits: 1 }, client: { ip: '203.0.113.7' } });
+      await store.create(session);
+
+      const read = (await store.get(session.id))!;
+      (read.data.profile as { roles: string[] }).roles.push('root');
+      (read.data.profile as { name: string }).name = 'Eve';
+      read.data.visits = 99;
+      read.data.added = true;
+      read.client!.ip = '0.0.0.0';
+
+      await expect(store.get(session.id)).resolves.toMatchObject({
+        data: { profile: { name: 'Ada', roles: ['admin'] }, visits: 1 },
+        client: { ip: '203.0.113.7' },
+      });
+      expect(Object.keys((await store.get(session.id))!.data)).toEqual(['profile', 'visits']);
+    });
+
+    it('keeps every field whole through commits, whatever characters its name and value hold', async () => {
+      const store = open();
+      const awkward = {
+        'colon:\ttab': 'a:\tb',
+        'comma,\nline': ',\n",\n"x":\t1',
+        '"quoted"': { '}': '{', ']': ['[', '\u2028', 'é😀'] },
+        '': '',
+      };
+      Object.defineProperty(awkward, '__proto__', { value: { polluted: true }, enumerable: true, writable: true, configurable: true });
+      const session = newSession({ data: JSON.parse(JSON.stringify({ first: 1, ...awkward, last: 2 })) as StoredSession['data'] });
+      await store.create(session);
+
+      await store.commit(session.id, { set: { first: 'one', added: 'x' }, unset: ['last'], expiresAt: session.expiresAt, lastSeenAt: Date.now() });
+
+      const { data } = (await store.get(session.id))!;
+      expect(Object.getPrototypeOf(data)).toBeNull();
+      expect(Object.keys(data)).toEqual(['first', 'colon:\ttab', 'comma,\nline', '"quoted"', '', '__proto__', 'added']);
+      expect(data).toEqual({ __proto__: null, first: 'one', ...JSON.parse(JSON.stringify(awkward)), added: 'x' });
+      expect(Object.getOwnPropertyDescriptor(data, '__proto__')?.value).toEqual({ polluted: true });
+    });
+
+    it('gives every time back exactly as written, however far from now or fractional', async () => {
+      const store = open();
+      const later = Date.now() + 40 * 24 * HOUR + 0.25;
+      const session = newSession({ createdAt: -0, lastSeenAt: 0.1, expiresAt: later });
+      await store.create(session);
+
+      const read = (await store.get(session.id))!;
+      expect(Object.is(read.createdAt, -0)).toBe(true);
+      expect([read.lastSeenAt, read.expiresAt]).toEqual([0.1, later]);
+
+      await store.commit(session.id, { set: {}, unset: [], lastSeenAt: 1e300, expiresAt: later + 1e-9 });
+      await expect(store.get(session.id)).resolves.toMatchObject({ createdAt: -0, lastSeenAt: 1e300, expiresAt: later + 1e-9 });
     });
 
     it('treats a field set to undefined as removed, as JSON would', async () => {

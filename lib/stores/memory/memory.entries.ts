@@ -60,11 +60,12 @@ export class MemoryEntries {
     if (bytes > maxBytes) throw new SessionTooLargeError(bytes, maxBytes, undefined, SessionMessages.memorySessionTooLarge(bytes, maxBytes));
   }
 
-  insert(id: string, entry: Entry): void {
+  /** Adds an entry counted at `bytes` (its {@link Entry.bytes} under `id`). */
+  insert(id: string, entry: Entry, bytes: number): void {
     // A reused id replaces the old session entirely, index entry included.
     this.remove(id);
     this.entries.set(id, entry);
-    this.bytesHeld += entry.bytes;
+    this.bytesHeld += bytes;
     this.users.add(id, entry.userId);
     this.evictOverflow();
   }
@@ -73,7 +74,7 @@ export class MemoryEntries {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
-    this.bytesHeld -= entry.bytes;
+    this.bytesHeld -= entry.bytes(id);
     this.users.remove(id, entry.userId);
   }
 
@@ -88,18 +89,17 @@ export class MemoryEntries {
     this.entries.set(id, entry);
   }
 
-  /** Counts an entry changed in place at its new size. */
-  recount(entry: Entry, bytes: number): void {
-    this.bytesHeld += bytes - entry.bytes;
-    entry.bytes = bytes;
-  }
-
-  /** Moves an entry to another user's index (or out of every one, for null). */
-  reassign(id: string, entry: Entry, userId: string | null): void {
-    if (userId === entry.userId) return;
-    this.users.remove(id, entry.userId);
-    entry.userId = userId;
-    this.users.add(id, userId);
+  /**
+   * Puts `next`, counted at `bytes`, in the place of `entry` under `id`, as the most recently
+   * used, and moves it to its user's index when the user changed. Evicts nothing: the caller does.
+   */
+  replace(id: string, entry: Entry, next: Entry, bytes: number): void {
+    this.bytesHeld += bytes - entry.bytes(id);
+    if (next.userId !== entry.userId) {
+      this.users.remove(id, entry.userId);
+      this.users.add(id, next.userId);
+    }
+    this.markUsed(id, next);
   }
 
   /**

@@ -1,13 +1,12 @@
 import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { SessionMessages } from '../../session.errors.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
-import type { SessionChange, SessionFields, SessionSummary, StoredSession } from '../session-store.js';
-import { applyChange, clientMember, encodeClient, encodeFields, parseClient } from '../toolkit/field-codec.js';
+import type { SessionChange, SessionSummary, StoredSession } from '../session-store.js';
+import { clientMember, encodeClient, encodeFields, parseClient } from '../toolkit/field-codec.js';
 import { checkStoreOptions } from '../toolkit/options-check.js';
 import { startSweeper } from '../toolkit/store-runtime.js';
 import { MemoryEntries } from './memory.entries.js';
-import { bytesAfterChange, entryBytes } from './memory.entry.js';
-import type { Entry } from './memory.entry.js';
+import { dataText, Entry } from './memory.entry.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -32,8 +31,8 @@ export interface MemoryStoreOptions {
 const DEFAULT_SWEEP_INTERVAL = 60_000;
 
 /**
- * 64 MiB: room for about 67,000 small sessions (`{ userId, visits }` with a user counts about
- * 1,000 bytes), more than the single process this store is meant for keeps in use at once, while
+ * 64 MiB: room for about 125,000 small sessions (`{ userId, visits }` with a user counts about
+ * 535 bytes), more than the single process this store is meant for keeps in use at once, while
  * a flood of anonymous sessions can take at most a quarter of the heap V8 gives a process on a
  * 1 GiB machine or container (a quarter of its memory, 256 MiB). Sessions count at least what
  * they were measured to take (plain-text ones take well under it), so the process holds no more.
@@ -49,10 +48,10 @@ const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
  * alive) reclaims the memory of sessions nobody reads again.
  *
  * **Bounded by default** (`maxBytes`, 64 MiB), so that anonymous clients cannot grow the process
- * without limit. Each session counts two bytes per character of its fields' JSON, their names,
- * its client record, user id and id, plus measured fixed costs per session, per field and per
- * user-index entry ({@link heldBytes} is the total). A write that would pass the bound evicts the
- * least recently used sessions (reads, writes and touches are uses) until it fits; `maxSessions`
+ * without limit. Each session counts two bytes per character of its data's JSON (field names
+ * included), its client record, user id and id, plus measured fixed costs per session, per string
+ * and per user-index entry ({@link heldBytes} is the total). A write that would pass the bound
+ * evicts the least recently used sessions (reads, writes and touches are uses) until it fits; `maxSessions`
  * bounds the count the same way. Every session dropped because it expired (by the sweeper, by a
  * read that finds it expired, or by eviction of one already expired) is reported to
  * {@link SessionStore.watchExpiry} listeners, once: it is gone from the map as it is reported. A
@@ -111,7 +110,7 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
     this.entries.markUsed(id, entry);
     return {
       id,
-      data: decodeFields(entry.fields),
+      data: entry.readData(),
       createdAt: entry.createdAt,
       lastSeenAt: entry.lastSeenAt,
       expiresAt: entry.expiresAt,
@@ -122,7 +121,8 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
 
   async create(session: StoredSession): Promise<void> {
     assertUserIdKeepable(session.userId);
-    this.entries.insert(session.id, this.newEntry(session));
+    const entry = newEntry(session);
+    this.entries.insert(session.id, entry, this.countWithinBound(session.id, entry));
   }
 
   async commit(id: string, change: SessionChange): Promise<boolean> {
@@ -133,16 +133,9 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
     const client = change.client === undefined ? undefined : change.client && encodeClient(change.client);
     const entry = this.live(id);
     if (!entry) return false;
-    const bytes = bytesAfterChange(entry, { unset: change.unset, set: encoded, userId: change.userId, client });
-    this.entries.refuseLargerThanBound(bytes);
-
-    applyChange(entry.fields, change.unset, encoded);
-    this.entries.recount(entry, bytes);
-    entry.expiresAt = change.expiresAt;
-    entry.lastSeenAt = change.lastSeenAt;
-    if (client !== undefined) entry.client = client;
-    if (change.userId !== undefined) this.entries.reassign(id, entry, change.userId);
-    this.entries.markUsed(id, entry);
+    const { unset, lastSeenAt, expiresAt, userId } = change;
+    const next = entry.withChange({ unset, set: encoded, lastSeenAt, expiresAt, userId, client });
+    this.entries.replace(id, entry, next, this.countWithinBound(id, next));
     // Only what a commit adds can overflow, and the entry it wrote is now the last one evicted.
     this.entries.evictOverflow();
     return true;
@@ -150,10 +143,11 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
 
   async rotate(oldId: string, next: StoredSession): Promise<boolean> {
     assertUserIdKeepable(next.userId);
-    const entry = this.newEntry(next);
+    const entry = newEntry(next);
+    const bytes = this.countWithinBound(next.id, entry);
     if (!this.live(oldId)) return false;
     this.entries.remove(oldId);
-    this.entries.insert(next.id, entry);
+    this.entries.insert(next.id, entry, bytes);
     return true;
   }
 
@@ -229,33 +223,16 @@ export class MemoryStore extends SessionStore implements OnApplicationBootstrap,
     return entry;
   }
 
-  /** The entry a whole session becomes, counted, or a SessionTooLargeError if it could never fit. */
-  private newEntry(session: StoredSession): Entry {
-    const fields = new Map<string, string>();
-    for (const [name, json] of encodeFields(session.data)) if (json !== undefined) fields.set(name, json);
-    const entry: Entry = {
-      createdAt: session.createdAt,
-      lastSeenAt: session.lastSeenAt,
-      expiresAt: session.expiresAt,
-      userId: session.userId,
-      client: session.client ? encodeClient(session.client) : null,
-      fields,
-      bytes: 0,
-    };
-    // Counted once built, as one literal: an entry spread from another object takes ~300 bytes more.
-    entry.bytes = entryBytes(session.id, entry);
-    this.entries.refuseLargerThanBound(entry.bytes);
-    return entry;
+  /** What `entry` counts under `id`, or a SessionTooLargeError if it could never fit. */
+  private countWithinBound(id: string, entry: Entry): number {
+    const bytes = entry.bytes(id);
+    this.entries.refuseLargerThanBound(bytes);
+    return bytes;
   }
 }
 
-/**
- * A fresh object per read. It has no prototype, so a field named `__proto__` or `constructor`
- * is plain own data: it can neither swap the object's prototype nor shadow an inherited member.
- * Nested values come from JSON.parse, which already defines such keys as own properties.
- */
-function decodeFields(fields: Map<string, string>): SessionFields {
-  const data: SessionFields = Object.create(null);
-  for (const [name, json] of fields) data[name] = JSON.parse(json);
-  return data;
+/** The entry a whole session becomes. */
+function newEntry(session: StoredSession): Entry {
+  const client = session.client ? encodeClient(session.client) : null;
+  return new Entry(session, session.userId, client, dataText(encodeFields(session.data)));
 }
