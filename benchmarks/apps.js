@@ -1,6 +1,7 @@
 // The three kinds of NestJS application the benchmark compares, with identical routes:
 //
-//   POST /login?u=NNNNNN  signs in: sets userId and visits = 0 (a two-field session)
+//   POST /login?u=NNNNNN  signs in: sets userId and visits = 0 (a two-field session); with
+//                         &fields=N (N > 2), also N − 2 filler fields (the growth pass's sizes)
 //   GET  /read            returns the session's userId (read-only)
 //   POST /change          increments visits (one field changes)
 //   GET  /none            does not touch the session (the no-credential workload)
@@ -10,6 +11,18 @@
 // Plain JavaScript: the decorators are applied with Reflect.decorate instead of @ syntax.
 import 'reflect-metadata';
 import { Controller, Get, HttpCode, Module, Param, Post, Put, Query, Req } from '@nestjs/common';
+
+/** The secret every server signs its cookies with; the growth pass signs its own sessions' too. */
+export const SECRET = 'benchmark-secret-0123456789abcdefghijklmnop';
+
+/**
+ * `total − 2` filler fields beside userId and visits, each a 20-character string: a session of
+ * `total` top-level fields. Nothing for a missing or non-numeric `total` (a plain sign-in).
+ */
+export function fillerFields(total) {
+  const count = Math.max(0, Number(total) - 2 || 0);
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`pad_${i}`, `filler-value-${String(i).padStart(7, '0')}`]));
+}
 
 /** Decorates `Cls` as a controller; `routes` maps method name → [method decorators, param decorators]. */
 function controller(Cls, routes) {
@@ -65,6 +78,15 @@ class BaselineController {
   }
 }
 
+/**
+ * The floor any session middleware starts from: the baseline app with one middleware that only
+ * calls next(), registered with app.use() as express-session is. What it costs against the
+ * baseline is what mounting a middleware costs, before it does anything.
+ */
+export function noopMiddleware(req, res, next) {
+  next();
+}
+
 export function baselineModule() {
   return module({ controllers: [bind(BaselineController, {})] });
 }
@@ -72,9 +94,10 @@ export function baselineModule() {
 // ---- 2. express-session (anchors): app.use(session(...)), handlers use req.session ---------
 
 class ExpressSessionController {
-  login(req, u) {
+  login(req, u, fields) {
     req.session.userId = `user-${u}`;
     req.session.visits = 0;
+    Object.assign(req.session, fillerFields(fields));
     return { ok: true };
   }
   read(req) {
@@ -101,7 +124,7 @@ export function expressSessionModule() {
   return module({
     controllers: [
       bind(ExpressSessionController, {
-        login: [Req(), Query('u')],
+        login: [Req(), Query('u'), Query('fields')],
         read: [Req()],
         change: [Req()],
         setField: [Req(), Param('name')],
@@ -115,9 +138,10 @@ export function expressSessionModule() {
 
 export function oursModule({ SessionModule, Session }, options) {
   class OursController {
-    login(session, u) {
+    login(session, u, fields) {
       session.userId = `user-${u}`;
       session.visits = 0;
+      Object.assign(session, fillerFields(fields));
       return { ok: true };
     }
     read(session) {
@@ -142,7 +166,7 @@ export function oursModule({ SessionModule, Session }, options) {
     imports: [SessionModule.forRoot(options)],
     controllers: [
       bind(OursController, {
-        login: [Session(), Query('u')],
+        login: [Session(), Query('u'), Query('fields')],
         read: [Session()],
         change: [Session()],
         setField: [Session(), Param('name')],

@@ -162,7 +162,7 @@ export async function freePort() {
 
 /**
  * Starts a redis-server on a free port in its own temp dir (on `core` if given); resolves once it
- * answers PING.
+ * answers PING. Stopped by `cleanup`, or earlier by the `stop()` it returns.
  */
 export async function startRedis(cleanup, { core } = {}) {
   const dir = tempDir(cleanup, 'redis');
@@ -176,7 +176,8 @@ export async function startRedis(cleanup, { core } = {}) {
   child.on('exit', () => (exited = true));
   child.on('error', (error) => log(`redis-server: ${error.message}`));
   cleanup.tell('+', 'pid', child.pid);
-  cleanup.add(`stop redis-server :${port}`, () => stopProcess(child, 'redis-server').then(() => cleanup.tell('-', 'pid', child.pid)));
+  const stop = () => stopProcess(child, 'redis-server').then(() => cleanup.tell('-', 'pid', child.pid));
+  cleanup.add(`stop redis-server :${port}`, stop);
 
   const url = `redis://${HOST}:${port}`;
   const deadline = Date.now() + 10_000;
@@ -198,7 +199,12 @@ export async function startRedis(cleanup, { core } = {}) {
   // The benchmark's own admin connection: INFO, MEMORY USAGE, MONITOR. Never the shared Redis.
   const admin = new Redis(port, HOST, { maxRetriesPerRequest: 1 });
   cleanup.add('close redis admin connection', () => admin.disconnect());
-  return { port, url, admin, dir, pid: child.pid };
+  // `stop` for a pass that is done with its redis-server before the run ends (the memory it holds).
+  const stopAll = () => {
+    admin.disconnect();
+    return stop();
+  };
+  return { port, url, admin, dir, pid: child.pid, stop: stopAll };
 }
 
 function tail(file) {

@@ -18,6 +18,8 @@
 //      driving one server at a time (load.js);
 //   5. lost-update demonstration on two extra server processes;
 //   6. MemoryStore heap in child processes (heap.js), ours with and without encryption at rest;
+//   7. growth (BENCH_GROWTH): reads and Redis memory of ours-redis and connect-redis as sessions
+//      grow in fields and in number, on throwaway redis-servers of their own (growth.js);
 //      then BENCHMARKS.md (report.js).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +27,8 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { affinityOf, Cleanup, cpuSeconds, createDatabase, log, pinningPlan, pinProcess, startRedis, startServer, tempDir } from './infra.js';
-import { drive, request, signIn, WORKLOADS } from './load.js';
+import { measureGrowth } from './growth.js';
+import { drive, median, request, roundOrders, signIn, summarize, WORKLOADS } from './load.js';
 import { countCommands, sessionMemory, usedMemory } from './redis-stats.js';
 import { renderReport } from './report.js';
 
@@ -42,6 +45,12 @@ export const KNOBS = {
   BENCH_HEAP_SESSIONS: [100_000, 'sessions in the MemoryStore heap measurement'],
   BENCH_LOST_REQUESTS: [100, 'concurrent requests per lost-update trial'],
   BENCH_LOST_TRIALS: [3, 'lost-update trials'],
+  BENCH_GROWTH: [
+    1,
+    'the growth pass: ours-redis and connect-redis with sessions of 2, 20 and 200 fields and with 10k, 100k and 1M live sessions (about 4 min on a quiet machine, half of it writing the 1M sessions); 0: skip it',
+  ],
+  BENCH_GROWTH_MAX: [1_000_000, 'largest live-session count of the growth pass; larger counts are skipped'],
+  BENCH_GROWTH_ROUNDS: [3, 'interleaved rounds of each growth read measurement'],
   BENCH_PIN: [
     1,
     'pin the server under test to one core and everything else the bench starts (autocannon, redis-server) to another with taskset; on when taskset and ≥ 2 cores are there; 0: off',
@@ -61,6 +70,9 @@ const config = {
   heapSessions: Number(env('BENCH_HEAP_SESSIONS')),
   lostRequests: Number(env('BENCH_LOST_REQUESTS')),
   lostTrials: Number(env('BENCH_LOST_TRIALS')),
+  growth: String(env('BENCH_GROWTH')) !== '0',
+  growthMax: Number(env('BENCH_GROWTH_MAX')),
+  growthRounds: Number(env('BENCH_GROWTH_ROUNDS')),
   pin: String(env('BENCH_PIN')) !== '0',
   pgAdminUrl: env('BENCH_PG_URL'),
   only: String(env('BENCH_SERVERS'))
@@ -76,6 +88,7 @@ const config = {
  */
 const SERVERS = [
   { name: 'baseline', kind: 'baseline', storeLabel: '— (no session)' },
+  { name: 'noop-middleware', kind: 'noop-middleware', storeLabel: '— (one no-op app.use middleware)' },
   { name: 'ours-memory', kind: 'ours', storeLabel: 'memory', needs: [] },
   { name: 'ours-memory-encrypted', kind: 'ours', storeLabel: 'memory, encrypted', encrypts: 'ours-memory', needs: [] },
   { name: 'connect-redis', kind: 'express-session', storeLabel: 'Redis', needs: ['redis'] },
@@ -99,6 +112,8 @@ function specOf(server, infra) {
   switch (server.name) {
     case 'baseline':
       return { kind: 'baseline' };
+    case 'noop-middleware':
+      return { kind: 'noop-middleware' };
     case 'ours-memory':
       return { kind: 'ours', store: { type: 'memory' } };
     case 'connect-redis':
@@ -150,12 +165,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-const median = (xs) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
 const loadBefore = os
   .loadavg()
   .map((n) => n.toFixed(2))
@@ -185,7 +194,7 @@ async function main() {
   if (needs.has('files')) infra.files = tempDir(cleanup, 'files');
 
   const cells = selected.length * Object.keys(WORKLOADS).length;
-  const estimate = cells * (config.rounds * (config.duration + 0.3) + config.warmup + 0.3) + 60;
+  const estimate = cells * (config.rounds * (config.duration + 0.3) + config.warmup + 0.3) + 60 + (config.growth ? 240 : 0);
   log(
     `${selected.length} servers × ${Object.keys(WORKLOADS).length} workloads × ${config.rounds} rounds × ${config.duration} s; about ${Math.round(estimate / 60)} min`,
   );
@@ -257,13 +266,7 @@ async function main() {
     log(`warm-up: ${config.warmup} s per server and workload`);
     for (const cell of order) await measure(cell, config.warmup);
   }
-  const step = Math.max(1, Math.ceil(order.length / config.rounds));
-  for (let round = 0; round < config.rounds; round++) {
-    // Each round starts further along the list, so no case is always first or always last, and
-    // every other round runs backwards, so no case always follows the same one.
-    const shift = (round * step) % order.length;
-    const rotated = [...order.slice(shift), ...order.slice(0, shift)];
-    if (round % 2 === 1) rotated.reverse();
+  for (const [round, rotated] of roundOrders(order, config.rounds).entries()) {
     for (const [i, cell] of rotated.entries()) {
       const m = await measure(cell, config.duration);
       samples[cell.server.name][cell.workload].push(m);
@@ -278,15 +281,7 @@ async function main() {
     results[server.name] = {};
     for (const workload of workloads) {
       const runs = samples[server.name][workload];
-      const rps = runs.map((m) => m.rps);
-      results[server.name][workload] = {
-        rps: median(rps),
-        spread: (Math.max(...rps) - Math.min(...rps)) / median(rps),
-        p50: median(runs.map((m) => m.p50)),
-        p99: median(runs.map((m) => m.p99)),
-        cpuPerRequest: median(runs.map((m) => m.cpuPerRequest)),
-        bad: runs.reduce((a, m) => a + m.bad, 0),
-      };
+      results[server.name][workload] = { ...summarize(runs), cpuPerRequest: median(runs.map((m) => m.cpuPerRequest)) };
     }
   }
 
@@ -325,7 +320,7 @@ async function main() {
     }
   }
 
-  // ---- 6. heap, then stop everything and write the report ------------------------------------
+  // ---- 6. stop the servers; MemoryStore heap ------------------------------------------------
   for (const server of servers) await server.stop();
   const heap = [];
   for (const store of ['ours', 'ours-encrypted', 'express-session']) {
@@ -333,6 +328,16 @@ async function main() {
     log(`heap, ${store} MemoryStore: ${Math.round(heap.at(-1).perSession)} B per session`);
   }
 
+  // ---- 7. growth ----------------------------------------------------------------------------
+  let growth;
+  if (config.growth) {
+    // The same servers as ours-redis and connect-redis above, each on a redis-server of its own.
+    const specFor = (name, url) => specOf(SERVERS.find((s) => s.name === name) ?? { name }, { redis: { url } });
+    growth = await measureGrowth(cleanup, config, { server: serverCore, others: othersCore }, specFor);
+    log(`growth pass took ${Math.round(growth.seconds)} s`);
+  }
+
+  // ---- the report ---------------------------------------------------------------------------
   const report = renderReport({
     config,
     knobs: KNOBS,
@@ -343,6 +348,7 @@ async function main() {
     redis,
     heap,
     lostUpdates,
+    growth,
     wallSeconds: (Date.now() - started) / 1000,
     machine: {
       cpus: { count: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown CPU' },

@@ -7,14 +7,19 @@
 //     encryptionKeys?: [<base64url key>] }
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { baselineModule, expressSessionModule, oursModule } from './apps.js';
+import { baselineModule, expressSessionModule, noopMiddleware, oursModule, SECRET } from './apps.js';
 
-const SECRET = 'benchmark-secret-0123456789abcdefghijklmnop';
 const spec = JSON.parse(process.env.BENCH_SERVER_SPEC ?? '{}');
 const closers = [];
 
 async function build() {
   if (spec.kind === 'baseline') return NestFactory.create(baselineModule(), { logger: false });
+
+  if (spec.kind === 'noop-middleware') {
+    const app = await NestFactory.create(baselineModule(), { logger: false });
+    app.use(noopMiddleware);
+    return app;
+  }
 
   if (spec.kind === 'ours') {
     const lib = await import('../dist/lib/index.js');
