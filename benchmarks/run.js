@@ -84,12 +84,15 @@ const config = {
 /**
  * The servers, in table order. `anchor`: the express-session store ours is compared with.
  * `encrypts`: the unencrypted server this one is a copy of, with `encryptionKeys` added, so the
- * cost of encryption at rest is a ratio of two servers measured in the same rounds.
+ * cost of encryption at rest is a ratio of two servers measured in the same rounds. `twin`: a
+ * second process of the same server, so the report can show how far two identical processes
+ * land apart (the run's process-to-process noise).
  */
 const SERVERS = [
   { name: 'baseline', kind: 'baseline', storeLabel: '— (no session)' },
   { name: 'noop-middleware', kind: 'noop-middleware', storeLabel: '— (one no-op app.use middleware)' },
   { name: 'ours-memory', kind: 'ours', storeLabel: 'memory', needs: [] },
+  { name: 'ours-memory-twin', kind: 'ours', storeLabel: 'memory (a second process)', twin: 'ours-memory', needs: [] },
   { name: 'ours-memory-encrypted', kind: 'ours', storeLabel: 'memory, encrypted', encrypts: 'ours-memory', needs: [] },
   { name: 'connect-redis', kind: 'express-session', storeLabel: 'Redis', needs: ['redis'] },
   { name: 'ours-redis', kind: 'ours', storeLabel: 'Redis', anchor: 'connect-redis', needs: ['redis'] },
@@ -105,6 +108,11 @@ const ENCRYPTION_KEY = randomBytes(32).toString('base64url');
 
 /** What each server process is told to build (see server.js). */
 function specOf(server, infra) {
+  if (server.twin)
+    return specOf(
+      SERVERS.find((s) => s.name === server.twin),
+      infra,
+    );
   if (server.encrypts) {
     const plain = SERVERS.find((s) => s.name === server.encrypts);
     return { ...specOf(plain, infra), encryptionKeys: [ENCRYPTION_KEY] };
