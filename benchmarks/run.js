@@ -314,6 +314,10 @@ async function main() {
   for (const [name, label] of [
     ['connect-redis', 'express-session + connect-redis'],
     ['ours-redis', 'ours (RedisStore)'],
+    ['connect-pg-simple', 'express-session + connect-pg-simple'],
+    ['ours-postgres', 'ours (PostgresStore)'],
+    ['session-file-store', 'express-session + session-file-store'],
+    ['ours-file', 'ours (FileStore)'],
   ]) {
     const nodeA = servers.find((s) => s.name === name);
     if (!nodeA) continue;
@@ -321,7 +325,7 @@ async function main() {
     try {
       const trials = [];
       for (let t = 0; t < config.lostTrials; t++) trials.push(await lostUpdateTrial(nodeA, nodeB, 900_000 + t));
-      lostUpdates.push({ label, requests: config.lostRequests, trials });
+      lostUpdates.push({ name, label, requests: config.lostRequests, trials });
       log(`lost updates, ${label}: fields kept ${trials.map((t) => `${t.survived}/${config.lostRequests}`).join(', ')}`);
     } finally {
       await nodeB.stop();
