@@ -97,7 +97,7 @@ export class SessionMiddleware implements NestMiddleware {
     }
     // The channel counts even when its credential opened to nothing: the answer goes back on it.
     if (!loaded) {
-      this.exposeAnonymous(req, res, presented.channel, budget);
+      this.exposeAnonymous(req, res, presented.channel, budget, store);
       return next();
     }
     // 2. Expose the session; steps 4 and 5 run in the response hook that begin() sets.
@@ -114,11 +114,18 @@ export class SessionMiddleware implements NestMiddleware {
    * No session to load: none is made until the application reads `req.session`, so a request
    * that never does costs no session state and no response hold at all.
    */
-  private exposeAnonymous(req: SessionRequest, res: ServerResponse, channel: CredentialChannel | null, budget: StoreBudget | undefined): void {
+  private exposeAnonymous(
+    req: SessionRequest,
+    res: ServerResponse,
+    channel: CredentialChannel | null,
+    budget: StoreBudget | undefined,
+    // The store the credential was opened with, if one was presented: the session stays on it.
+    opened?: SessionStore,
+  ): void {
     const now = Date.now();
     let state: SessionState | undefined;
     exposeSession(req, () => {
-      state ??= this.begin(req, res, this.configured.forRequest() ?? this.store, null, { channel, opened: null }, now, budget);
+      state ??= this.begin(req, res, opened ?? this.configured.forRequest() ?? this.store, null, { channel, opened: null }, now, budget);
       return state.proxy;
     });
   }
