@@ -1,0 +1,1 @@
+export { LegacyCookieVerifier } from './legacy-cookie.js';
