@@ -108,9 +108,15 @@ export interface ResponseHooks {
   onError(error: unknown): { status: number; body: object };
 }
 
-type ResponseMethod = 'writeHead' | 'write' | 'end';
+/** The response methods the hold stands between the application and Node. */
+const RESPONSE_METHODS = ['writeHead', 'write', 'end'] as const;
+type ResponseMethod = (typeof RESPONSE_METHODS)[number];
 type AnyMethod = (...args: unknown[]) => unknown;
 type ResponseMethods = Record<ResponseMethod, AnyMethod>;
+
+/** The response methods `target` has now (its own or inherited), to call once the hold lets go. */
+const methodsOf = (target: ServerResponse): ResponseMethods =>
+  Object.fromEntries(RESPONSE_METHODS.map((method) => [method, target[method] as AnyMethod])) as ResponseMethods;
 
 /*
  * Where a request's session and its response hold live. On Express, each application has its
@@ -150,11 +156,8 @@ export function hookResponse(res: ServerResponse, hooks: ResponseHooks): void {
     slots[HOLD] = new ResponseHold(res, hooks, inherited);
     return;
   }
-  const original: ResponseMethods = { writeHead: res.writeHead as AnyMethod, write: res.write as AnyMethod, end: res.end as AnyMethod };
-  const hold = new ResponseHold(res, hooks, original);
-  res.writeHead = ((...args: unknown[]) => hold.writeHead(args)) as typeof res.writeHead;
-  res.write = ((...args: unknown[]) => hold.write(args)) as typeof res.write;
-  res.end = ((...args: unknown[]) => hold.end(args)) as typeof res.end;
+  const hold = new ResponseHold(res, hooks, methodsOf(res));
+  for (const method of RESPONSE_METHODS) (res as unknown as Record<ResponseMethod, AnyMethod>)[method] = (...args: unknown[]) => hold[method](args);
 }
 
 /** One response's hold: what {@link hookResponse} puts between the application and `original`. */
@@ -285,13 +288,9 @@ export function mountOnPlatform(adapter: PlatformAdapter | undefined, middleware
   const request = app.request as SessionSlots;
   const response = app.response as ServerResponse & SessionSlots;
   if (!response[INHERITED]) {
-    const inherited: ResponseMethods = {
-      writeHead: response.writeHead as AnyMethod,
-      write: response.write as AnyMethod,
-      end: response.end as AnyMethod,
-    };
+    const inherited = methodsOf(response);
     Object.defineProperty(response, INHERITED, { value: inherited });
-    for (const method of ['writeHead', 'write', 'end'] as const) {
+    for (const method of RESPONSE_METHODS) {
       Object.defineProperty(response, method, {
         configurable: true,
         writable: true,
