@@ -1,5 +1,5 @@
 export { generateSessionId, isSessionId, hashSessionId } from './session-id.js';
-export { SessionIdSigner } from './signer.js';
+export { firstMatchingKey, SessionIdSigner } from './signer.js';
 export { deriveKey, sessionJwtKey } from './keys.js';
 export { isSecret, resolveSecrets, secretProblem } from './secrets.js';
 export type { KeyPurpose } from './keys.js';

@@ -62,19 +62,27 @@ export class SessionIdSigner {
     // The signature has the id's alphabet and length, so the same check rules out anything
     // else before the comparison (which works on bytes, not characters).
     if (dot < 0 || !isSessionId(id) || !isSessionId(signature)) return null;
-    // Compared as text, not decoded bytes: base64url has spare bits in its last character, and
-    // a signature altered there must not verify.
-    const given = Buffer.from(signature, 'latin1');
-    let matched = -1;
-    for (const [index, key] of this.keys.entries()) {
-      const expected = Buffer.from(this.mac(key, id).toString('base64url'), 'latin1');
-      // Every key is tried so timing does not tell which secret matched.
-      if (given.length === expected.length && timingSafeEqual(given, expected) && matched < 0) matched = index;
-    }
+    const matched = firstMatchingKey(signature, this.keys, (key) => this.mac(key, id).toString('base64url'));
     return matched < 0 ? null : { id, stale: matched > 0 };
   }
 
   private mac(key: Buffer, id: string): Buffer {
     return createHmac('sha256', key).update(id).digest();
   }
+}
+
+/**
+ * The index of the first key under which `given` is the expected signature, or -1. Every key is
+ * tried and each comparison is constant-time, so timing tells neither whether nor which key
+ * matched. Compared as text: base64 has spare bits in its last character, and a signature
+ * altered there must not verify.
+ */
+export function firstMatchingKey<K>(given: string, keys: readonly K[], signatureUnder: (key: K) => string): number {
+  const givenBytes = Buffer.from(given, 'latin1');
+  let matched = -1;
+  for (const [index, key] of keys.entries()) {
+    const expected = Buffer.from(signatureUnder(key), 'latin1');
+    if (givenBytes.length === expected.length && timingSafeEqual(givenBytes, expected) && matched < 0) matched = index;
+  }
+  return matched;
 }

@@ -1,4 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { firstMatchingKey } from '../crypto/index.js';
 
 /**
  * express-session's signed cookie, read the way express-session reads it, so that the sessions
@@ -42,13 +43,7 @@ export class LegacyCookieVerifier {
     const id = signed.slice(0, dot);
     const signature = signed.slice(dot + 1);
     if (!LEGACY_ID.test(id) || !SIGNATURE.test(signature)) return null;
-    const given = Buffer.from(signature, 'latin1');
-    let matched = false;
-    for (const secret of this.secrets) {
-      const expected = Buffer.from(signatureOf(id, secret), 'latin1');
-      if (timingSafeEqual(given, expected)) matched = true;
-    }
-    return matched ? id : null;
+    return firstMatchingKey(signature, this.secrets, (secret) => signatureOf(id, secret)) < 0 ? null : id;
   }
 }
 
