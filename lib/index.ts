@@ -10,6 +10,8 @@ export type {
   SessionTokenFormat,
   SessionTransport,
 } from './session.options.js';
+export { SessionLegacyCookieOptions, SessionLegacyOptions } from './legacy/legacy-options.js';
+export type { LegacyStoreType, ResolvedLegacyOptions } from './legacy/legacy-options.js';
 export { SESSION_TOKEN_HEADER } from './transports/index.js';
 export { parseDuration } from './session.validation.js';
 export type { Duration } from './session.validation.js';
@@ -85,6 +87,7 @@ export type {
   SessionFields,
   SessionFieldValue,
   SessionSummary,
+  StoreConnection,
   StoredSession,
   StoreConfig,
 } from './stores/index.js';

@@ -43,10 +43,11 @@ export const SessionMessages = {
     `option "${path}" must be one of ${allowed.map(show).join(', ')} (got ${show(value)}).`,
   boolean: (path: string, value: unknown) => `option "${path}" must be true or false (got ${show(value)}).`,
   nonEmptyString: (path: string, value: unknown) => `option "${path}" must be a non-empty string (got ${show(value)}).`,
-  cookieName: (value: unknown) => `option "cookie.name" must be a valid cookie name: letters, digits and !#$%&'*+-.^_\`|~ only (got ${show(value)}).`,
+  cookieName: (path: string, value: unknown) =>
+    `option "${path}" must be a valid cookie name: letters, digits and !#$%&'*+-.^_\`|~ only (got ${show(value)}).`,
   userKey: (value: unknown) =>
     `option "userKey" must be a field name such as 'userId', or a dotted path such as 'passport.user', without empty or prototype segments (got ${show(value)}).`,
-  cookiePath: (value: unknown) => `option "cookie.path" must start with "/" (got ${show(value)}).`,
+  cookiePath: (path: string, value: unknown) => `option "${path}" must start with "/" (got ${show(value)}).`,
   cookieDomainInvalid: (value: unknown) =>
     `option "cookie.domain" is not a domain a Set-Cookie header can carry (got ${show(value)}). Give a host name such as 'example.com' or '.example.com', without a scheme, port or path, or drop it to mean the host that set the cookie.`,
   cookiePathInvalid: (value: unknown) =>
@@ -124,6 +125,22 @@ export const SessionMessages = {
     `The session layer failed unexpectedly; nothing about it was stored. This is a bug in the application, a custom session store or nestjs-session-sync: the server log has the details.`,
   storePingFailed: (kind: string, detail?: string) => `The session store (${kind}) failed its ping${detail ? `: ${detail}` : ''}.`,
   pingTimeout: (timeout: number) => `no answer within ${timeout} ms (the module's storeTimeout)`,
+  legacySecret: (value: unknown) =>
+    `option "legacy.secret" must be the express-session secret: a non-empty string, or a non-empty array of them as express-session was given (got ${show(Array.isArray(value) || typeof value !== 'string' ? value : 'an empty string')}).`,
+  legacyDriver: (path: string, expected: string, value: unknown) => `option "${path}" must be ${expected} (got ${show(value)}).`,
+  legacyForeignOption: (member: string, store: string) =>
+    `option "legacy.${member}" does not apply to "legacy.store" ${show(store)}. Remove it, or set legacy.store to the store it belongs to.`,
+  legacyOneConnection: (a: string, b: string) => `options "legacy.${a}" and "legacy.${b}" each say how to reach the old sessions; give only one.`,
+  legacyNeedsConnection: (store: string, moduleStore: string, own: string) =>
+    `option "legacy" reads ${store} sessions, but the module's store is ${moduleStore}, which has no connection to share. Give legacy.${own} so the old sessions can be read.`,
+  legacyNeedsCookie: (transport: string) =>
+    `option "legacy" takes over express-session's cookie, but "transport" is ${show(transport)}, so no cookie could be handed out in its place. Set transport to 'cookie' or 'both', or remove "legacy".`,
+  legacySameCookie: (name: string) =>
+    `option "legacy.cookie.name" and "cookie.name" are both ${show(name)}: the old and the new cookie must have different names, or the module could not tell them apart. Give this module's cookie another name (the default is 'sid').`,
+  legacyUnreadable: (key: string, problem: string) =>
+    `The express-session session ${key} could not be taken over: ${problem}. It was removed; its user starts anonymous.`,
+  legacyPutBackFailed: (key: string, detail: string) =>
+    `The express-session session ${key} was taken but could not be created here, nor put back: ${detail}. Its user starts anonymous.`,
   unknownOption: (path: string) => `option "${path}" is not a known option. Check its spelling against the SessionModuleOptions documentation.`,
   configInvalid: (problems: string[]) =>
     `SessionModule: ${problems.length === 1 ? problems[0] : `${problems.length} problems with the options:\n  - ${problems.join('\n  - ')}`}`,

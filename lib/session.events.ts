@@ -7,8 +7,11 @@ import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './stores/session-store.js';
 import type { ExpiredSession } from './stores/session-store.js';
 
-/** What can happen to a session. */
-export type SessionEventType = 'created' | 'rotated' | 'destroyed' | 'expired' | 'revoked';
+/**
+ * What can happen to a session. `migrated`: a session of the express-session deployment named by
+ * the `legacy` option was taken over (it follows the `created` of the session that holds it now).
+ */
+export type SessionEventType = 'created' | 'rotated' | 'destroyed' | 'expired' | 'revoked' | 'migrated';
 
 /**
  * One thing that happened to one session. Ids are hashed (`hashSessionId()`): the key the store
@@ -16,11 +19,14 @@ export type SessionEventType = 'created' | 'rotated' | 'destroyed' | 'expired' |
  */
 export interface SessionEvent {
   type: SessionEventType;
-  /** The hashed id of the session (for `rotated`, its new id). */
+  /** The hashed id of the session (for `rotated` and `migrated`, its new id). */
   sessionId: string;
   /** The signed-in user of the session when it happened, or null. */
   userId: string | null;
-  /** `rotated` only: the hashed id the session had before. */
+  /**
+   * `rotated`: the hashed id the session had before. `migrated`: the express-session id it had,
+   * hashed the same way.
+   */
   previousSessionId?: string;
   /**
    * `revoked` only: `'revoked'` by `SessionService`, or `'evicted'` by `maxSessionsPerUser` when
@@ -73,12 +79,13 @@ export class SessionEvents implements OnApplicationShutdown {
   }
 
   /** Reports what happened to the session with this key (its hashed id, as the store knows it). */
-  emit(type: Exclude<SessionEventType, 'rotated'>, key: string, userId: string | null, reason?: SessionEvent['reason']): void {
+  emit(type: Exclude<SessionEventType, 'rotated' | 'migrated'>, key: string, userId: string | null, reason?: SessionEvent['reason']): void {
     this.deliver({ type, sessionId: key, userId, ...(reason ? { reason } : {}), at: Date.now() });
   }
 
-  rotated(previousKey: string, key: string, userId: string | null): void {
-    this.deliver({ type: 'rotated', sessionId: key, previousSessionId: previousKey, userId, at: Date.now() });
+  /** The session now kept under `key` was kept under `previousKey` before: a new id, or a session taken over. */
+  moved(type: 'rotated' | 'migrated', previousKey: string, key: string, userId: string | null): void {
+    this.deliver({ type, sessionId: key, previousSessionId: previousKey, userId, at: Date.now() });
   }
 
   onApplicationShutdown(): void {

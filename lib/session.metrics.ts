@@ -21,6 +21,7 @@ export const SESSION_METRIC_NAMES = {
   rotated: 'rotated_total',
   destroyed: 'destroyed_total',
   expired: 'expired_total',
+  migrated: 'migrated_total',
   storeDuration: 'store_duration_seconds',
   storeErrors: 'store_errors_total',
 } as const;
@@ -50,6 +51,7 @@ export class SessionMetrics {
     private readonly rotated: Counter,
     private readonly destroyed: Counter<'reason'>,
     private readonly expired: Counter,
+    private readonly migrated: Counter,
     private readonly storeDuration: Histogram<'operation' | 'store'>,
     private readonly storeErrors: Counter<'operation' | 'store'>,
   ) {}
@@ -80,6 +82,11 @@ export class SessionMetrics {
         'expired',
         'Sessions the store found expired and reclaimed, counted on the node that reclaimed them. Reported by the memory, file and ' +
           'postgres stores, and by the redis store only with expiryEvents: true; never by the cookie store.',
+      ),
+      counter(
+        'migrated',
+        'Sessions of the express-session deployment named by the legacy option, taken over by this node. ' +
+          'When it stays at 0 on every node for longer than the old sessions could live, the legacy option can go.',
       ),
       registered(registry, client.Histogram<'operation' | 'store'>, {
         name: name('storeDuration'),
@@ -114,6 +121,7 @@ export class SessionMetrics {
     events.on('destroyed', () => this.destroyed.inc({ reason: 'destroyed' }));
     events.on('revoked', (event) => this.destroyed.inc({ reason: event.reason ?? 'revoked' }));
     if (store.reportsExpiries) events.on('expired', () => this.expired.inc());
+    events.on('migrated', () => this.migrated.inc());
   }
 
   private timed(store: SessionStore, method: StoreMethod, operation: string): (...args: unknown[]) => unknown {

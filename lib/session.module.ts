@@ -3,6 +3,7 @@ import type { MiddlewareConsumer, NestModule, OnModuleInit } from '@nestjs/commo
 import { HttpAdapterHost } from '@nestjs/core';
 import { SESSION_METRICS, SESSION_OPTIONS } from './session.constants.js';
 import { SessionCredentials, SessionMiddleware, exposeSessionOnPlatform, mountOnPlatform } from './pipeline/index.js';
+import { LegacySessions } from './legacy/index.js';
 import { SessionEvents } from './session.events.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionHealthIndicator } from './session.health.js';
@@ -52,6 +53,8 @@ import { createSessionStore, sealedAtRest, SessionStore } from './stores/index.j
       },
     },
     { provide: SessionCredentials, inject: [SESSION_OPTIONS, SessionStore], useFactory: SessionCredentials.create },
+    // null without the `legacy` option: then no old cookie is looked for, and no driver is touched.
+    { provide: LegacySessions, inject: [SESSION_OPTIONS, SessionStore], useFactory: LegacySessions.open },
     {
       provide: SessionEvents,
       inject: [SessionStore, SESSION_OPTIONS, SESSION_METRICS],

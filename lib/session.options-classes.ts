@@ -3,14 +3,26 @@
  * option's type, JSDoc, class-validator rules and, in the `*_DEFAULTS` objects, its default value.
  * session.options.ts validates them and applies the defaults.
  */
-import { IsBoolean, IsIn, IsOptional, IsString, Matches, MinLength } from 'class-validator';
+import { IsBoolean, IsIn, IsOptional, Matches } from 'class-validator';
 import type { LoggerService } from '@nestjs/common';
 import { SessionMessages } from './session.errors.js';
 import { encryptionKeysProblem, isEncryptionKeys } from './crypto/encryption-keys.js';
 import { isSecret, secretProblem } from './crypto/secrets.js';
 import { isLogger, isRegistry, isStore, isUserKey, storeProblem } from './session.options-rules.js';
-import { IsDuration, isPlainObject, IsPositiveInteger, message, parseDuration, PATH, Rule } from './session.validation.js';
+import {
+  IsCookieDomain,
+  IsCookieName,
+  IsCookiePath,
+  IsDuration,
+  isPlainObject,
+  IsPositiveInteger,
+  message,
+  parseDuration,
+  PATH,
+  Rule,
+} from './session.validation.js';
 import type { Duration } from './session.validation.js';
+import type { SessionLegacyOptions } from './legacy/legacy-options.js';
 import type { SessionStore } from './stores/session-store.js';
 import type { StoreConfig } from './stores/store-config.js';
 
@@ -26,19 +38,14 @@ export type OnMaxSessions = (typeof ON_MAX_SESSIONS)[number];
 /** What may start a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`. */
 const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
-/** RFC 6265 token characters: what a cookie name may be made of. */
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
 /** The session cookie. */
 export class SessionCookieOptions {
   /** Cookie name. @default 'sid' */
-  @IsOptional()
-  @Matches(COOKIE_NAME, message(SessionMessages.cookieName))
+  @IsCookieName()
   name?: string;
 
   /** @default '/' */
-  @IsOptional()
-  @Matches(/^\//, message(SessionMessages.cookiePath))
+  @IsCookiePath()
   path?: string;
 
   /** Keeps the cookie out of reach of page scripts. @default true */
@@ -61,9 +68,7 @@ export class SessionCookieOptions {
   sameSite?: 'lax' | 'strict' | 'none';
 
   /** @default undefined (the host that set it) */
-  @IsOptional()
-  @IsString(message((v) => SessionMessages.nonEmptyString(PATH, v)))
-  @MinLength(1, message((v) => SessionMessages.nonEmptyString(PATH, v)))
+  @IsCookieDomain()
   domain?: string;
 
   /** CHIPS partitioned cookie; needs `secure: true`. @default false */
@@ -277,6 +282,17 @@ export class SessionModuleOptions {
   @IsOptional()
   @Rule('isMetrics', (v) => typeof v === 'boolean' || isPlainObject(v), (v) => SessionMessages.metricsOption(v))
   metrics?: boolean | SessionMetricsOptions;
+
+  /**
+   * The express-session deployment this application replaces (connect-redis or connect-pg-simple):
+   * a request that brings its signed cookie and no credential of this module has its old session
+   * moved into this module's store, under a new id, so that its user stays signed in across the
+   * switch. See docs/migrating-from-express-session.md.
+   * @default none (old sessions are not read)
+   */
+  @IsOptional()
+  @Rule('isObject', isPlainObject, (v) => SessionMessages.objectOption(PATH, "{ store: 'connect-redis', secret: 'keyboard cat' }", v))
+  legacy?: SessionLegacyOptions;
 }
 
 /**

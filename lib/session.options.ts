@@ -9,6 +9,8 @@ import { Logger } from '@nestjs/common';
 import type { LoggerService } from '@nestjs/common';
 import { serialize as serializeCookie } from 'cookie';
 import { resolveEncryptionKeys } from './crypto/encryption-keys.js';
+import { legacyProblems, legacyWithDefaults } from './legacy/legacy-options.js';
+import type { ResolvedLegacyOptions } from './legacy/legacy-options.js';
 import { SessionConfigError, SessionMessages } from './session.errors.js';
 import {
   SESSION_COOKIE_DEFAULTS,
@@ -47,7 +49,7 @@ type Flatten<T> = { [K in keyof T]: T[K] };
  */
 export interface ResolvedSessionOptions extends Omit<
   WithDefaults<SessionModuleOptions, typeof SESSION_OPTION_DEFAULTS>,
-  'secret' | 'cookie' | 'idleTimeout' | 'absoluteTimeout' | 'touchAfter' | 'storeTimeout' | 'metrics' | 'encryptionKeys'
+  'secret' | 'cookie' | 'idleTimeout' | 'absoluteTimeout' | 'touchAfter' | 'storeTimeout' | 'metrics' | 'encryptionKeys' | 'legacy'
 > {
   /** `secret` as a list, whether one string or several were given: the first signs, all verify. */
   readonly secrets: readonly string[];
@@ -61,6 +63,8 @@ export interface ResolvedSessionOptions extends Omit<
   readonly encryptionKeys: readonly Buffer[];
   /** `false` when metrics are off. */
   readonly metrics: ResolvedMetricsOptions | false;
+  /** Unset when no express-session deployment is taken over. */
+  readonly legacy?: ResolvedLegacyOptions;
 }
 
 /** The `cookie` option with its defaults filled in, `maxAge` in milliseconds. */
@@ -104,6 +108,7 @@ function validateOptions(raw: unknown): SessionModuleOptions {
   problems.push(...problemsOf(copyOptions(new SessionCookieOptions(), cookieOf(options), 'cookie.', problems), 'cookie.'));
   problems.push(...problemsOf(copyOptions(new SessionMetricsOptions(), metricsOf(options), 'metrics.', problems), 'metrics.'));
   if (isStoreConfig(options.store)) problems.push(...storeConfigProblems(options.store));
+  if (isPlainObject(options.legacy)) problems.push(...legacyProblems(options.legacy));
   if (problems.length) throw new SessionConfigError(problems);
   return options;
 }
@@ -143,6 +148,7 @@ function applyDefaults(options: SessionModuleOptions): ResolvedSessionOptions {
     recordClient: options.recordClient ?? defaults.recordClient,
     logger: options.logger,
     metrics: metrics === true || isPlainObject(metrics) ? metricsWithDefaults(metricsOf(options)) : false,
+    legacy: options.legacy === undefined ? undefined : legacyWithDefaults(options.legacy),
   };
 }
 
@@ -184,6 +190,8 @@ function combinationProblems(resolved: ResolvedSessionOptions, given: SessionMod
   if (maxSessionsPerUser !== undefined && isCookieStore(store)) problems.push(SessionMessages.maxSessionsCookieStore());
   if (given.encryptionKeys !== undefined && isCookieStore(store)) problems.push(SessionMessages.encryptionKeysCookieStore());
   if (given.onMaxSessions !== undefined && maxSessionsPerUser === undefined) problems.push(SessionMessages.onMaxSessionsAlone(given.onMaxSessions));
+  if (resolved.legacy && transport === 'header') problems.push(SessionMessages.legacyNeedsCookie(transport));
+  if (resolved.legacy?.cookie.name === cookie.name) problems.push(SessionMessages.legacySameCookie(cookie.name));
   return problems;
 }
 

@@ -3,7 +3,8 @@
  * classes: class-validator rules whose messages come from session.errors.ts, and how options are
  * copied onto their class and checked against it.
  */
-import { ValidateBy, validateSync } from 'class-validator';
+import { applyDecorators } from '@nestjs/common';
+import { IsOptional, IsString, Matches, MinLength, ValidateBy, validateSync } from 'class-validator';
 import type { ValidationArguments, ValidationError } from 'class-validator';
 import ms from 'ms';
 import { SessionMessages } from './session.errors.js';
@@ -19,6 +20,9 @@ export function parseDuration(value: unknown, min = 1): number | undefined {
   const parsed = typeof value === 'number' ? value : typeof value === 'string' ? ms(value as ms.StringValue) : NaN;
   return typeof parsed === 'number' && Number.isFinite(parsed) && parsed >= min ? Math.floor(parsed) : undefined;
 }
+
+/** RFC 6265 token characters: what a cookie name may be made of. */
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** A class-validator rule whose message is built from the value, with the option path filled in later. */
 export const Rule = (name: string, test: (value: unknown) => boolean, message: (value: unknown) => string) =>
@@ -43,6 +47,33 @@ export const IsDuration = (min = 1) =>
     'isDuration',
     (v) => parseDuration(v, min) !== undefined,
     (v) => SessionMessages.duration(PATH, v),
+  );
+
+/** The rules of a cookie's name, path and domain, for every cookie the options name (the module's, express-session's). */
+export const IsCookieName = () =>
+  applyDecorators(
+    IsOptional(),
+    Matches(
+      COOKIE_NAME,
+      message((v) => SessionMessages.cookieName(PATH, v)),
+    ),
+  );
+export const IsCookiePath = () =>
+  applyDecorators(
+    IsOptional(),
+    Matches(
+      /^\//,
+      message((v) => SessionMessages.cookiePath(PATH, v)),
+    ),
+  );
+export const IsCookieDomain = () =>
+  applyDecorators(
+    IsOptional(),
+    IsString(message((v) => SessionMessages.nonEmptyString(PATH, v))),
+    MinLength(
+      1,
+      message((v) => SessionMessages.nonEmptyString(PATH, v)),
+    ),
   );
 
 /** class-validator's `{ message }` option, built from the value. */

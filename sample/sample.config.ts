@@ -28,6 +28,7 @@ export function sessionOptionsFromEnv(env: Env): SessionModuleOptions {
     onMaxSessions: (env.SESSION_ON_MAX_SESSIONS || undefined) as SessionModuleOptions['onMaxSessions'],
     recordClient: flag(env.SESSION_RECORD_CLIENT),
     encryptionKeys: list(env.SESSION_ENCRYPTION_KEYS),
+    legacy: legacyFromEnv(env),
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SessionModuleOptions;
 }
@@ -68,6 +69,29 @@ function storeFromEnv(env: Env): object {
     default:
       return { type };
   }
+}
+
+/**
+ * The express-session deployment to take over (SESSION_LEGACY): on the sample's own Redis or
+ * PostgreSQL when its store is that one, else on REDIS_URL or DATABASE_URL.
+ */
+function legacyFromEnv(env: Env): SessionModuleOptions['legacy'] {
+  const store = env.SESSION_LEGACY;
+  if (store === undefined || store === '') return undefined;
+  const secrets = list(env.SESSION_LEGACY_SECRET) ?? [];
+  const legacy: Record<string, unknown> = {
+    store,
+    secret: secrets.length === 1 ? secrets[0] : secrets,
+    ...(env.SESSION_LEGACY_COOKIE && { cookie: { name: env.SESSION_LEGACY_COOKIE } }),
+  };
+  if (store === 'connect-redis') {
+    if (env.SESSION_LEGACY_PREFIX !== undefined) legacy.prefix = env.SESSION_LEGACY_PREFIX;
+    if (env.SESSION_STORE !== 'redis') legacy.url = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  } else if (store === 'connect-pg-simple') {
+    if (env.SESSION_LEGACY_TABLE) legacy.tableName = env.SESSION_LEGACY_TABLE;
+    if (env.SESSION_STORE !== 'postgres') legacy.connectionString = env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  }
+  return legacy as unknown as SessionModuleOptions['legacy'];
 }
 
 /** One way to reach Redis: Cluster nodes, else Sentinels, else a URL. */

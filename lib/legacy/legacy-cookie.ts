@@ -12,7 +12,7 @@ import { firstMatchingKey } from '../crypto/index.js';
 /** express-session only reads values with this prefix as signed. */
 const SIGNED_PREFIX = 's:';
 /** Longer than any id express-session or a custom `genid` would reasonably make, with its signature. */
-const MAX_VALUE_LENGTH = 512;
+export const MAX_LEGACY_COOKIE_LENGTH = 512;
 /**
  * What an id may be before any HMAC is computed: printable ASCII without spaces. uid-safe's 32
  * base64url characters (express-session's default) and UUIDs (a common `genid`) both fit.
@@ -35,7 +35,7 @@ export class LegacyCookieVerifier {
    * in constant time, so timing tells neither whether nor which secret matched.
    */
   open(value: unknown): string | null {
-    if (typeof value !== 'string' || value.length > MAX_VALUE_LENGTH || !value.startsWith(SIGNED_PREFIX)) return null;
+    if (typeof value !== 'string' || value.length > MAX_LEGACY_COOKIE_LENGTH || !value.startsWith(SIGNED_PREFIX)) return null;
     const signed = value.slice(SIGNED_PREFIX.length);
     // cookie-signature splits at the last dot: an id may hold dots of its own.
     const dot = signed.lastIndexOf('.');

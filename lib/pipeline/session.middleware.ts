@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { LoggerService, NestMiddleware } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { SessionCredentials } from './session.credentials.js';
@@ -7,6 +7,9 @@ import { InjectSessionOptions } from '../session.constants.js';
 import { hasTimedOut, shouldForbidCaching } from './session.decisions.js';
 import type { CommittedSession } from './session.decisions.js';
 import { SessionEvents } from '../session.events.js';
+import { hashSessionId } from '../crypto/index.js';
+import { LegacySessions } from '../legacy/legacy-sessions.js';
+import type { LegacyTake } from '../legacy/legacy-sessions.js';
 import { SessionMessages, toHttpException } from '../session.errors.js';
 import { exposeSession, hookResponse } from './session.http.js';
 import type { SessionRequest } from './session.http.js';
@@ -50,6 +53,8 @@ export class SessionMiddleware implements NestMiddleware {
     store: SessionStore,
     private readonly credentials: SessionCredentials,
     private readonly events: SessionEvents,
+    // Null without the `legacy` option.
+    @Inject(LegacySessions) private readonly legacy: LegacySessions | null = null,
   ) {
     this.logger = moduleLogger(options);
     this.configured = store;
@@ -62,6 +67,9 @@ export class SessionMiddleware implements NestMiddleware {
     // the application reads `req.session`, no session state either (see exposeAnonymous).
     const presented = this.credentials.read(req);
     if (!presented) {
+      // Or the signed cookie of the express-session deployment this one replaces: taken over.
+      const legacyId = this.legacy?.presented(req);
+      if (legacyId) return this.migrate(req, res, this.legacy!, legacyId, next);
       this.exposeAnonymous(req, res, null, undefined);
       return next();
     }
@@ -89,10 +97,7 @@ export class SessionMiddleware implements NestMiddleware {
       }
     } catch (error) {
       this.logger.warn(`Could not load session ${opened ? store.keyOf(opened.id) : ''}: ${String(error)}`);
-      const answer = toHttpException(error);
-      exposeSession(req, () => {
-        throw answer;
-      });
+      exposeFailure(req, error);
       return next();
     }
     // The channel counts even when its credential opened to nothing: the answer goes back on it.
@@ -108,6 +113,66 @@ export class SessionMiddleware implements NestMiddleware {
     // out its credential again, under the newest secret.
     if (opened?.stale) await state.touch();
     next();
+  }
+
+  /**
+   * Takes over the express-session session the request's old cookie names (the `legacy` option):
+   * out of the old store in one step, then created here under a new id before the handler runs,
+   * so that this very request is signed in. Its response hands out this module's credential and
+   * clears the old cookie. Of two requests with the same old cookie, one takes the session and
+   * the other is anonymous. When the take or the create fails, the old session stays (or is put
+   * back) where it was, and only code that reads the session fails, as with a load.
+   */
+  private async migrate(
+    req: SessionRequest,
+    res: ServerResponse,
+    legacy: LegacySessions,
+    legacyId: string,
+    next: (error?: unknown) => void,
+  ): Promise<void> {
+    const store = this.configured.forRequest() ?? this.store;
+    const now = Date.now();
+    const budget = new StoreBudget(store.kind, this.options.storeTimeout);
+    let state: SessionState | null = null;
+    try {
+      const taken = await budget.spend(`take (${legacy.kind})`, () => legacy.take(legacyId));
+      if (taken) state = await this.createTakenOver(req, store, taken, now, budget);
+    } catch (error) {
+      this.logger.warn(`Could not take over express-session session ${hashSessionId(legacyId)}: ${String(error)}`);
+      exposeFailure(req, error);
+      return next();
+    }
+    // Taken over, or nothing left to take (expired, or taken by another request): the old cookie is done with.
+    legacy.clearCookie(req, res);
+    const credential: RequestCredential = { channel: 'cookie', opened: null };
+    if (state) this.serve(req, res, store, state, credential);
+    else this.exposeAnonymous(req, res, credential.channel, budget, store);
+    next();
+  }
+
+  /**
+   * The taken-over session, created in this module's store with the old data; null when the old
+   * session held no data of the application's (express-session stores such sessions when its
+   * `saveUninitialized` is on). A create that fails puts the old session back.
+   */
+  private async createTakenOver(
+    req: SessionRequest,
+    store: SessionStore,
+    taken: LegacyTake,
+    now: number,
+    budget: StoreBudget,
+  ): Promise<SessionState | null> {
+    if (Object.keys(taken.fields).length === 0) return null;
+    const state = this.newState(req, store, null, now, budget);
+    state.adopt(taken.fields);
+    try {
+      await state.save();
+    } catch (error) {
+      await taken.putBack().catch((failure: unknown) => this.logger.warn(SessionMessages.legacyPutBackFailed(taken.key, String(failure))));
+      throw error;
+    }
+    this.events.moved('migrated', taken.key, state.key, state.committed.userId);
+    return state;
   }
 
   /**
@@ -144,8 +209,24 @@ export class SessionMiddleware implements NestMiddleware {
     now: number,
     budget: StoreBudget | undefined,
   ): SessionState {
+    const state = this.newState(req, store, loaded, now, budget);
+    this.serve(req, res, store, state, credential);
+    return state;
+  }
+
+  private newState(
+    req: SessionRequest,
+    store: SessionStore,
+    loaded: LoadedSession | null,
+    now: number,
+    budget: StoreBudget | undefined,
+  ): SessionState {
     const client = this.options.recordClient ? clientOf(req) : undefined;
-    const state = new SessionState(store, this.options, loaded, now, { events: this.events, client, budget });
+    return new SessionState(store, this.options, loaded, now, { events: this.events, client, budget });
+  }
+
+  /** Exposes the request's session as `req.session`, and hooks the response to commit it and hand out its credential. */
+  private serve(req: SessionRequest, res: ServerResponse, store: SessionStore, state: SessionState, credential: RequestCredential): void {
     exposeSession(req, () => state.proxy);
     let handedOut = state.committed;
     hookResponse(res, {
@@ -163,7 +244,6 @@ export class SessionMiddleware implements NestMiddleware {
       },
       onError: (error) => this.commitFailed(error, state),
     });
-    return state;
   }
 
   /** The session stored under the id's key, unless the timeouts in force now say it is over. */
@@ -188,6 +268,14 @@ export class SessionMiddleware implements NestMiddleware {
     if (answer.getStatus() >= 500) this.logger.warn(`Could not save session ${state.key}: ${String(error)}`);
     return { status: answer.getStatus(), body: answer.getResponse() as object };
   }
+}
+
+/** `req.session` for a request whose session could not be loaded: reading it fails with the answer for `error` (a 503 for a store down). */
+function exposeFailure(req: SessionRequest, error: unknown): void {
+  const answer = toHttpException(error);
+  exposeSession(req, () => {
+    throw answer;
+  });
 }
 
 /** What `recordClient` records of a request: its user agent, and its IP as the platform sees it. */

@@ -145,6 +145,14 @@ export class SessionState implements SessionObjectHost {
     this.changes.remember(this.liveData, field);
   }
 
+  /**
+   * Starts this new session with data it takes over from elsewhere (an express-session session,
+   * see the `legacy` option), as its stored baseline-to-be: the next commit creates it with them.
+   */
+  adopt(fields: SessionFields): void {
+    copyFields(this.liveData, fields);
+  }
+
   // ---- Session methods -------------------------------------------------------------------
 
   async regenerate(options: RegenerateOptions = {}): Promise<void> {
@@ -274,7 +282,7 @@ export class SessionState implements SessionObjectHost {
       const record = this.record(now, expiresAt);
       if (!(await signIn(() => this.store.rotate(storedKey, record)))) return this.forget();
       key = record.id;
-      this.context.events?.rotated(storedKey, record.id, record.userId);
+      this.context.events?.moved('rotated', storedKey, record.id, record.userId);
     } else if (write === 'commit') {
       const change: SessionChange = { set, unset, expiresAt, lastSeenAt: now };
       if (this.changes.touched(this.options.userKey.split('.')[0]) && user !== this.storedUser) {

@@ -16,6 +16,7 @@ export type {
   SessionFields,
   SessionFieldValue,
   SessionSummary,
+  StoreConnection,
   StoredSession,
 } from './session-store.js';
 export { MemoryStore } from './memory/index.js';

@@ -19,6 +19,7 @@ import { Logger } from '@nestjs/common';
 import type { LoggerService } from '@nestjs/common';
 import { hashSessionId } from '../crypto/session-id.js';
 import { SessionStoreUnsupportedError } from '../session.errors.js';
+import type { PostgresPool, RedisClient } from './driver-types.js';
 import { assertUserIdKeepable } from './user-id.js';
 
 // The rule every store keeps for user ids, with the contract it belongs to.
@@ -94,6 +95,9 @@ export interface ExpiredSession {
 
 /** Receives the expiries a store reports. */
 export type ExpiryListener = (expired: ExpiredSession) => void;
+
+/** A store's driver connection, as {@link SessionStore.connection} shares it. */
+export type StoreConnection = { type: 'redis'; client: RedisClient } | { type: 'postgres'; pool: PostgresPool };
 
 /**
  * Base class of every store, and the DI token of the store in use.
@@ -233,6 +237,16 @@ export abstract class SessionStore {
    */
   get reportsExpiries(): boolean {
     return true;
+  }
+
+  /**
+   * The driver connection the store works on, shared with the parts of the module that read
+   * another library's data on the same server (the `legacy` option reads express-session's
+   * sessions through it): the Redis store's ioredis client, the PostgreSQL store's pool.
+   * Undefined (the default) for a store with nothing to share; the store keeps it open and closes it.
+   */
+  get connection(): StoreConnection | undefined {
+    return undefined;
   }
 
   /**

@@ -2,21 +2,13 @@ import 'reflect-metadata';
 import { describe, expect, it } from '@jest/globals';
 import { Test } from '@nestjs/testing';
 import { Gauge, register, Registry } from 'prom-client';
-import { MemoryStore, SessionConfigError, SessionEvents, SessionModule, SessionStore, resolveSessionOptions } from '../../lib/index.js';
+import { MemoryStore, SessionEvents, SessionModule, SessionStore, resolveSessionOptions } from '../../lib/index.js';
 import { SessionMetrics } from '../../lib/session.metrics.js';
+import { optionProblems } from '../fixtures/option-problems.js';
 
 const SECRET = 'metrics-unit-secret-0123456789abcdefghijk';
 
-/** The SessionConfigError that resolving these options throws (fails the test if none is thrown). */
-function problemsOf(options: object): string[] {
-  try {
-    resolveSessionOptions({ secret: SECRET, ...options });
-  } catch (error) {
-    expect(error).toBeInstanceOf(SessionConfigError);
-    return (error as SessionConfigError).problems;
-  }
-  throw new Error(`resolveSessionOptions accepted ${JSON.stringify(options)}`);
-}
+const problemsOf = (options: object): string[] => optionProblems(SECRET, options);
 
 describe('the metrics option', () => {
   it('is off by default', () => {
@@ -69,6 +61,7 @@ describe('SessionMetrics', () => {
       'twice_created_total',
       'twice_destroyed_total',
       'twice_expired_total',
+      'twice_migrated_total',
       'twice_rotated_total',
       'twice_store_duration_seconds',
       'twice_store_errors_total',

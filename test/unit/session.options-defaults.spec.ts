@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from '@jest/globals';
+import { SESSION_LEGACY_COOKIE_DEFAULTS, SESSION_LEGACY_DEFAULTS } from '../../lib/legacy/legacy-options.js';
 import { SESSION_COOKIE_DEFAULTS, SESSION_METRICS_DEFAULTS, SESSION_OPTION_DEFAULTS } from '../../lib/session.options-classes.js';
 import { resolveSessionOptions } from '../../lib/session.options.js';
 import { parseDuration } from '../../lib/session.validation.js';
@@ -16,9 +17,21 @@ const ROOT = new URL('../../', import.meta.url);
 const read = (file: string): string => readFileSync(new URL(file, ROOT), 'utf8');
 
 /** Where the options classes are, the path under which each class's fields are options, and each class's defaults. */
-const CLASSES_FILE = 'lib/session.options-classes.ts';
-const CLASS_PATHS: Record<string, string> = { SessionModuleOptions: '', SessionCookieOptions: 'cookie.', SessionMetricsOptions: 'metrics.' };
-const DEFAULTS: Record<string, object> = { '': SESSION_OPTION_DEFAULTS, 'cookie.': SESSION_COOKIE_DEFAULTS, 'metrics.': SESSION_METRICS_DEFAULTS };
+const CLASSES_FILES = ['lib/session.options-classes.ts', 'lib/legacy/legacy-options.ts'];
+const CLASS_PATHS: Record<string, string> = {
+  SessionModuleOptions: '',
+  SessionCookieOptions: 'cookie.',
+  SessionMetricsOptions: 'metrics.',
+  SessionLegacyOptions: 'legacy.',
+  SessionLegacyCookieOptions: 'legacy.cookie.',
+};
+const DEFAULTS: Record<string, object> = {
+  '': SESSION_OPTION_DEFAULTS,
+  'cookie.': SESSION_COOKIE_DEFAULTS,
+  'metrics.': SESSION_METRICS_DEFAULTS,
+  'legacy.': SESSION_LEGACY_DEFAULTS,
+  'legacy.cookie.': SESSION_LEGACY_COOKIE_DEFAULTS,
+};
 
 /** An option as its field declares it: its JSDoc `@default`, or none for a required (`!`) field. */
 interface Field {
@@ -87,7 +100,7 @@ function literalValue(text: string): { value: unknown } | undefined {
   return { value: value === undefined ? undefined : JSON.parse(JSON.stringify(value)) };
 }
 
-const fields = fieldsOf(read(CLASSES_FILE));
+const fields = new Map(CLASSES_FILES.flatMap((file) => [...fieldsOf(read(file))]));
 const documented = documentedDefaults(read('docs/options.md'));
 /** The JSDoc defaults written as values, by option path; `undefined` among them (an option unset by default). */
 const valueDefaults = new Map(
@@ -98,9 +111,18 @@ const valueDefaults = new Map(
 );
 
 describe('the defaults of the options', () => {
-  it('finds the options of all three classes in the source', () => {
+  it('finds the options of every class in the source', () => {
     expect([...fields.keys()]).toEqual(
-      expect.arrayContaining(['secret', 'idleTimeout', 'metrics', 'cookie.name', 'cookie.maxAge', 'metrics.prefix']),
+      expect.arrayContaining([
+        'secret',
+        'idleTimeout',
+        'metrics',
+        'cookie.name',
+        'cookie.maxAge',
+        'metrics.prefix',
+        'legacy.store',
+        'legacy.cookie.name',
+      ]),
     );
   });
 
@@ -127,10 +149,16 @@ describe('the defaults of the options', () => {
 
   it('fills in every default that is written as a value, as the JSDoc says', () => {
     const resolved = resolveSessionOptions({ secret: 'a'.repeat(32) }) as unknown as Record<string, any>;
-    const withMetrics = resolveSessionOptions({ secret: 'a'.repeat(32), metrics: true }) as unknown as Record<string, any>;
+    // The option objects that are off by default, on with nothing but what they require.
+    const withObjects = resolveSessionOptions({
+      secret: 'a'.repeat(32),
+      metrics: true,
+      legacy: { store: 'connect-redis', secret: 'keyboard cat' },
+    }) as unknown as Record<string, any>;
     const checked = [...valueDefaults].map(([path, value]) => {
-      const [group, name] = path.includes('.') ? path.split('.') : [undefined, path];
-      const actual = group === undefined ? resolved[name] : (group === 'metrics' ? withMetrics : resolved)[group][name];
+      const [group, ...names] = path.split('.');
+      // A member of an object option is read where that option is on; a top-level option as given by default.
+      const actual = names.reduce((object, name) => object[name], (names.length > 0 ? withObjects : resolved)[group]);
       // Durations are resolved to milliseconds; an object option (`cookie: {}`, `store`) holds at
       // least the fields its default names, the others being checked as options of their own.
       const expected = typeof value === 'string' && typeof actual === 'number' ? parseDuration(value) : value;

@@ -6,7 +6,7 @@ import { clientMember, readClient } from '../toolkit/field-codec.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
 import { checkStoreOptions } from '../toolkit/options-check.js';
 import { startSweeper, StoreWarnings } from '../toolkit/store-runtime.js';
-import type { SessionChange, SessionSummary, StoredSession } from '../session-store.js';
+import type { SessionChange, SessionSummary, StoreConnection, StoredSession } from '../session-store.js';
 import type { PostgresStoreConfig } from '../store-config.js';
 import type { PostgresPool } from '../driver-types.js';
 import { clientJson, jsonObject, rowFields, rowTimes, SELECT_TIMES } from './postgres.codec.js';
@@ -123,6 +123,11 @@ export class PostgresStore extends SessionStore implements OnApplicationShutdown
     }
     store.tableFound = true;
     return store;
+  }
+
+  /** The store's pool, for reading express-session's connect-pg-simple sessions in the same database. */
+  override get connection(): StoreConnection {
+    return { type: 'postgres', pool: this.pool };
   }
 
   async get(id: string): Promise<StoredSession | null> {

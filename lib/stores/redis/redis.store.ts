@@ -2,7 +2,7 @@ import type { OnApplicationShutdown } from '@nestjs/common';
 import { SessionMessages } from '../../session.errors.js';
 import { parseClient } from '../toolkit/field-codec.js';
 import { assertUserIdKeepable, SessionStore } from '../session-store.js';
-import type { SessionChange, SessionSummary, StoredSession } from '../session-store.js';
+import type { SessionChange, SessionSummary, StoreConnection, StoredSession } from '../session-store.js';
 import { REDIS_DEFAULTS } from '../store-config.js';
 import type { RedisStoreConfig } from '../store-config.js';
 import { checkStoreOptions } from '../toolkit/options-check.js';
@@ -124,6 +124,11 @@ export class RedisStore extends SessionStore implements OnApplicationShutdown {
     const store = new RedisStore({ client, prefix, consistency, replicaTimeout, expiryEvents, ownsClient: true });
     reportErrors(client, store.warnings);
     return store;
+  }
+
+  /** The store's client, for reading express-session's connect-redis sessions on the same Redis. */
+  override get connection(): StoreConnection {
+    return { type: 'redis', client: this.client };
   }
 
   async get(id: string): Promise<StoredSession | null> {
