@@ -1,0 +1,170 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Redis } from 'ioredis';
+import type { SessionModuleOptions } from '../../lib/index.js';
+import { closeAll, createFixtureApp, isClearing, requireSid, setCookieLine, sidFrom, tokenOf } from '../fixtures/index.js';
+import type { FixtureApp } from '../fixtures/index.js';
+import { LEGACY_COOKIE, legacyCookieFor, legacyCookieHeader } from '../fixtures/express-session-app.js';
+import { RawClients } from '../fixtures/redis-apps.js';
+import { FlakyStore } from '../fixtures/stores.js';
+import { startRedisServer } from '../support/redis-topology.js';
+import type { RedisServer } from '../support/redis-topology.js';
+
+/**
+ * The `legacy` option when something goes wrong, or when the request is not a plain old-cookie
+ * one: the old store or this module's store failing mid-takeover must never lose the old
+ * session nor answer 500, and a request with a credential of this module never touches the old
+ * session. The old sessions are written into a throwaway Redis as connect-redis writes them
+ * (`sess:<id>`, express-session's JSON, a TTL); test/e2e/legacy-migration.e2e-spec.ts runs the
+ * real express-session deployment.
+ */
+
+const raw = new RawClients();
+const apps: FixtureApp[] = [];
+const TTL_MS = 3_600_000;
+
+let redis: RedisServer;
+let client: Redis;
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  client = raw.server(redis);
+});
+
+afterEach(() => closeAll(apps));
+
+afterAll(async () => {
+  raw.closeAll();
+  await redis.stop();
+});
+
+/** An old session as connect-redis keeps it; returns the `connect.sid` value its browser holds. */
+async function oldSession(fields: Record<string, unknown>): Promise<{ id: string; cookie: string }> {
+  const id = randomBytes(24).toString('base64url');
+  const json = JSON.stringify({ cookie: { originalMaxAge: TTL_MS, httpOnly: true, path: '/' }, ...fields });
+  await client.set(`sess:${id}`, json, 'PX', TTL_MS);
+  return { id, cookie: legacyCookieFor(id) };
+}
+
+async function app(options: Partial<SessionModuleOptions>, setup: Parameters<typeof createFixtureApp>[1] = {}): Promise<FixtureApp> {
+  const started = await createFixtureApp({ legacy: { store: 'connect-redis', secret: 'keyboard cat', url: redis.url }, ...options }, setup);
+  apps.push(started);
+  return started;
+}
+
+const withOldCookie = (app: FixtureApp, path: string, cookie: string) => app.http().get(path).set('Cookie', legacyCookieHeader(cookie));
+
+describe('Switching from express-session, when things go wrong', () => {
+  it('answers 503 to code that reads the session while the old Redis is down, serves the rest, and takes over once it is back', async () => {
+    const fixture = await app({});
+    const old = await oldSession({ userId: 'outage' });
+    await redis.kill();
+
+    const reading = await withOldCookie(fixture, '/read', old.cookie);
+    const notReading = await withOldCookie(fixture, '/ping', old.cookie);
+
+    expect(reading.status).toBe(503);
+    expect(reading.body).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE' });
+    expect(reading.body.message).toContain('connect-redis');
+    expect(notReading.status).toBe(200);
+    // Nothing was taken: the browser keeps its old cookie for when the store is back.
+    expect(setCookieLine(reading, LEGACY_COOKIE)).toBeUndefined();
+
+    await redis.restart();
+    // The server came back empty (nothing is persisted), and the test's own client gave up on it.
+    client = raw.server(redis);
+    const back = await oldSession({ userId: 'outage' });
+    const res = await withOldCookie(fixture, '/read', back.cookie).expect(200);
+    expect(res.body.data).toEqual({ userId: 'outage' });
+  });
+
+  it('puts the old session back, with its remaining TTL, when it cannot be created in this store, and takes it over later', async () => {
+    const store = new FlakyStore();
+    const fixture = await app({ store });
+    const old = await oldSession({ userId: 'flaky', theme: 'dark' });
+    store.down = true;
+
+    const failed = await withOldCookie(fixture, '/read', old.cookie);
+
+    expect(failed.status).toBe(503);
+    expect(setCookieLine(failed, LEGACY_COOKIE)).toBeUndefined();
+    expect(JSON.parse((await client.get(`sess:${old.id}`))!)).toMatchObject({ userId: 'flaky', theme: 'dark' });
+    const ttl = await client.pttl(`sess:${old.id}`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(TTL_MS);
+
+    store.down = false;
+    const res = await withOldCookie(fixture, '/read', old.cookie).expect(200);
+    expect(res.body.data).toEqual({ userId: 'flaky', theme: 'dark' });
+    expect(await client.exists(`sess:${old.id}`)).toBe(0);
+  });
+
+  it("answers maxSessionsPerUser's 409 when the user has no room left, and keeps the old session for later", async () => {
+    const fixture = await app({ maxSessionsPerUser: 1, onMaxSessions: 'reject' });
+    const signedIn = requireSid(await fixture.http().post('/login').send({ userId: 'full' }).expect(200));
+    const old = await oldSession({ userId: 'full' });
+
+    const refused = await withOldCookie(fixture, '/read', old.cookie);
+
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'SESSION_LIMIT_REACHED' });
+    expect(await client.exists(`sess:${old.id}`)).toBe(1);
+    // Once the user signs out elsewhere there is room, and the old session moves.
+    await fixture
+      .http()
+      .post('/logout')
+      .set('Cookie', `sid=${encodeURIComponent(signedIn)}`)
+      .expect(204);
+    await withOldCookie(fixture, '/guarded', old.cookie).expect(200, { userId: 'full' });
+  });
+
+  it('leaves the old session alone when the request brings a credential of this module too', async () => {
+    const fixture = await app({});
+    const ours = requireSid(await fixture.http().post('/set').send({ mine: true }).expect(200));
+    const old = await oldSession({ userId: 'both' });
+
+    const res = await fixture
+      .http()
+      .get('/read')
+      .set('Cookie', `sid=${encodeURIComponent(ours)}; ${legacyCookieHeader(old.cookie)}`)
+      .expect(200);
+
+    expect(res.body.data).toEqual({ mine: true });
+    expect(setCookieLine(res, LEGACY_COOKIE)).toBeUndefined();
+    expect(await client.exists(`sess:${old.id}`)).toBe(1);
+  });
+
+  it('creates no session for an old one that held nothing but its cookie, and removes it', async () => {
+    const fixture = await app({});
+    const old = await oldSession({});
+
+    const res = await withOldCookie(fixture, '/read', old.cookie).expect(200);
+
+    expect(res.body).toEqual({ data: {}, isNew: true });
+    expect(sidFrom(res)).toBeUndefined();
+    expect(isClearing(setCookieLine(res, LEGACY_COOKIE))).toBe(true);
+    expect(await client.exists(`sess:${old.id}`)).toBe(0);
+  });
+
+  it("hands out only a cookie with transport 'both': the old credential was a cookie, and a page script must not get a token", async () => {
+    const fixture = await app({ transport: 'both' });
+    const old = await oldSession({ userId: 'both-ways' });
+
+    const res = await withOldCookie(fixture, '/guarded', old.cookie).expect(200, { userId: 'both-ways' });
+
+    expect(sidFrom(res)).toBeDefined();
+    expect(tokenOf(res)).toBeUndefined();
+  });
+
+  it('takes over an old session on Fastify too', async () => {
+    const fixture = await app({}, { platform: 'fastify' });
+    const old = await oldSession({ userId: 'fast', cart: ['pear'] });
+
+    const res = await withOldCookie(fixture, '/read', old.cookie).expect(200);
+
+    expect(res.body.data).toEqual({ userId: 'fast', cart: ['pear'] });
+    expect(sidFrom(res)).toBeDefined();
+    expect(isClearing(setCookieLine(res, LEGACY_COOKIE))).toBe(true);
+  });
+});
