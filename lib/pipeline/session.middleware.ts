@@ -28,7 +28,8 @@ const MAX_USER_AGENT = 256;
  * The request pipeline, in the order one request meets it:
  *   1. resolve: the credential the request presents (`SessionCredentials.read`: the cookie or a
  *      bearer token, and the channel it came in on), the session it opens to, and that session
- *      loaded from the store unless its time is over (`hasTimedOut`);
+ *      loaded from the store unless its time is over (`hasTimedOut`). Without a credential, and
+ *      with the `legacy` option, express-session's cookie: its session is taken over (`migrate`);
  *   2. expose: `req.session` (made on first read when there is no session), and
  *      `Cache-Control: no-store` for a signed-in session (`shouldForbidCaching`);
  *   3. guards and the handler read and write the session (`SessionState`, session.object.ts);
@@ -68,8 +69,9 @@ export class SessionMiddleware implements NestMiddleware {
     const presented = this.credentials.read(req);
     if (!presented) {
       // Or the signed cookie of the express-session deployment this one replaces: taken over.
-      const legacyId = this.legacy?.presented(req);
-      if (legacyId) return this.migrate(req, res, this.legacy!, legacyId, next);
+      const { legacy } = this;
+      const legacyId = legacy?.presented(req);
+      if (legacy && legacyId) return this.migrate(req, res, legacy, legacyId, next);
       this.exposeAnonymous(req, res, null, undefined);
       return next();
     }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Redis } from 'ioredis';
 import type { SessionModuleOptions } from '../../lib/index.js';
-import { closeAll, createFixtureApp, isClearing, requireSid, setCookieLine, sidFrom, tokenOf } from '../fixtures/index.js';
+import { closeAll, cookieAttributes, createFixtureApp, isClearing, requireSid, setCookieLine, sidFrom, tokenOf } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 import { LEGACY_COOKIE, legacyCookieFor, legacyCookieHeader } from '../fixtures/express-session-app.js';
 import { RawClients } from '../fixtures/redis-apps.js';
@@ -157,6 +157,22 @@ describe('Switching from express-session, when things go wrong', () => {
     expect(tokenOf(res)).toBeUndefined();
   });
 
+  it('takes over an old session into the cookie store, which keeps it in the new cookie', async () => {
+    const fixture = await app({ store: { type: 'cookie' } });
+    const old = await oldSession({ userId: 'sealed', theme: 'dark' });
+
+    const res = await withOldCookie(fixture, '/read', old.cookie).expect(200);
+    const sealed = requireSid(res);
+
+    expect(res.body.data).toEqual({ userId: 'sealed', theme: 'dark' });
+    await fixture
+      .http()
+      .get('/guarded')
+      .set('Cookie', `sid=${encodeURIComponent(sealed)}`)
+      .expect(200, { userId: 'sealed' });
+    expect(await client.exists(`sess:${old.id}`)).toBe(0);
+  });
+
   it('takes over an old session on Fastify too', async () => {
     const fixture = await app({}, { platform: 'fastify' });
     const old = await oldSession({ userId: 'fast', cart: ['pear'] });
@@ -166,5 +182,47 @@ describe('Switching from express-session, when things go wrong', () => {
     expect(res.body.data).toEqual({ userId: 'fast', cart: ['pear'] });
     expect(sidFrom(res)).toBeDefined();
     expect(isClearing(setCookieLine(res, LEGACY_COOKIE))).toBe(true);
+  });
+});
+
+describe('Switching from express-session: the old cookie', () => {
+  /** How many scripts the old sessions' Redis has run: every take is one. */
+  async function takesRun(): Promise<number> {
+    const stats = await client.info('commandstats');
+    return Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  }
+
+  it('costs no store access when no old secret signed it', async () => {
+    const fixture = await app({});
+    const old = await oldSession({ userId: 'target' });
+    const before = await takesRun();
+    const forged = [
+      legacyCookieFor(old.id, 'not the secret'),
+      `${old.cookie.slice(0, -2)}AA`,
+      encodeURIComponent(`s:${old.id}`),
+      encodeURIComponent(old.id),
+    ];
+
+    for (const cookie of forged) await withOldCookie(fixture, '/guarded', cookie).expect(401);
+
+    expect(await takesRun()).toBe(before);
+    expect(await client.exists(`sess:${old.id}`)).toBe(1);
+    // The genuine cookie is one take: the count above would have seen any.
+    await withOldCookie(fixture, '/guarded', old.cookie).expect(200, { userId: 'target' });
+    expect(await takesRun()).toBe(before + 1);
+  });
+
+  it('is cleared on the path and domain express-session set it with', async () => {
+    const fixture = await app({
+      legacy: { store: 'connect-redis', secret: 'keyboard cat', url: redis.url, cookie: { path: '/shop', domain: 'example.test' } },
+    });
+    const old = await oldSession({ userId: 'shopper' });
+
+    const res = await withOldCookie(fixture, '/guarded', old.cookie).expect(200, { userId: 'shopper' });
+
+    const clearing = setCookieLine(res, LEGACY_COOKIE);
+    expect(isClearing(clearing)).toBe(true);
+    expect(cookieAttributes(clearing!).get('path')).toBe('/shop');
+    expect(cookieAttributes(clearing!).get('domain')).toBe('example.test');
   });
 });
