@@ -9,6 +9,7 @@ import { LEGACY_COOKIE, legacyCookieFor, legacyCookieHeader } from '../fixtures/
 import { RawClients } from '../fixtures/redis-apps.js';
 import { FlakyStore } from '../fixtures/stores.js';
 import { startRedisServer } from '../support/redis-topology.js';
+import { pollUntil } from '../support/waiting.js';
 import type { RedisServer } from '../support/redis-topology.js';
 
 /**
@@ -224,5 +225,37 @@ describe('Switching from express-session: the old cookie', () => {
     expect(isClearing(clearing)).toBe(true);
     expect(cookieAttributes(clearing!).get('path')).toBe('/shop');
     expect(cookieAttributes(clearing!).get('domain')).toBe('example.test');
+  });
+});
+
+describe("Switching from express-session: the old sessions' connection", () => {
+  /** Connections the old sessions' Redis holds, the test's own included. */
+  const connections = async (): Promise<number> =>
+    String(await client.client('LIST'))
+      .trim()
+      .split('\n').length;
+
+  it('closes a client it made from legacy.url when the application shuts down', async () => {
+    const before = await connections();
+    const fixture = await createFixtureApp({ legacy: { store: 'connect-redis', secret: 'keyboard cat', url: redis.url } });
+    const old = await oldSession({ userId: 'closing' });
+    await withOldCookie(fixture, '/guarded', old.cookie).expect(200);
+
+    expect(await connections()).toBe(before + 1);
+    await fixture.close();
+    // The server notices a closed connection a moment after the client's QUIT.
+    await pollUntil('the legacy client closing', async () => ((await connections()) === before ? true : undefined));
+  });
+
+  it('leaves a client it was given open', async () => {
+    const given = raw.server(redis);
+    const fixture = await createFixtureApp({ legacy: { store: 'connect-redis', secret: 'keyboard cat', client: given } });
+    const old = await oldSession({ userId: 'kept' });
+    await withOldCookie(fixture, '/guarded', old.cookie).expect(200);
+
+    await fixture.close();
+
+    expect(given.status).toBe('ready');
+    expect(await given.ping()).toBe('PONG');
   });
 });
