@@ -7,6 +7,7 @@ import { IsIn, IsOptional, IsString } from 'class-validator';
 import { SessionMessages } from '../session.errors.js';
 import { copyOptions, IsCookieDomain, IsCookieName, IsCookiePath, isPlainObject, message, PATH, problemsOf, Rule } from '../session.validation.js';
 import type { PostgresPool, RedisClient } from '../stores/driver-types.js';
+import { isPostgresPool, isPostgresUrl, isRedisClient, isRedisUrl } from '../stores/store-config.js';
 
 const LEGACY_STORES = ['connect-redis', 'connect-pg-simple'] as const;
 export type LegacyStoreType = (typeof LEGACY_STORES)[number];
@@ -15,9 +16,6 @@ export type LegacyStoreType = (typeof LEGACY_STORES)[number];
 const REDIS_ONLY = ['prefix', 'client', 'url'] as const;
 const POSTGRES_ONLY = ['tableName', 'schemaName', 'pool', 'connectionString'] as const;
 
-const isRedisClient = (v: unknown): boolean => typeof (v as { defineCommand?: unknown } | null)?.defineCommand === 'function';
-const isPool = (v: unknown): boolean =>
-  typeof (v as { query?: unknown } | null)?.query === 'function' && typeof (v as { connect?: unknown }).connect === 'function';
 const isNonEmptyString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 
 /** express-session's cookie, by the attributes a browser tells cookies apart by: what clearing it needs. */
@@ -82,7 +80,7 @@ export class SessionLegacyOptions {
 
   /** connect-redis: a `redis://` URL of that Redis, for a client the module creates and closes. @default undefined */
   @IsOptional()
-  @Rule('isRedisUrl', (v) => typeof v === 'string' && /^rediss?:\/\/.+/.test(v), (v) => SessionMessages.legacyDriver(PATH, 'a redis:// URL', v))
+  @Rule('isRedisUrl', isRedisUrl, (v) => SessionMessages.legacyDriver(PATH, 'a redis:// URL', v))
   url?: string;
 
   /** connect-pg-simple's `tableName`. @default 'session' */
@@ -100,12 +98,12 @@ export class SessionLegacyOptions {
    * module. @default the PostgreSQL store's pool, when the module's store is PostgreSQL
    */
   @IsOptional()
-  @Rule('isPool', isPool, (v) => SessionMessages.legacyDriver(PATH, 'a pg Pool', v))
+  @Rule('isPgPool', isPostgresPool, (v) => SessionMessages.legacyDriver(PATH, 'a pg Pool', v))
   pool?: PostgresPool;
 
   /** connect-pg-simple: a connection string, for a pool the module creates and ends. @default undefined */
   @IsOptional()
-  @Rule('isConnectionString', isNonEmptyString, (v) => SessionMessages.nonEmptyString(PATH, v))
+  @Rule('isPostgresUrl', isPostgresUrl, (v) => SessionMessages.legacyDriver(PATH, 'a postgres:// connection string', v))
   connectionString?: string;
 }
 

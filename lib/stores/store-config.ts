@@ -14,6 +14,15 @@ import { MAX_TIMER_DELAY } from './toolkit/store-runtime.js';
 /** A sweeper interval in ms: a whole number a Node timer can hold. */
 const IsSweepInterval = () => IsPositiveInteger(MAX_TIMER_DELAY);
 
+/**
+ * Driver objects and URLs, recognised by what the stores use of them (see driver-types.ts): the
+ * store configs and the `legacy` option check them alike.
+ */
+export const isRedisClient = (v: unknown): boolean => typeof (v as { defineCommand?: unknown } | null)?.defineCommand === 'function';
+export const isRedisUrl = (v: unknown): boolean => typeof v === 'string' && /^rediss?:\/\/.+/.test(v);
+export const isPostgresPool = (v: unknown): boolean => typeof (v as { connect?: unknown } | null)?.connect === 'function';
+export const isPostgresUrl = (v: unknown): boolean => typeof v === 'string' && /^postgres(ql)?:\/\/.+/.test(v);
+
 /** `{ type: 'memory' }`: one process only, nothing survives a restart. */
 export class MemoryStoreConfig {
   @Equals('memory')
@@ -63,12 +72,12 @@ export class RedisStoreConfig {
 
   /** `redis://[[user]:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
   @IsOptional()
-  @Rule('isRedisUrl', (v) => typeof v === 'string' && /^rediss?:\/\/.+/.test(v), SessionMessages.redisUrl)
+  @Rule('isRedisUrl', isRedisUrl, SessionMessages.redisUrl)
   url?: string;
 
   /** An ioredis `Redis` or `Cluster` you created; the store uses it and never closes it. @default undefined */
   @IsOptional()
-  @Rule('isRedisClient', (v) => typeof (v as { defineCommand?: unknown })?.defineCommand === 'function', SessionMessages.redisClient)
+  @Rule('isRedisClient', isRedisClient, SessionMessages.redisClient)
   client?: RedisClient;
 
   /** Sentinels to ask for the current master. @default undefined */
@@ -167,20 +176,12 @@ export class PostgresStoreConfig {
 
   /** `postgres://user:password@host:5432/database`. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
   @IsOptional()
-  @Rule(
-    'isPostgresUrl',
-    (v) => typeof v === 'string' && /^postgres(ql)?:\/\/.+/.test(v),
-    (v) => SessionMessages.oneOf(PATH, v, ['a postgres:// connection string']),
-  )
+  @Rule('isPostgresUrl', isPostgresUrl, (v) => SessionMessages.oneOf(PATH, v, ['a postgres:// connection string']))
   connectionString?: string;
 
   /** A `pg` Pool you created; the store uses it and never ends it. @default undefined */
   @IsOptional()
-  @Rule(
-    'isPgPool',
-    (v) => typeof (v as { query?: unknown; connect?: unknown })?.connect === 'function',
-    (v) => SessionMessages.oneOf(PATH, v, ['a pg Pool']),
-  )
+  @Rule('isPgPool', isPostgresPool, (v) => SessionMessages.oneOf(PATH, v, ['a pg Pool']))
   pool?: PostgresPool;
 
   /** Table name, optionally schema-qualified. @default 'sessions' */

@@ -48,6 +48,21 @@ describe('the legacy option', () => {
     );
   });
 
+  it('recognises connections as the stores do, and names the member that is not one', () => {
+    expect(problemsOf({ legacy: { store: 'connect-redis', secret: 'cat', url: 'http://127.0.0.1:6379' } })).toEqual([
+      'option "legacy.url" must be a redis:// URL (got "http://127.0.0.1:6379").',
+    ]);
+    expect(problemsOf({ legacy: { store: 'connect-redis', secret: 'cat', client: {} } })).toEqual([
+      'option "legacy.client" must be an ioredis Redis or Cluster instance (got {}).',
+    ]);
+    expect(problemsOf({ legacy: { store: 'connect-pg-simple', secret: 'cat', connectionString: 'mysql://db' } })).toEqual([
+      'option "legacy.connectionString" must be a postgres:// connection string (got "mysql://db").',
+    ]);
+    expect(problemsOf({ legacy: { store: 'connect-pg-simple', secret: 'cat', pool: 'pool' } })).toEqual([
+      'option "legacy.pool" must be a pg Pool (got "pool").',
+    ]);
+  });
+
   it('checks the old cookie as it checks its own, under the legacy.cookie path', () => {
     expect(problemsOf({ legacy: { store: 'connect-redis', secret: 'cat', cookie: { name: 'bad name', path: 'no-slash', maxAge: 1 } } })).toEqual(
       expect.arrayContaining([
