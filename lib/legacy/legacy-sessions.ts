@@ -10,6 +10,7 @@ import type { SessionFields, SessionStore } from '../stores/session-store.js';
 import { CookieTransport } from '../transports/index.js';
 import { LegacyCookieVerifier, MAX_LEGACY_COOKIE_LENGTH } from './legacy-cookie.js';
 import { readLegacySession } from './legacy-entry.js';
+import type { ResolvedLegacyOptions } from './legacy-options.js';
 import { openLegacyStore } from './legacy-stores.js';
 import type { LegacyStore } from './legacy-stores.js';
 
@@ -33,7 +34,7 @@ export class LegacySessions implements OnApplicationShutdown {
   private readonly cookie: CookieTransport;
 
   private constructor(
-    options: NonNullable<ResolvedSessionOptions['legacy']>,
+    options: ResolvedLegacyOptions,
     private readonly store: LegacyStore,
     private readonly logger: LoggerService,
   ) {

@@ -61,8 +61,11 @@ class ConnectRedisStore implements LegacyStore {
     const [json, ttl] = taken;
     return {
       json,
-      // NX: an entry the old deployment wrote meanwhile is newer than this one.
-      putBack: async () => void (ttl > 0 ? await this.client.set(key, json, 'PX', ttl, 'NX') : await this.client.set(key, json, 'NX')),
+      putBack: async () => {
+        // NX: an entry the old deployment wrote meanwhile is newer than this one. No TTL (-1): connect-redis's disableTTL.
+        if (ttl > 0) await this.client.set(key, json, 'PX', ttl, 'NX');
+        else await this.client.set(key, json, 'NX');
+      },
     };
   }
 
@@ -95,7 +98,12 @@ class ConnectPgSimpleStore implements LegacyStore {
     const { rows } = await this.pool.query<{ sess: string; expire: string }>(this.takeSql, [id]);
     if (rows.length === 0) return null;
     const { sess, expire } = rows[0];
-    return { json: sess, putBack: async () => void (await this.pool.query(this.putBackSql, [id, sess, expire])) };
+    return {
+      json: sess,
+      putBack: async () => {
+        await this.pool.query(this.putBackSql, [id, sess, expire]);
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -2,12 +2,15 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Redis } from 'ioredis';
+import pg from 'pg';
 import type { SessionModuleOptions } from '../../lib/index.js';
 import { closeAll, cookieAttributes, createFixtureApp, isClearing, requireSid, setCookieLine, sidFrom, tokenOf } from '../fixtures/index.js';
 import type { FixtureApp } from '../fixtures/index.js';
 import { LEGACY_COOKIE, legacyCookieFor, legacyCookieHeader } from '../fixtures/express-session-app.js';
 import { RawClients } from '../fixtures/redis-apps.js';
 import { FlakyStore } from '../fixtures/stores.js';
+import { postgresForTests } from '../support/postgres-server.js';
+import type { PostgresServer } from '../support/postgres-server.js';
 import { startRedisServer } from '../support/redis-topology.js';
 import { pollUntil } from '../support/waiting.js';
 import type { RedisServer } from '../support/redis-topology.js';
@@ -257,5 +260,47 @@ describe("Switching from express-session: the old sessions' connection", () => {
 
     expect(given.status).toBe('ready');
     expect(await given.ping()).toBe('PONG');
+  });
+});
+
+describe('Switching from express-session on connect-pg-simple, when this store fails', () => {
+  let server: PostgresServer;
+  let pool: pg.Pool;
+
+  beforeAll(async () => {
+    server = await postgresForTests();
+    pool = new pg.Pool({ connectionString: server.url(), max: 2 });
+    pool.on('error', () => undefined);
+    // connect-pg-simple's own table.sql.
+    await pool.query('CREATE TABLE "session" ("sid" varchar NOT NULL PRIMARY KEY, "sess" json NOT NULL, "expire" timestamp(6) NOT NULL)');
+  });
+
+  afterAll(async () => {
+    await pool?.end();
+    await server?.dispose();
+  });
+
+  const rowOf = async (id: string) =>
+    (await pool.query<{ sess: unknown; expire: string }>('SELECT sess, expire::text AS expire FROM "session" WHERE sid = $1', [id])).rows[0];
+
+  it('puts the row back as it was, expiry included, and takes it over once the store is back', async () => {
+    const store = new FlakyStore();
+    const fixture = await createFixtureApp({ store, legacy: { store: 'connect-pg-simple', secret: 'keyboard cat', pool } });
+    apps.push(fixture);
+    const id = randomBytes(24).toString('base64url');
+    await pool.query(`INSERT INTO "session" (sid, sess, expire) VALUES ($1, $2, now() + interval '1 hour')`, [
+      id,
+      JSON.stringify({ cookie: { path: '/' }, userId: 'pg-flaky', theme: 'dark' }),
+    ]);
+    const before = await rowOf(id);
+    store.down = true;
+
+    await withOldCookie(fixture, '/read', legacyCookieFor(id)).expect(503);
+
+    expect(await rowOf(id)).toEqual(before);
+    store.down = false;
+    const res = await withOldCookie(fixture, '/read', legacyCookieFor(id)).expect(200);
+    expect(res.body.data).toEqual({ userId: 'pg-flaky', theme: 'dark' });
+    expect(await rowOf(id)).toBeUndefined();
   });
 });
