@@ -263,12 +263,18 @@ describe("Switching from express-session: the old sessions' connection", () => {
   });
 });
 
-describe('Switching from express-session on connect-pg-simple, when this store fails', () => {
+describe('Switching from express-session on connect-pg-simple', () => {
   let server: PostgresServer;
   let pool: pg.Pool;
 
   beforeAll(async () => {
     server = await postgresForTests();
+    // A database whose TimeZone is far from UTC: connect-pg-simple's `expire` (a timestamp without
+    // time zone) is written in it, and must be compared in it. Set before any pool connects.
+    const admin = new pg.Client({ connectionString: server.url() });
+    await admin.connect();
+    await admin.query(`ALTER DATABASE "${server.database}" SET TimeZone = 'Pacific/Auckland'`);
+    await admin.end();
     pool = new pg.Pool({ connectionString: server.url(), max: 2 });
     pool.on('error', () => undefined);
     // connect-pg-simple's own table.sql.
@@ -302,5 +308,20 @@ describe('Switching from express-session on connect-pg-simple, when this store f
     const res = await withOldCookie(fixture, '/read', legacyCookieFor(id)).expect(200);
     expect(res.body.data).toEqual({ userId: 'pg-flaky', theme: 'dark' });
     expect(await rowOf(id)).toBeUndefined();
+  });
+
+  it("reads expire in the database's time zone, as connect-pg-simple writes and reads it", async () => {
+    const fixture = await createFixtureApp({ legacy: { store: 'connect-pg-simple', secret: 'keyboard cat', pool } });
+    apps.push(fixture);
+    const [live, expired] = [randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url')];
+    const insert = `INSERT INTO "session" (sid, sess, expire) VALUES ($1, $2, (now() + $3::interval)::timestamp)`;
+    await pool.query(insert, [live, JSON.stringify({ userId: 'auckland' }), '1 hour']);
+    // An hour ago in Auckland reads as some twelve hours ahead if taken for UTC.
+    await pool.query(insert, [expired, JSON.stringify({ userId: 'auckland-expired' }), '-1 hour']);
+
+    await withOldCookie(fixture, '/guarded', legacyCookieFor(expired)).expect(401);
+    await withOldCookie(fixture, '/guarded', legacyCookieFor(live)).expect(200, { userId: 'auckland' });
+    // The expired row is left for connect-pg-simple's pruner, as it leaves it.
+    expect(await rowOf(expired)).toBeDefined();
   });
 });
