@@ -78,10 +78,10 @@ function storeFromEnv(env: Env): object {
 function legacyFromEnv(env: Env): SessionModuleOptions['legacy'] {
   const store = env.SESSION_LEGACY;
   if (store === undefined || store === '') return undefined;
-  const secrets = list(env.SESSION_LEGACY_SECRET) ?? [];
   const legacy: Record<string, unknown> = {
     store,
-    secret: secrets.length === 1 ? secrets[0] : secrets,
+    // Unset: an empty list, which the module's validation names as a missing legacy secret.
+    secret: list(env.SESSION_LEGACY_SECRET) ?? [],
     ...(env.SESSION_LEGACY_COOKIE && { cookie: { name: env.SESSION_LEGACY_COOKIE } }),
   };
   if (store === 'connect-redis') {

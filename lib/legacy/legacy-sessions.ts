@@ -1,7 +1,8 @@
 import type { LoggerService, OnApplicationShutdown } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { hashSessionId } from '../crypto/index.js';
-import { SessionMessages, SessionStoreUnavailableError } from '../session.errors.js';
+import { SessionMessages } from '../session.errors.js';
+import { storeFailure } from '../stores/bounded-store.js';
 import { appendSetCookie, cookieHeaderOf, isSecureRequest } from '../pipeline/session.http.js';
 import type { SessionRequest } from '../pipeline/session.http.js';
 import { moduleLogger } from '../session.options.js';
@@ -74,9 +75,7 @@ export class LegacySessions implements OnApplicationShutdown {
    * could ever use it). A store that fails rejects, and the entry stays where it was.
    */
   async take(id: string): Promise<LegacyTake | null> {
-    const taken = await this.store.take(id).catch((error: unknown) => {
-      throw new SessionStoreUnavailableError(this.store.kind, error, 'taking an old session failed');
-    });
+    const taken = await this.store.take(id).catch(storeFailure(this.store.kind, 'take'));
     if (!taken) return null;
     const key = hashSessionId(id);
     const reading = readLegacySession(taken.json);

@@ -18,7 +18,7 @@ import { withinTime } from './toolkit/store-runtime.js';
 export function boundStoreCalls(store: SessionStore, timeoutMs: number): SessionStore {
   return wrapStoreMethods(store, (method, operation) => {
     const timeoutError = (): Error => new SessionStoreUnavailableError(store.kind, undefined, `${operation}() did not answer within ${timeoutMs} ms`);
-    const failed = failureOf(store, operation);
+    const failed = storeFailure(store.kind, operation);
     return (...args) => {
       const result = method.apply(store, args);
       return isPromiseLike(result) ? withinTime(result, timeoutMs, timeoutError).catch(failed) : result;
@@ -33,7 +33,7 @@ export function boundStoreCalls(store: SessionStore, timeoutMs: number): Session
  */
 export function storeFailuresAsUnavailable(store: SessionStore): SessionStore {
   return wrapStoreMethods(store, (method, operation) => {
-    const failed = failureOf(store, operation);
+    const failed = storeFailure(store.kind, operation);
     return (...args) => {
       const result = method.apply(store, args);
       return isPromiseLike(result) ? result.then(undefined, failed) : result;
@@ -41,12 +41,15 @@ export function storeFailuresAsUnavailable(store: SessionStore): SessionStore {
   });
 }
 
-/** What a store call's error becomes: the library's own errors as they are, anything else the store failing. */
-function failureOf(store: SessionStore, operation: string): (error: unknown) => never {
+/**
+ * What a store call's error becomes: the library's own errors as they are, anything else the
+ * store (of this kind) failing. Also for the stores the `legacy` option reads.
+ */
+export function storeFailure(kind: string, operation: string): (error: unknown) => never {
   return (error) => {
     // Every SessionError is an HttpException: the library's own errors and the HTTP answers a store may give.
     if (error instanceof HttpException) throw error;
-    throw new SessionStoreUnavailableError(store.kind, error, `${operation}() failed`);
+    throw new SessionStoreUnavailableError(kind, error, `${operation}() failed`);
   };
 }
 
